@@ -1,0 +1,155 @@
+namespace EphemeralPorts.Ports;
+
+/// <summary>
+/// The capacity formula of shared/kernel-model.md, fed one socket at a time by any reader.
+/// <code>
+/// capacity_T = |R| - |Reserved| - |Excl|
+/// used_T     = distinct ports of R \ Reserved \ Excl held by tuple T, reusable TIME_WAIT excepted
+/// UDP        = distinct UDP local ports of R \ Reserved, against |R| - |Reserved|
+/// </code>
+/// Excl (ports taken by bind()/listen()) is only known once every socket was seen, so each tuple
+/// keeps its set of ports and the subtraction happens in <see cref="Finish"/>. Ports are kept as
+/// sets, not counted, because a /proc table read while it changes can show a socket twice.
+/// </summary>
+public sealed class PortUsageCalculator(KernelSettings settings)
+{
+    private readonly PortRange _range = settings.Range;
+    private readonly PortSet _reserved = settings.Reserved;
+    private readonly Dictionary<TupleKey, TupleAccumulator> _tuples = [];
+    private readonly PortSet _exclusivePorts = new();
+    private readonly List<ExclusivePort> _exclusive = [];
+    private readonly PortSet _tcpPortsInUse = new();
+    private readonly PortSet _udpPorts = new();
+    private readonly Dictionary<byte, int> _states = [];
+    private int _timeWait;
+    private int _reusableTimeWait;
+    private int _udpSockets;
+
+    public void Add(in SocketEntry socket)
+    {
+        if (!_range.Contains(socket.LocalPort))
+        {
+            return;
+        }
+
+        if (socket.Transport == Transport.Udp)
+        {
+            AddUdp(socket);
+        }
+        else
+        {
+            AddTcp(socket);
+        }
+    }
+
+    private void AddUdp(in SocketEntry socket)
+    {
+        _udpSockets++;
+        if (!_reserved.Contains(socket.LocalPort))
+        {
+            _udpPorts.Add(socket.LocalPort);
+        }
+    }
+
+    private void AddTcp(in SocketEntry socket)
+    {
+        _tcpPortsInUse.Add(socket.LocalPort);
+        _states[socket.State] = _states.GetValueOrDefault(socket.State) + 1;
+        if (_reserved.Contains(socket.LocalPort))
+        {
+            return;
+        }
+
+        if (HoldsPortForEveryTuple(socket))
+        {
+            _exclusivePorts.Add(socket.LocalPort);
+            _exclusive.Add(new ExclusivePort(socket.LocalPort, socket.LocalAddress, socket.State));
+            return;
+        }
+
+        var key = new TupleKey(socket.LocalAddress, socket.RemoteAddress, socket.RemotePort);
+        if (!_tuples.TryGetValue(key, out var tuple))
+        {
+            tuple = new TupleAccumulator();
+            _tuples.Add(key, tuple);
+        }
+
+        if (socket.State == TcpState.TimeWait)
+        {
+            _timeWait++;
+            tuple.TimeWait++;
+            if (settings.IsReusableTimeWait(socket))
+            {
+                _reusableTimeWait++;
+                tuple.ReusableTimeWait++;
+                return;
+            }
+        }
+
+        tuple.Ports.Add(socket.LocalPort);
+    }
+
+    // Listeners, and sockets bound but neither listening nor connected (visible through sock_diag
+    // only), own their bind bucket: __inet_hash_connect() skips the port for every destination.
+    private static bool HoldsPortForEveryTuple(in SocketEntry socket) =>
+        socket.State == TcpState.Listen
+        || socket.State == TcpState.BoundInactive
+        || (socket.State == TcpState.Close && socket.RemotePort == 0 && socket.RemoteAddress.IsUnspecified);
+
+    public PortUsage Finish(bool tcp = true, bool udp = true)
+    {
+        var reservedInRange = _reserved.CountIn(_range);
+        var available = _range.Size - reservedInRange;
+        return new PortUsage(settings, reservedInRange, tcp ? FinishTcp(available) : null, udp ? new UdpUsage(_udpPorts.Count, available, _udpSockets) : null);
+    }
+
+    private TcpUsage FinishTcp(int available)
+    {
+        var tuples = new List<TupleUsage>(_tuples.Count);
+        foreach (var (key, tuple) in _tuples)
+        {
+            var used = 0;
+            foreach (var port in tuple.Ports)
+            {
+                if (!_exclusivePorts.Contains(port))
+                {
+                    used++;
+                }
+            }
+
+            if (used > 0 || tuple.TimeWait > 0)
+            {
+                tuples.Add(new TupleUsage(key, used, tuple.TimeWait, tuple.ReusableTimeWait));
+            }
+        }
+
+        tuples.Sort(static (a, b) =>
+        {
+            var byUsed = b.Used.CompareTo(a.Used);
+            return byUsed != 0 ? byUsed : a.Tuple.CompareTo(b.Tuple);
+        });
+
+        var exclusive = _exclusive
+            .OrderBy(static e => e.Port)
+            .ThenBy(static e => e.Address)
+            .ToList();
+        return new TcpUsage(
+            available - _exclusivePorts.Count,
+            tuples,
+            _tcpPortsInUse.Count,
+            _timeWait,
+            _reusableTimeWait,
+            new SortedDictionary<byte, int>(_states),
+            exclusive,
+            _exclusivePorts.Count);
+    }
+
+    private sealed class TupleAccumulator
+    {
+        public HashSet<int> Ports { get; } = [];
+
+        public int TimeWait { get; set; }
+
+        public int ReusableTimeWait { get; set; }
+    }
+}

@@ -1,0 +1,140 @@
+using EphemeralPorts.Plugin;
+using EphemeralPorts.Ports;
+
+namespace EphemeralPorts.Rendering;
+
+/// <summary>How much to say: <c>--top</c>, <c>-v</c> level, and what was read (for <c>-vvv</c>).</summary>
+public sealed record ReportOptions(int Top, int Verbosity, IReadOnlyList<string> Diagnostics);
+
+/// <summary>
+/// Turns the model's answer into the plugin's result: a summary an operator can act on, the
+/// perfdata labels (a stable API: graphs depend on them) and the detail lines.
+/// </summary>
+public static class NagiosReport
+{
+    private const int ListedExclusivePorts = 5;
+
+    public static CheckResult Build(PortUsage usage, PortEvaluation evaluation, Thresholds thresholds, ReportOptions options) =>
+        new(evaluation.State, Summary(usage, evaluation), PerfData(usage, thresholds), Details(usage, evaluation, options));
+
+    private static string Summary(PortUsage usage, PortEvaluation evaluation)
+    {
+        var parts = new List<(ServiceState State, string Text)>();
+        if (usage.Tcp is { } tcp)
+        {
+            parts.Add((evaluation.TcpState, TcpSentence(usage, tcp)));
+        }
+
+        if (usage.Udp is { } udp)
+        {
+            parts.Add((evaluation.UdpState, $"UDP uses {udp.Used} of {udp.Capacity} ports ({Numbers.Format(udp.Percent)}%){(udp.Used >= udp.Capacity ? ", new UDP sockets fail now" : string.Empty)}"));
+        }
+
+        // The part that alerts comes first: it is what the operator has to read at 3 am.
+        return string.Join("; ", parts.OrderByDescending(p => p.State == evaluation.State).Select(p => p.Text));
+    }
+
+    private static string TcpSentence(PortUsage usage, TcpUsage tcp)
+    {
+        if (tcp.Busiest is not { } busiest)
+        {
+            return tcp.Capacity > 0
+                ? $"no outbound TCP connection uses the range {usage.Settings.Range}, {tcp.Capacity} ports free per destination"
+                : $"no port of the range {usage.Settings.Range} is left for outbound TCP connections";
+        }
+
+        var text = $"busiest TCP tuple {busiest.Tuple} uses {busiest.Used} of {tcp.Capacity} ports ({Numbers.Format(tcp.BusiestPercent)}%)";
+        return busiest.Used >= tcp.Capacity ? text + ", new connections to it fail now" : text;
+    }
+
+    private static List<PerfDatum> PerfData(PortUsage usage, Thresholds thresholds)
+    {
+        var warn = thresholds.Warning.PerfDataValue;
+        var crit = thresholds.Critical.PerfDataValue;
+        var perf = new List<PerfDatum>();
+        if (usage.Tcp is { } tcp)
+        {
+            perf.Add(new PerfDatum("tcp_busiest_pct", tcp.BusiestPercent, "%", warn, crit, 0, 100));
+            perf.Add(new PerfDatum("tcp_busiest_used", tcp.BusiestUsed, Min: 0, Max: tcp.Capacity));
+            perf.Add(new PerfDatum("tcp_ports_in_use", tcp.PortsInUse, Min: 0, Max: usage.Settings.Range.Size));
+            perf.Add(new PerfDatum("tcp_time_wait", tcp.TimeWait, Min: 0));
+            perf.Add(new PerfDatum("tcp_tuples", tcp.Tuples.Count, Min: 0));
+        }
+
+        if (usage.Udp is { } udp)
+        {
+            perf.Add(new PerfDatum("udp_used_pct", udp.Percent, "%", warn, crit, 0, 100));
+            perf.Add(new PerfDatum("udp_used", udp.Used, Min: 0, Max: udp.Capacity));
+        }
+
+        perf.Add(new PerfDatum("capacity", usage.Tcp?.Capacity ?? usage.Udp!.Capacity, Min: 0));
+        return perf;
+    }
+
+    private static List<string> Details(PortUsage usage, PortEvaluation evaluation, ReportOptions options)
+    {
+        var settings = usage.Settings;
+        var lines = new List<string>();
+        var tcp = usage.Tcp;
+        var range = $"range {settings.Range}: {settings.Range.Size} ports, {usage.ReservedInRange} reserved";
+        lines.Add(tcp is null
+            ? range
+            : $"{range}, {tcp.ExclusivePortCount} held by listeners/bind(), {tcp.Capacity} left per (source, destination, port)");
+
+        if (tcp is not null)
+        {
+            if (tcp.Exclusive.Count > 0)
+            {
+                var limit = options.Verbosity >= 1 ? 20 : ListedExclusivePorts;
+                var listed = string.Join(", ", tcp.Exclusive.Take(limit).Select(e => $"{e.Address.WithPort(e.Port)} {TcpState.Name(e.State)}"));
+                var more = tcp.Exclusive.Count > limit ? $" and {tcp.Exclusive.Count - limit} more" : string.Empty;
+                lines.Add($"listeners in the range (each costs every destination a port): {listed}{more}");
+            }
+
+            if (options.Top > 0 && tcp.Tuples.Count > 0)
+            {
+                lines.Add($"top destinations (source -> destination:port used/capacity), {tcp.Tuples.Count} in all:");
+                foreach (var tuple in tcp.Tuples.Take(options.Top))
+                {
+                    var timeWait = tuple.TimeWait > 0 ? $", TIME_WAIT {tuple.TimeWait} ({tuple.ReusableTimeWait} reusable)" : string.Empty;
+                    lines.Add($"  {tuple.Tuple} {tuple.Used}/{tcp.Capacity} ({Numbers.Format(Numbers.Percent(tuple.Used, tcp.Capacity))}%){timeWait}");
+                }
+            }
+
+            var states = tcp.StateCounts.Count == 0
+                ? "none"
+                : string.Join(", ", tcp.StateCounts.Select(s => $"{TcpState.Name(s.Key)} {s.Value}"));
+            lines.Add($"TCP sockets on ports of the range: {tcp.StateCounts.Values.Sum()} ({states}); {tcp.PortsInUse} ports in use; TIME_WAIT {tcp.TimeWait}, {tcp.ReusableTimeWait} reusable");
+        }
+
+        if (usage.Udp is { } udp)
+        {
+            lines.Add($"UDP: {udp.Sockets} sockets on {udp.Used} ports of {udp.Capacity}");
+        }
+
+        if (options.Verbosity >= 1)
+        {
+            lines.Add($"sysctls: tcp_tw_reuse={settings.TwReuse} ({TwReuseMeaning(settings.TwReuse)}), tcp_tw_reuse_delay={settings.TwReuseDelayMs} ms{(settings.TwReuseDelayFromSysctl ? string.Empty : " (kernel default)")}, tcp_timestamps={settings.Timestamps}, tcp_fin_timeout={settings.FinTimeoutSeconds} s, reserved={(settings.Reserved.Count == 0 ? "none" : settings.Reserved.ToString())}");
+        }
+
+        if (options.Verbosity >= 2)
+        {
+            lines.Add("not visible in /proc: bound-but-idle sockets, sockets given their port by bind() before connect(), per-socket IP_LOCAL_PORT_RANGE, whether timestamps were negotiated");
+        }
+
+        lines.AddRange(evaluation.Advice.Select(a => "advice: " + a));
+        if (options.Verbosity >= 3)
+        {
+            lines.AddRange(options.Diagnostics);
+        }
+
+        return lines;
+    }
+
+    private static string TwReuseMeaning(int value) => value switch
+    {
+        0 => "never reused",
+        1 => "reused",
+        _ => "reused on loopback only",
+    };
+}

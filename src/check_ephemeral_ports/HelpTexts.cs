@@ -1,0 +1,38 @@
+namespace EphemeralPorts.Cli;
+
+/// <summary>The prose of --help around the generated option list.</summary>
+internal static class HelpTexts
+{
+    public static readonly string[] Before =
+    [
+        "",
+        "Warns before connect() fails with EADDRNOTAVAIL (\"Cannot assign requested address\").",
+        "Linux gives each (source address, destination address, destination port) tuple its own",
+        "set of ephemeral ports from net.ipv4.ip_local_port_range, less the reserved ports and the",
+        "ports held by listeners or bind() inside the range. The check reads the namespace's sysctls",
+        "and socket tables, finds the busiest tuple and alerts on its share of that capacity, and on",
+        "the share of the range held by UDP sockets (one port per socket, for every destination).",
+        "",
+        "Usage: check_ephemeral_ports [-w RANGE] [-c RANGE] [-t SECONDS[:STATE]] [--top N]",
+        "                             [--protocol tcp|udp|all] [--proc-root DIR] [-v...]",
+        "",
+    ];
+
+    public static readonly string[] After =
+    [
+        "",
+        "Thresholds: [@]start:end, inclusive; '~' is minus infinity, an empty end plus infinity.",
+        "  70 alerts above 70, ~:70 likewise, 10: below 10, 10:20 outside, @10:20 inside. '%' may follow a number.",
+        "",
+        "Perfdata: tcp_busiest_pct, tcp_busiest_used, tcp_ports_in_use, tcp_time_wait, tcp_tuples,",
+        "  udp_used_pct, udp_used, capacity (ports per TCP tuple). See README.md.",
+        "",
+        "Exit codes: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN (bad arguments, unreadable or malformed",
+        "  /proc files, timeout; also after --help and --version, as the Monitoring Plugins do).",
+        "",
+        "Cannot be seen from /proc, so not counted: sockets bound but idle, a connection's port taken",
+        "  by bind() before connect() (it holds that port for every destination), per-socket",
+        "  IP_LOCAL_PORT_RANGE, SO_REUSEADDR, and whether a TIME_WAIT connection negotiated timestamps",
+        "  (tcp_timestamps stands in). An odd-sized range may run out one port early.",
+    ];
+}

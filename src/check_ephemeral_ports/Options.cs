@@ -1,0 +1,46 @@
+using CommandLine;
+
+namespace EphemeralPorts.Cli;
+
+/// <summary>
+/// The command line as CommandLineParser sees it: a mutable DTO, kept whole for Native AOT by the
+/// DynamicDependency in <see cref="ArgumentParser"/>. Values stay strings where the plugin has its own
+/// syntax (ranges, SECONDS:STATE) so that <see cref="SettingsBinder"/> can say exactly what is wrong.
+/// Every option here must be mapped in icinga/ (a test keeps them in step).
+/// </summary>
+public sealed class Options
+{
+    [Option('w', "warning", Default = "70", MetaValue = "RANGE",
+        HelpText = "Warning threshold on the busiest TCP tuple's and on UDP's percentage of usable ports (Monitoring Plugins range syntax; '70' alerts above 70%).")]
+    public string Warning { get; set; } = "70";
+
+    [Option('c', "critical", Default = "85", MetaValue = "RANGE",
+        HelpText = "Critical threshold, same syntax; evaluated before the warning threshold.")]
+    public string Critical { get; set; } = "85";
+
+    [Option('t', "timeout", Default = "10", MetaValue = "SECONDS[:STATE]",
+        HelpText = "Give up after SECONDS (1-3600) and report STATE (ok, warning, critical or unknown; default unknown).")]
+    public string Timeout { get; set; } = "10";
+
+    [Option("top", Default = 5, MetaValue = "N",
+        HelpText = "List the N busiest destinations in the detail lines (0-100).")]
+    public int Top { get; set; } = 5;
+
+    [Option("protocol", Default = "all", MetaValue = "tcp|udp|all",
+        HelpText = "Check TCP only, UDP only, or both.")]
+    public string Protocol { get; set; } = "all";
+
+    [Option("proc-root", Default = "/proc", MetaValue = "DIR",
+        HelpText = "Read DIR/sys/net/ipv4/* and DIR/net/{tcp,tcp6,udp,udp6} instead of /proc (a host /proc mounted in a container, or a test fixture).")]
+    public string ProcRoot { get; set; } = "/proc";
+
+    [Option('v', "verbose", FlagCounter = true,
+        HelpText = "More detail: -v sysctls, -vv what /proc cannot show, -vvv files read and timings.")]
+    public int Verbose { get; set; }
+
+    [Option('h', "help", HelpText = "Print this help and exit 3.")]
+    public bool Help { get; set; }
+
+    [Option('V', "version", HelpText = "Print the version and exit 3.")]
+    public bool Version { get; set; }
+}

@@ -1,0 +1,78 @@
+using System.Globalization;
+using EphemeralPorts.Plugin;
+
+namespace EphemeralPorts.Cli;
+
+public enum ProtocolChoice
+{
+    All,
+    Tcp,
+    Udp,
+}
+
+/// <summary>The validated, immutable settings of one run.</summary>
+public sealed record Settings(
+    Thresholds Thresholds,
+    TimeSpan Timeout,
+    ServiceState TimeoutState,
+    int Top,
+    ProtocolChoice Protocol,
+    string ProcRoot,
+    int Verbosity)
+{
+    public bool CheckTcp => Protocol != ProtocolChoice.Udp;
+
+    public bool CheckUdp => Protocol != ProtocolChoice.Tcp;
+}
+
+/// <summary>Binds the parsed <see cref="Options"/> to <see cref="Settings"/>; every refusal is a <see cref="CheckException"/>.</summary>
+public static class SettingsBinder
+{
+    public const int MaxTimeoutSeconds = 3600;
+    public const int MaxTop = 100;
+
+    public static Settings Bind(Options options)
+    {
+        var warning = Range("-w/--warning", options.Warning);
+        var critical = Range("-c/--critical", options.Critical);
+        var (timeout, timeoutState) = Timeout(options.Timeout);
+        if (options.Top is < 0 or > MaxTop)
+        {
+            throw new CheckException($"--top {options.Top}: expected 0-{MaxTop}");
+        }
+
+        var protocol = options.Protocol.Trim().ToLowerInvariant() switch
+        {
+            "all" or "both" => ProtocolChoice.All,
+            "tcp" => ProtocolChoice.Tcp,
+            "udp" => ProtocolChoice.Udp,
+            _ => throw new CheckException($"--protocol '{options.Protocol}': expected tcp, udp or all"),
+        };
+
+        return new Settings(new Thresholds(warning, critical), timeout, timeoutState, options.Top, protocol, options.ProcRoot, options.Verbose);
+    }
+
+    private static NagiosRange Range(string option, string text) =>
+        NagiosRange.TryParse(text, out var range, out var error)
+            ? range!
+            : throw new CheckException($"{option} '{text}': bad range: {error}");
+
+    private static (TimeSpan, ServiceState) Timeout(string text)
+    {
+        var parts = text.Split(':');
+        if (parts.Length > 2
+            || !int.TryParse(parts[0], NumberStyles.None, CultureInfo.InvariantCulture, out var seconds)
+            || seconds is < 1 or > MaxTimeoutSeconds)
+        {
+            throw new CheckException($"-t/--timeout '{text}': expected SECONDS[:STATE] with SECONDS 1-{MaxTimeoutSeconds}");
+        }
+
+        var state = ServiceState.Unknown;
+        if (parts.Length == 2 && !ServiceStates.TryParse(parts[1], out state))
+        {
+            throw new CheckException($"-t/--timeout '{text}': state '{parts[1]}' is not ok, warning, critical or unknown");
+        }
+
+        return (TimeSpan.FromSeconds(seconds), state);
+    }
+}
