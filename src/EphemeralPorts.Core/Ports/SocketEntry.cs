@@ -19,4 +19,4 @@ public readonly record struct SocketEntry(
     byte State,
     long TimeWaitRemainingMs,
     long Inode,
-    int Uid);
+    uint Uid);

@@ -68,8 +68,7 @@ public static class SocketTableParser
             return false;
         }
 
-        if (!Utf8Parser.TryParse(line[fields[7]], out int uid, out var uidLength) || uidLength != fields[7].GetOffsetAndLength(line.Length).Length
-            || !Utf8Parser.TryParse(line[fields[9]], out long inode, out var inodeLength) || inodeLength != fields[9].GetOffsetAndLength(line.Length).Length)
+        if (!TryDecimal(line[fields[7]], out var uid) || uid > uint.MaxValue || !TryDecimal(line[fields[9]], out var inode) || inode > long.MaxValue)
         {
             error = "uid or inode is not a decimal number";
             return false;
@@ -78,7 +77,7 @@ public static class SocketTableParser
         var timeWaitRemaining = transport == Transport.Tcp && state == TcpState.TimeWait && timerKind == TimeWaitTimer
             ? (long)when * MsPerClockTick
             : -1;
-        entry = new SocketEntry(transport, localAddress, (int)localPort, remoteAddress, (int)remotePort, (byte)state, timeWaitRemaining, inode, uid);
+        entry = new SocketEntry(transport, localAddress, (int)localPort, remoteAddress, (int)remotePort, (byte)state, timeWaitRemaining, (long)inode, (uint)uid);
         error = null;
         return true;
     }
@@ -136,6 +135,9 @@ public static class SocketTableParser
         address = IpAddress.FromBytes(bytes);
         return true;
     }
+
+    private static bool TryDecimal(ReadOnlySpan<byte> digits, out ulong value) =>
+        Utf8Parser.TryParse(digits, out value, out var consumed) && consumed == digits.Length;
 
     private static bool TryHex(ReadOnlySpan<byte> digits, out ulong value)
     {
