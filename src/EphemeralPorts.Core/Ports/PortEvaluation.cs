@@ -34,35 +34,35 @@ public sealed record PortEvaluation(ServiceState State, ServiceState TcpState, S
                 var loopback = busiest.Tuple.Source.IsLoopback || busiest.Tuple.Destination.IsLoopback;
                 if (settings.Timestamps == 0)
                 {
-                    advice.Add($"{blocking} TIME_WAIT sockets hold ports of the busiest tuple and net.ipv4.tcp_timestamps=0 rules out their reuse: enable timestamps");
+                    advice.Add($"tcp_timestamps=0 rules out reuse of the busiest tuple's {blocking} TIME_WAIT ports: enable timestamps");
                 }
                 else if (settings.TwReuse == 0 || (settings.TwReuse == 2 && !loopback))
                 {
-                    advice.Add($"{blocking} TIME_WAIT sockets hold ports of the busiest tuple and net.ipv4.tcp_tw_reuse={settings.TwReuse} does not reuse them{(settings.TwReuse == 2 ? " off loopback" : string.Empty)}: set it to 1, or use keep-alive/connection pooling");
+                    advice.Add($"tcp_tw_reuse={settings.TwReuse} keeps the busiest tuple's {blocking} TIME_WAIT ports: set net.ipv4.tcp_tw_reuse=1 or pool connections");
                 }
             }
 
-            if (tcp.Exclusive.Count > 0)
+            if (tcp.ExclusivePortCount > 0)
             {
-                advice.Add($"{tcp.ExclusivePortCount} port(s) of the range are held by listeners or bind() and lost to every destination: move those services below {settings.Range.Low} or above {settings.Range.High}");
+                advice.Add($"listeners/bind() hold {tcp.ExclusivePortCount} ports of the range: move them outside {settings.Range}");
             }
 
             if (settings.Range.Size < DefaultRangeSize)
             {
-                advice.Add($"the range {settings.Range} has only {settings.Range.Size} ports: widen net.ipv4.ip_local_port_range");
+                advice.Add($"only {settings.Range.Size} ports in the range: widen net.ipv4.ip_local_port_range");
             }
 
             if (usage.ReservedInRange > settings.Range.Size / 10)
             {
-                advice.Add($"{usage.ReservedInRange} ports of the range are in net.ipv4.ip_local_reserved_ports: reserve only what services bind");
+                advice.Add($"{usage.ReservedInRange} ports of the range are reserved: reserve only ports services bind");
             }
 
-            advice.Add($"capacity is per (source, destination, port): spread {busiest.Tuple} over more source addresses, destination addresses or ports, or reuse connections");
+            advice.Add("capacity is per (source, destination, port): add source or destination addresses/ports, or reuse connections");
         }
 
-        if (udpAlerts && usage.Udp is { } udp)
+        if (udpAlerts && usage.Udp is { Used: > 0 } udp)
         {
-            advice.Add($"{udp.Sockets} UDP sockets hold {udp.Used} ports shared by every destination: close idle sockets or widen net.ipv4.ip_local_port_range");
+            advice.Add($"{udp.Sockets} UDP sockets hold {udp.Used} ports, each for every destination: close idle sockets or widen the range");
         }
 
         return advice;

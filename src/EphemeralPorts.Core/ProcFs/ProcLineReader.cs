@@ -35,6 +35,11 @@ public sealed class ProcLineReader : IDisposable
             var newline = Array.IndexOf(_buffer, (byte)'\n', _start, _end - _start);
             if (newline >= 0)
             {
+                if (newline - _start > MaxLineLength)
+                {
+                    throw new CheckException($"{Path} line {LineNumber + 1}: longer than {MaxLineLength} bytes");
+                }
+
                 line = Take(newline, newline + 1);
                 return true;
             }

@@ -14,8 +14,42 @@ public static class NagiosReport
 {
     private const int ListedExclusivePorts = 5;
 
-    public static CheckResult Build(PortUsage usage, PortEvaluation evaluation, Thresholds thresholds, ReportOptions options) =>
-        new(evaluation.State, Summary(usage, evaluation), PerfData(usage, thresholds), Details(usage, evaluation, options));
+    /// <summary>The default output must fit an NRPE v2 packet (1023 bytes); -v lifts the limit.</summary>
+    public const int DefaultOutputBudget = 1000;
+
+    public static CheckResult Build(PortUsage usage, PortEvaluation evaluation, Thresholds thresholds, ReportOptions options)
+    {
+        var result = new CheckResult(evaluation.State, Summary(usage, evaluation), PerfData(usage, thresholds), []);
+        var details = Details(usage, evaluation, options);
+        if (options.Verbosity == 0)
+        {
+            FitBudget(details, DefaultOutputBudget - NagiosText.Render(result).Length);
+        }
+
+        return result with { Details = details.Select(d => d.Text).ToList() };
+    }
+
+    /// <summary>A detail line and how readily it goes when the output is too long (higher goes first).</summary>
+    private sealed record Detail(string Text, int Expendable);
+
+    // The status line and perfdata are never cut. Past the budget, the most expendable lines go
+    // first, the last of them first, and a closing line says how many went.
+    private static void FitBudget(List<Detail> details, int budget)
+    {
+        const string MoreLine = "(99 more detail lines with -v)";
+        var dropped = 0;
+        while (details.Sum(d => d.Text.Length + 1) + (dropped > 0 ? MoreLine.Length + 1 : 0) > budget && details.Count > 0)
+        {
+            var worst = details.Max(d => d.Expendable);
+            details.RemoveAt(details.FindLastIndex(d => d.Expendable == worst));
+            dropped++;
+        }
+
+        if (dropped > 0)
+        {
+            details.Add(new Detail($"({dropped} more detail lines with -v)", 0));
+        }
+    }
 
     private static string Summary(PortUsage usage, PortEvaluation evaluation)
     {
@@ -71,15 +105,15 @@ public static class NagiosReport
         return perf;
     }
 
-    private static List<string> Details(PortUsage usage, PortEvaluation evaluation, ReportOptions options)
+    private static List<Detail> Details(PortUsage usage, PortEvaluation evaluation, ReportOptions options)
     {
         var settings = usage.Settings;
-        var lines = new List<string>();
+        var lines = new List<Detail>();
         var tcp = usage.Tcp;
         var range = $"range {settings.Range}: {settings.Range.Size} ports, {usage.ReservedInRange} reserved";
-        lines.Add(tcp is null
-            ? range
-            : $"{range}, {tcp.ExclusivePortCount} held by listeners/bind(), {tcp.Capacity} left per (source, destination, port)");
+        lines.Add(new(
+            tcp is null ? range : $"{range}, {tcp.ExclusivePortCount} held by listeners/bind(), {tcp.Capacity} left per (source, destination, port)",
+            0));
 
         if (tcp is not null)
         {
@@ -88,48 +122,51 @@ public static class NagiosReport
                 var limit = options.Verbosity >= 1 ? 20 : ListedExclusivePorts;
                 var listed = string.Join(", ", tcp.Exclusive.Take(limit).Select(e => $"{e.Address.WithPort(e.Port)} {TcpState.Name(e.State)}"));
                 var more = tcp.Exclusive.Count > limit ? $" and {tcp.Exclusive.Count - limit} more" : string.Empty;
-                lines.Add($"listeners in the range (each costs every destination a port): {listed}{more}");
+                lines.Add(new($"listeners in the range (each costs every destination a port): {listed}{more}", 2));
             }
 
             if (options.Top > 0 && tcp.Tuples.Count > 0)
             {
-                lines.Add($"top destinations (source -> destination:port used/capacity), {tcp.Tuples.Count} in all:");
+                lines.Add(new($"top destinations (source -> destination:port used/capacity), {tcp.Tuples.Count} in all:", 1));
+                var rank = 0;
                 foreach (var tuple in tcp.Tuples.Take(options.Top))
                 {
                     var timeWait = tuple.TimeWait > 0 ? $", TIME_WAIT {tuple.TimeWait} ({tuple.ReusableTimeWait} reusable)" : string.Empty;
-                    lines.Add($"  {tuple.Tuple} {tuple.Used}/{tcp.Capacity} ({Numbers.Format(Numbers.Percent(tuple.Used, tcp.Capacity))}%){timeWait}");
+                    lines.Add(new($"  {tuple.Tuple} {tuple.Used}/{tcp.Capacity} ({Numbers.Format(Numbers.Percent(tuple.Used, tcp.Capacity))}%){timeWait}", rank++ == 0 ? 1 : 3));
                 }
             }
 
             var states = tcp.StateCounts.Count == 0
                 ? "none"
                 : string.Join(", ", tcp.StateCounts.Select(s => $"{TcpState.Name(s.Key)} {s.Value}"));
-            lines.Add($"TCP sockets on ports of the range: {tcp.StateCounts.Values.Sum()} ({states}); {tcp.PortsInUse} ports in use; TIME_WAIT {tcp.TimeWait}, {tcp.ReusableTimeWait} reusable");
+            lines.Add(new($"TCP: {Count(tcp.StateCounts.Values.Sum(), "socket")} on {tcp.PortsInUse} ports of the range ({states}); {tcp.ReusableTimeWait} of {tcp.TimeWait} TIME_WAIT reusable", 4));
         }
 
         if (usage.Udp is { } udp)
         {
-            lines.Add($"UDP: {udp.Sockets} sockets on {udp.Used} ports of {udp.Capacity}");
+            lines.Add(new($"UDP: {Count(udp.Sockets, "socket")} on {udp.Used} of {udp.Capacity} ports", 4));
         }
 
         if (options.Verbosity >= 1)
         {
-            lines.Add($"sysctls: tcp_tw_reuse={settings.TwReuse} ({TwReuseMeaning(settings.TwReuse)}), tcp_tw_reuse_delay={settings.TwReuseDelayMs} ms{(settings.TwReuseDelayFromSysctl ? string.Empty : " (kernel default)")}, tcp_timestamps={settings.Timestamps}, tcp_fin_timeout={settings.FinTimeoutSeconds} s, reserved={(settings.Reserved.Count == 0 ? "none" : settings.Reserved.ToString())}");
+            lines.Add(new($"sysctls: tcp_tw_reuse={settings.TwReuse} ({TwReuseMeaning(settings.TwReuse)}), tcp_tw_reuse_delay={settings.TwReuseDelayMs} ms{(settings.TwReuseDelayFromSysctl ? string.Empty : " (kernel default)")}, tcp_timestamps={settings.Timestamps}, tcp_fin_timeout={settings.FinTimeoutSeconds} s, reserved={(settings.Reserved.Count == 0 ? "none" : settings.Reserved.ToString())}", 0));
         }
 
         if (options.Verbosity >= 2)
         {
-            lines.Add("not visible in /proc: bound-but-idle sockets, sockets given their port by bind() before connect(), per-socket IP_LOCAL_PORT_RANGE, whether timestamps were negotiated");
+            lines.Add(new("not visible in /proc: bound-but-idle sockets, sockets given their port by bind() before connect(), per-socket IP_LOCAL_PORT_RANGE, whether timestamps were negotiated", 0));
         }
 
-        lines.AddRange(evaluation.Advice.Select(a => "advice: " + a));
+        lines.AddRange(evaluation.Advice.Select(a => new Detail("advice: " + a, 1)));
         if (options.Verbosity >= 3)
         {
-            lines.AddRange(options.Diagnostics);
+            lines.AddRange(options.Diagnostics.Select(d => new Detail(d, 0)));
         }
 
         return lines;
     }
+
+    private static string Count(int n, string noun) => n == 1 ? $"1 {noun}" : $"{n} {noun}s";
 
     private static string TwReuseMeaning(int value) => value switch
     {
