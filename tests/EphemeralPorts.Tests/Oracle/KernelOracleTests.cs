@@ -1,0 +1,188 @@
+using System.Diagnostics;
+using System.Text.Json;
+using EphemeralPorts.Tests.Support;
+
+namespace EphemeralPorts.Tests.Oracle;
+
+/// <summary>
+/// The kernel is the oracle: tests/oracle/oracle.py makes each situation for real in a private
+/// network namespace (unshare -n) with the range 40000-40009, opens sockets until the kernel
+/// refuses, and runs the published native binary at checkpoints. These tests hold the binary's
+/// figures against what the kernel did.
+/// </summary>
+public class KernelOracleTests
+{
+    private sealed record Checkpoint(string Label, JsonElement Kernel, PluginRun Run)
+    {
+        public int Fact(string name) => Kernel.GetProperty(name).GetInt32();
+
+        public string? Errno(string name = "errno") => Kernel.TryGetProperty(name, out var e) && e.ValueKind == JsonValueKind.String ? e.GetString() : null;
+
+        public double Perf(string label) => Run.Perf[label];
+    }
+
+    private static List<Checkpoint> Oracle(string scenario)
+    {
+        var start = new ProcessStartInfo("unshare")
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+        };
+        foreach (var arg in new[] { "-n", "/usr/bin/python3", Path.Combine(Repo.Root, "tests", "oracle", "oracle.py"), scenario, Repo.NativeBinary })
+        {
+            start.ArgumentList.Add(arg);
+        }
+
+        var run = Support.Plugin.Run(start, TimeSpan.FromSeconds(120));
+        run.ExitCode.ShouldBe(0, $"oracle.py {scenario} failed: {run.Stderr}");
+        using var doc = JsonDocument.Parse(run.Stdout);
+        return doc.RootElement.GetProperty("checkpoints").EnumerateArray()
+            .Select(c => new Checkpoint(
+                c.GetProperty("label").GetString()!,
+                c.GetProperty("kernel").Clone(),
+                new PluginRun(c.GetProperty("exit").GetInt32(), c.GetProperty("stdout").GetString()!, c.GetProperty("stderr").GetString()!)))
+            .ToList();
+    }
+
+    /// <summary>The state the default thresholds (-w 70 -c 85) give a percentage.</summary>
+    private static int DefaultState(double percent) => percent > 85 ? 2 : percent > 70 ? 1 : 0;
+
+    private static void Sane(Checkpoint c)
+    {
+        c.Run.Stderr.ShouldBeEmpty(c.Label);
+        c.Run.FirstLine.ShouldStartWith("EPHEMERAL PORTS ", Case.Sensitive, c.Label);
+        c.Run.ExitCode.ShouldBe(DefaultState(Math.Max(c.Perf("tcp_busiest_pct"), c.Perf("udp_used_pct"))), c.Label + ": " + c.Run.FirstLine);
+    }
+
+    [NamespaceFact]
+    public void Filling_one_tuple_reaches_100_percent_exactly_when_connect_fails()
+    {
+        var checkpoints = Oracle("fill-one-tuple");
+        var refused = checkpoints[^1];
+        refused.Errno().ShouldBe("EADDRNOTAVAIL");
+        refused.Fact("connected").ShouldBe(10);
+        foreach (var c in checkpoints)
+        {
+            Sane(c);
+            var connected = c.Fact("connected");
+            c.Perf("tcp_busiest_used").ShouldBe(connected, c.Label);
+            c.Perf("capacity").ShouldBe(refused.Fact("connected"), c.Label);
+            c.Perf("tcp_busiest_pct").ShouldBe(connected * 10, c.Label);
+        }
+
+        refused.Run.ExitCode.ShouldBe(2);
+        refused.Run.FirstLine.ShouldContain("127.0.0.1 -> 127.0.0.1:5000 uses 10 of 10 ports (100%), new connections to it fail now");
+        checkpoints.Single(c => c.Label == "after 7").Run.ExitCode.ShouldBe(0);
+        checkpoints.Single(c => c.Label == "after 8").Run.ExitCode.ShouldBe(1);
+        checkpoints.Single(c => c.Label == "after 9").Run.ExitCode.ShouldBe(2);
+    }
+
+    [NamespaceFact]
+    public void Two_destinations_each_get_the_whole_range_on_the_same_port_numbers()
+    {
+        var c = Oracle("two-destinations").Single();
+        c.Fact("first").ShouldBe(10);
+        c.Errno("first_errno").ShouldBe("EADDRNOTAVAIL");
+        c.Fact("second").ShouldBe(10);
+        Sane(c);
+        c.Perf("tcp_busiest_used").ShouldBe(10);
+        c.Perf("capacity").ShouldBe(10);
+        c.Perf("tcp_tuples").ShouldBe(3);
+        c.Perf("tcp_ports_in_use").ShouldBe(10);
+        c.Run.Stdout.ShouldContain("127.0.0.1 -> 127.0.0.2:5000 4/10 (40%)");
+        c.Run.Stdout.ShouldContain("127.0.0.1 -> 127.0.0.1:5001 10/10 (100%)");
+    }
+
+    [NamespaceFact]
+    public void Listeners_inside_the_range_on_other_addresses_and_families_cost_every_tuple()
+    {
+        var c = Oracle("listener-in-range").Single();
+        c.Errno().ShouldBe("EADDRNOTAVAIL");
+        Sane(c);
+        c.Perf("capacity").ShouldBe(c.Fact("connected"));
+        c.Perf("tcp_busiest_used").ShouldBe(c.Fact("connected"));
+        c.Perf("tcp_busiest_pct").ShouldBe(100);
+        c.Run.Stdout.ShouldContain("127.0.0.2:40005 LISTEN");
+        c.Run.Stdout.ShouldContain("[::1]:40007 LISTEN");
+    }
+
+    [NamespaceFact]
+    public void Reserved_ports_are_not_handed_out()
+    {
+        var c = Oracle("reserved-ports").Single();
+        c.Errno().ShouldBe("EADDRNOTAVAIL");
+        c.Fact("connected").ShouldBe(5);
+        Sane(c);
+        c.Perf("capacity").ShouldBe(5);
+        c.Perf("tcp_busiest_pct").ShouldBe(100);
+        c.Perf("udp_used").ShouldBe(0);
+        c.Run.Stdout.ShouldContain("UDP uses 0 of 5 ports");
+    }
+
+    [NamespaceFact]
+    public void V4_mapped_connections_share_the_ipv4_tuple_and_ipv6_has_its_own()
+    {
+        var c = Oracle("ipv6-and-v4-mapped").Single();
+        (c.Fact("mapped") + c.Fact("plain")).ShouldBe(10);
+        c.Errno("plain_errno").ShouldBe("EADDRNOTAVAIL");
+        c.Fact("v6").ShouldBe(10);
+        c.Errno("v6_errno").ShouldBe("EADDRNOTAVAIL");
+        Sane(c);
+        c.Perf("tcp_busiest_used").ShouldBe(10);
+        c.Perf("tcp_tuples").ShouldBe(2);
+        c.Run.Stdout.ShouldContain("127.0.0.1 -> 127.0.0.1:5000 10/10 (100%)");
+        c.Run.Stdout.ShouldContain("::1 -> [::1]:5000 10/10 (100%)");
+    }
+
+    [NamespaceFact]
+    public void Time_wait_blocks_its_tuple_with_tw_reuse_0()
+    {
+        var checkpoints = Oracle("time-wait-reuse-0");
+        checkpoints.ForEach(Sane);
+        var fresh = checkpoints[0];
+        fresh.Fact("made").ShouldBe(10);
+        fresh.Errno().ShouldBe("EADDRNOTAVAIL");
+        fresh.Perf("tcp_time_wait").ShouldBe(10);
+        fresh.Perf("tcp_busiest_pct").ShouldBe(100);
+        var aged = checkpoints[1];
+        aged.Perf("tcp_busiest_pct").ShouldBe(100, "tcp_tw_reuse=0 never reuses, however old");
+        checkpoints[2].Errno().ShouldBe("EADDRNOTAVAIL");
+        checkpoints[2].Perf("tcp_busiest_pct").ShouldBe(100);
+    }
+
+    [NamespaceFact]
+    public void Time_wait_on_loopback_is_reused_after_the_delay_with_tw_reuse_2()
+    {
+        var checkpoints = Oracle("time-wait-reuse-2");
+        checkpoints.ForEach(Sane);
+        var fresh = checkpoints[0];
+        fresh.Fact("made").ShouldBe(10);
+        fresh.Errno().ShouldBe("EADDRNOTAVAIL", "younger than tcp_tw_reuse_delay, TIME_WAIT still blocks");
+        fresh.Perf("tcp_busiest_pct").ShouldBe(100);
+        var aged = checkpoints[1];
+        aged.Perf("tcp_time_wait").ShouldBe(10);
+        aged.Perf("tcp_busiest_used").ShouldBe(0, "older than the delay, every TIME_WAIT is reusable on loopback");
+        aged.Run.ExitCode.ShouldBe(0);
+        var after = checkpoints[2];
+        after.Errno().ShouldBeNull("the kernel did reuse a TIME_WAIT port");
+        after.Perf("tcp_busiest_used").ShouldBe(1);
+    }
+
+    [NamespaceFact]
+    public void Udp_reaches_100_percent_exactly_when_the_kernel_refuses()
+    {
+        var checkpoints = Oracle("udp-until-refused");
+        var refused = checkpoints[^1];
+        refused.Errno().ShouldBe("EAGAIN");
+        refused.Fact("sockets").ShouldBe(10);
+        foreach (var c in checkpoints)
+        {
+            Sane(c);
+            c.Perf("udp_used").ShouldBe(c.Fact("sockets"), c.Label);
+        }
+
+        refused.Perf("udp_used_pct").ShouldBe(100);
+        refused.Run.ExitCode.ShouldBe(2);
+        refused.Run.FirstLine.ShouldStartWith("EPHEMERAL PORTS CRITICAL - UDP uses 10 of 10 ports (100%), new UDP sockets fail now");
+    }
+}

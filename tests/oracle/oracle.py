@@ -1,0 +1,192 @@
+#!/usr/bin/env python3
+"""Kernel-oracle driver: makes a port-exhaustion situation for real and asks the plugin about it.
+
+Run as root inside a private network namespace, which the caller makes:
+    unshare -n python3 oracle.py SCENARIO /path/to/check_ephemeral_ports
+It brings up loopback, sets a 10-port range (40000-40009), opens sockets until the kernel
+refuses, runs the plugin at checkpoints, and prints one JSON document:
+    {"scenario": ..., "checkpoints": [{"label", "kernel": {...}, "exit", "stdout"}]}
+The kernel's answers (how many connect() calls succeeded, the errno that stopped them) go in
+"kernel"; the test compares them with what the plugin printed. Only loopback addresses are
+used, every loop is bounded, and everything goes with the namespace when this process exits.
+"""
+import errno
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+
+LOW, HIGH = 40000, 40009
+MAX_ATTEMPTS = 100  # far above the 10-port range: the kernel refuses long before
+SYSCTL = "/proc/sys/net/ipv4/"
+
+
+def sysctl(name, value):
+    with open(SYSCTL + name, "w") as f:
+        f.write(str(value))
+
+
+def setup(tw_reuse=2, reserved=""):
+    subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
+    sysctl("ip_local_port_range", "%d %d" % (LOW, HIGH))
+    sysctl("ip_local_reserved_ports", reserved)
+    sysctl("tcp_tw_reuse", tw_reuse)
+    sysctl("tcp_timestamps", 1)
+
+
+class Run:
+    def __init__(self, scenario, binary):
+        self.binary = binary
+        self.doc = {"scenario": scenario, "checkpoints": []}
+        self.keep = []  # sockets stay open until the process exits
+
+    def check(self, label, args=(), **kernel):
+        p = subprocess.run([self.binary] + list(args), capture_output=True, text=True, timeout=60)
+        self.doc["checkpoints"].append({"label": label, "kernel": kernel, "exit": p.returncode,
+                                        "stdout": p.stdout, "stderr": p.stderr})
+
+    def listen(self, host, port, family=socket.AF_INET, v6only=None):
+        s = socket.socket(family, socket.SOCK_STREAM)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if v6only is not None:
+            s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1 if v6only else 0)
+        s.bind((host, port))
+        s.listen(1024)
+        self.keep.append(s)
+        return s
+
+    def connect(self, host, port, family=socket.AF_INET, source=None):
+        """One connect(); returns None on success, else the errno name."""
+        s = socket.socket(family, socket.SOCK_STREAM)
+        try:
+            if source is not None:
+                # IP_BIND_ADDRESS_NO_PORT: choose the source address but leave the port to connect(),
+                # so the port is shared per tuple like a plain connect() (kernel-model fact 3).
+                s.setsockopt(socket.IPPROTO_IP, 24, 1)
+                s.bind((source, 0))
+            s.connect((host, port))
+        except OSError as e:
+            s.close()
+            return errno.errorcode.get(e.errno, str(e.errno))
+        self.keep.append(s)
+        return None
+
+    def fill(self, host, port, family=socket.AF_INET, source=None, limit=MAX_ATTEMPTS, each=None):
+        """connect() until the kernel refuses; returns (successes, errno name of the refusal)."""
+        for n in range(limit):
+            err = self.connect(host, port, family, source)
+            if err is not None:
+                return n, err
+            if each is not None:
+                each(n + 1)
+        return limit, None
+
+
+def fill_one_tuple(r):
+    setup()
+    r.listen("127.0.0.1", 5000)
+    r.check("empty", connected=0)
+    n, err = r.fill("127.0.0.1", 5000, each=lambda k: r.check("after %d" % k, connected=k))
+    r.check("refused", connected=n, errno=err)
+
+
+def two_destinations(r):
+    setup()
+    for host, port in (("127.0.0.1", 5000), ("127.0.0.1", 5001), ("127.0.0.2", 5000)):
+        r.listen(host, port)
+    a = r.fill("127.0.0.1", 5000)
+    b = r.fill("127.0.0.1", 5001)
+    c = r.fill("127.0.0.2", 5000, limit=4)
+    r.check("filled", first=a[0], first_errno=a[1], second=b[0], second_errno=b[1], third=c[0])
+
+
+def listener_in_range(r):
+    setup()
+    r.listen("127.0.0.1", 5000)
+    r.listen("127.0.0.2", 40005)          # inside the range, on another address
+    r.listen("::1", 40007, socket.AF_INET6, v6only=True)  # a v6-only listener costs v4 tuples too
+    n, err = r.fill("127.0.0.1", 5000)
+    r.check("refused", connected=n, errno=err)
+
+
+def reserved_ports(r):
+    setup(reserved="40000-40003,40007")
+    r.listen("127.0.0.1", 5000)
+    n, err = r.fill("127.0.0.1", 5000)
+    r.check("refused", connected=n, errno=err)
+
+
+def ipv6_and_v4_mapped(r):
+    setup()
+    r.listen("::", 5000, socket.AF_INET6, v6only=False)  # dual stack
+    half = r.fill("::ffff:127.0.0.1", 5000, socket.AF_INET6, limit=5)
+    rest = r.fill("127.0.0.1", 5000)
+    v6 = r.fill("::1", 5000, socket.AF_INET6)
+    r.check("refused", mapped=half[0], plain=rest[0], plain_errno=rest[1], v6=v6[0], v6_errno=v6[1])
+
+
+def time_wait(r, tw_reuse):
+    setup(tw_reuse=tw_reuse)
+    if os.path.exists(SYSCTL + "tcp_tw_reuse_delay"):
+        sysctl("tcp_tw_reuse_delay", 1000)
+    server = r.listen("127.0.0.1", 5000)
+    made = 0
+    for _ in range(MAX_ATTEMPTS):
+        c = socket.socket()
+        try:
+            c.connect(("127.0.0.1", 5000))
+        except OSError as e:
+            refusal = errno.errorcode.get(e.errno)
+            c.close()
+            break
+        a, _ = server.accept()
+        c.close()   # the client closes first: its side ends in TIME_WAIT, holding the port
+        a.close()
+        made += 1
+    else:
+        refusal = None
+    time.sleep(0.1)
+    r.check("fresh", made=made, errno=refusal)
+    time.sleep(1.5)  # past tcp_tw_reuse_delay (1000 ms)
+    r.check("aged")
+    err = r.connect("127.0.0.1", 5000)
+    r.check("after one more connect", errno=err)
+
+
+def udp_until_refused(r):
+    setup()
+    def each(k):
+        r.check("after %d" % k, sockets=k)
+    n = 0
+    refusal = None
+    for n in range(MAX_ATTEMPTS):
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        try:
+            s.sendto(b"x", ("127.0.0.1", 9))  # autobind draws from the range
+        except OSError as e:
+            refusal = errno.errorcode.get(e.errno)
+            s.close()
+            break
+        r.keep.append(s)
+        each(n + 1)
+    r.check("refused", sockets=n, errno=refusal)
+
+
+SCENARIOS = {
+    "fill-one-tuple": fill_one_tuple,
+    "two-destinations": two_destinations,
+    "listener-in-range": listener_in_range,
+    "reserved-ports": reserved_ports,
+    "ipv6-and-v4-mapped": ipv6_and_v4_mapped,
+    "time-wait-reuse-0": lambda r: time_wait(r, 0),
+    "time-wait-reuse-2": lambda r: time_wait(r, 2),
+    "udp-until-refused": udp_until_refused,
+}
+
+if __name__ == "__main__":
+    scenario, binary = sys.argv[1], sys.argv[2]
+    run = Run(scenario, binary)
+    SCENARIOS[scenario](run)
+    json.dump(run.doc, sys.stdout, indent=1)
