@@ -34,6 +34,14 @@ public sealed class Options
         HelpText = "Read DIR/sys/net/ipv4/* and DIR/net/{tcp,tcp6,udp,udp6} instead of /proc (a host /proc mounted in a container, or a test fixture).")]
     public string ProcRoot { get; set; } = "/proc";
 
+    [Option("format", Default = "nagios", MetaValue = "nagios|json|prometheus",
+        HelpText = "Output format: Nagios plugin text, one JSON document (for Zabbix; exits 0 once written, the state is inside), or the Prometheus text format.")]
+    public string Format { get; set; } = "nagios";
+
+    [Option("output", MetaValue = "FILE",
+        HelpText = "Write the output to FILE atomically (a temporary file in the same directory, then rename) instead of stdout, e.g. a *.prom file in node_exporter's textfile directory.")]
+    public string? Output { get; set; }
+
     [Option('v', "verbose", FlagCounter = true,
         HelpText = "More detail: -v sysctls, -vv what /proc cannot show, -vvv files read and timings.")]
     public int Verbose { get; set; }

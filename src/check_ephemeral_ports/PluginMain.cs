@@ -15,6 +15,8 @@ public static class PluginMain
 {
     public static int Run(IReadOnlyList<string> args, TextWriter stdout)
     {
+        JsonReport.Version = ArgumentParser.Version;
+        Settings settings;
         try
         {
             var invocation = ArgumentParser.Parse(args);
@@ -24,23 +26,29 @@ public static class PluginMain
                 return (int)ServiceState.Unknown;
             }
 
-            return Check(invocation.Settings!, stdout);
+            settings = invocation.Settings!;
         }
         catch (CheckException e)
         {
-            return Unknown(stdout, e.Message);
+            // The arguments themselves are wrong, the format among them: plain plugin text.
+            stdout.Write(Line(ServiceState.Unknown, e.Message));
+            return (int)ServiceState.Unknown;
         }
         catch (Exception e)
         {
-            return Unknown(stdout, $"internal error: {e.GetType().Name}: {e.Message}");
+            stdout.Write(Line(ServiceState.Unknown, $"internal error: {e.GetType().Name}: {e.Message}"));
+            return (int)ServiceState.Unknown;
         }
+
+        var (text, code) = Check(settings);
+        return Deliver(settings, text, code, stdout);
     }
 
-    private static int Check(Settings settings, TextWriter stdout)
+    /// <summary>Runs the scan with the timeout; returns the rendered output and the exit code.</summary>
+    private static (string Text, int Code) Check(Settings settings)
     {
         var step = "starting";
-        string? output = null;
-        var state = ServiceState.Unknown;
+        (string Text, int Code)? outcome = null;
         Exception? failure = null;
 
         // The scan runs on a background thread: a read that hangs (a stuck NFS-mounted proc root, a
@@ -49,9 +57,7 @@ public static class PluginMain
         {
             try
             {
-                var result = Scan(settings, s => Volatile.Write(ref step, s));
-                output = NagiosText.Render(result);
-                state = result.State;
+                outcome = Render(settings, Scan(settings, s => Volatile.Write(ref step, s)));
             }
             catch (Exception e)
             {
@@ -65,21 +71,19 @@ public static class PluginMain
         worker.Start();
         if (!worker.Join(settings.Timeout))
         {
-            stdout.Write(Line(settings.TimeoutState, $"timed out after {settings.Timeout.TotalSeconds:0} s while reading {Volatile.Read(ref step)}"));
-            return (int)settings.TimeoutState;
+            return Failure(settings, settings.TimeoutState, $"timed out after {settings.Timeout.TotalSeconds:0} s while reading {Volatile.Read(ref step)}");
         }
 
-        if (failure is not null)
+        return failure switch
         {
-            throw failure is CheckException ? failure : new CheckException($"internal error: {failure.GetType().Name}: {failure.Message}", failure);
-        }
-
-        stdout.Write(output);
-        return (int)state;
+            null => outcome!.Value,
+            CheckException e => Failure(settings, ServiceState.Unknown, e.Message),
+            _ => Failure(settings, ServiceState.Unknown, $"internal error: {failure.GetType().Name}: {failure.Message}"),
+        };
     }
 
-    /// <summary>Acquisition → model → evaluation → rendering, for one /proc tree.</summary>
-    public static CheckResult Scan(Settings settings, Action<string>? progress = null)
+    /// <summary>Acquisition → model → evaluation, for one /proc tree.</summary>
+    public static CheckReport Scan(Settings settings, Action<string>? progress = null)
     {
         var clock = Stopwatch.StartNew();
         var scanner = new ProcScanner(new ProcRoot(settings.ProcRoot), progress);
@@ -92,13 +96,49 @@ public static class PluginMain
             .Select(r => r.Present ? $"read {r.Path}: {r.Sockets} sockets" : $"read {r.Path}: absent (IPv6 disabled?)")
             .Append($"scan took {clock.Elapsed.TotalMilliseconds:0.0} ms")
             .ToList();
-        return NagiosReport.Build(usage, evaluation, settings.Thresholds, new ReportOptions(settings.Top, settings.Verbosity, diagnostics));
+        return new CheckReport(usage, evaluation, settings.Thresholds, new ReportOptions(settings.Top, settings.Verbosity, diagnostics));
     }
 
-    private static int Unknown(TextWriter stdout, string message)
+    // Nagios text exits with the state; JSON and Prometheus exit 0 once written, because their
+    // consumers (Zabbix, node_exporter) discard exit codes and read the state inside.
+    private static (string, int) Render(Settings settings, CheckReport report) => settings.Format switch
     {
-        stdout.Write(Line(ServiceState.Unknown, message));
-        return (int)ServiceState.Unknown;
+        OutputFormat.Json => (JsonReport.Render(report), 0),
+        OutputFormat.Prometheus => (PrometheusReport.Render(report), 0),
+        _ => Nagios(report),
+    };
+
+    private static (string, int) Nagios(CheckReport report)
+    {
+        var result = NagiosReport.Build(report);
+        return (NagiosText.Render(result), (int)result.State);
+    }
+
+    private static (string, int) Failure(Settings settings, ServiceState state, string message) => settings.Format switch
+    {
+        OutputFormat.Json => (JsonReport.RenderFailure(state, message), 0),
+        OutputFormat.Prometheus => (PrometheusReport.RenderFailure(state, message), 0),
+        _ => (Line(state, message), (int)state),
+    };
+
+    private static int Deliver(Settings settings, string text, int code, TextWriter stdout)
+    {
+        if (settings.Output is null)
+        {
+            stdout.Write(text);
+            return code;
+        }
+
+        try
+        {
+            AtomicFile.Write(settings.Output, text);
+            return code;
+        }
+        catch (CheckException e)
+        {
+            stdout.Write(Line(ServiceState.Unknown, e.Message));
+            return (int)ServiceState.Unknown;
+        }
     }
 
     private static string Line(ServiceState state, string message) =>

@@ -1,5 +1,6 @@
 using System.Globalization;
 using EphemeralPorts.Plugin;
+using EphemeralPorts.Rendering;
 
 namespace EphemeralPorts.Cli;
 
@@ -18,7 +19,9 @@ public sealed record Settings(
     int Top,
     ProtocolChoice Protocol,
     string ProcRoot,
-    int Verbosity)
+    int Verbosity,
+    OutputFormat Format = OutputFormat.Nagios,
+    string? Output = null)
 {
     public bool CheckTcp => Protocol != ProtocolChoice.Udp;
 
@@ -49,7 +52,20 @@ public static class SettingsBinder
             _ => throw new CheckException($"--protocol '{options.Protocol}': expected tcp, udp or all"),
         };
 
-        return new Settings(new Thresholds(warning, critical), timeout, timeoutState, options.Top, protocol, options.ProcRoot, options.Verbose);
+        var format = options.Format.Trim().ToLowerInvariant() switch
+        {
+            "nagios" => OutputFormat.Nagios,
+            "json" => OutputFormat.Json,
+            "prometheus" => OutputFormat.Prometheus,
+            _ => throw new CheckException($"--format '{options.Format}': expected nagios, json or prometheus"),
+        };
+
+        if (options.Output is { } output && (output.Length == 0 || output.EndsWith('/') || Directory.Exists(output)))
+        {
+            throw new CheckException($"--output '{output}': expected a file name");
+        }
+
+        return new Settings(new Thresholds(warning, critical), timeout, timeoutState, options.Top, protocol, options.ProcRoot, options.Verbose, format, options.Output);
     }
 
     private static NagiosRange Range(string option, string text) =>

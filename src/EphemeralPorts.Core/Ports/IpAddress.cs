@@ -51,6 +51,27 @@ public readonly record struct IpAddress(ulong High, ulong Low) : IComparable<IpA
         return new IPAddress(bytes).ToString();
     }
 
+    /// <summary>
+    /// The address as /proc/net/tcp prints it: network-order 32-bit words, each printed from a
+    /// host-order integer (so reversed on little-endian hosts); 8 hex digits for IPv4, 32 for IPv6.
+    /// </summary>
+    public string ToKernelHex()
+    {
+        Span<byte> bytes = stackalloc byte[16];
+        BinaryPrimitives.WriteUInt64BigEndian(bytes, High);
+        BinaryPrimitives.WriteUInt64BigEndian(bytes[8..], Low);
+        var words = IsV4 ? bytes[12..] : bytes;
+        var hex = new System.Text.StringBuilder(words.Length * 2);
+        for (var i = 0; i < words.Length; i += 4)
+        {
+            var network = BinaryPrimitives.ReadUInt32BigEndian(words.Slice(i, 4));
+            var host = BitConverter.IsLittleEndian ? BinaryPrimitives.ReverseEndianness(network) : network;
+            hex.Append(host.ToString("X8", System.Globalization.CultureInfo.InvariantCulture));
+        }
+
+        return hex.ToString();
+    }
+
     /// <summary>The address with a port, IPv6 in brackets.</summary>
     public string WithPort(int port) => IsV4 ? $"{this}:{port}" : $"[{this}]:{port}";
 }

@@ -3,9 +3,6 @@ using EphemeralPorts.Ports;
 
 namespace EphemeralPorts.Rendering;
 
-/// <summary>How much to say: <c>--top</c>, <c>-v</c> level, and what was read (for <c>-vvv</c>).</summary>
-public sealed record ReportOptions(int Top, int Verbosity, IReadOnlyList<string> Diagnostics);
-
 /// <summary>
 /// Turns the model's answer into the plugin's result: a summary an operator can act on, the
 /// perfdata labels (a stable API: graphs depend on them) and the detail lines.
@@ -17,8 +14,9 @@ public static class NagiosReport
     /// <summary>The default output must fit an NRPE v2 packet (1023 bytes); -v lifts the limit.</summary>
     public const int DefaultOutputBudget = 1000;
 
-    public static CheckResult Build(PortUsage usage, PortEvaluation evaluation, Thresholds thresholds, ReportOptions options)
+    public static CheckResult Build(CheckReport report)
     {
+        var (usage, evaluation, thresholds, options) = report;
         var result = new CheckResult(evaluation.State, Summary(usage, evaluation), PerfData(usage, thresholds), []);
         var details = Details(usage, evaluation, options);
         if (options.Verbosity == 0)

@@ -33,6 +33,9 @@ public class BadInputTests
         { ["-t", "-5"], "-t/--timeout '-5': expected SECONDS[:STATE] with SECONDS 1-3600" },
         { ["-t", "10:maybe"], "-t/--timeout '10:maybe': state 'maybe' is not ok, warning, critical or unknown" },
         { ["--protocol", "sctp"], "--protocol 'sctp': expected tcp, udp or all" },
+        { ["--format", "xml"], "--format 'xml': expected nagios, json or prometheus" },
+        { ["--output"], "option --output needs a value (see --help)" },
+        { ["--output", "/tmp/"], "--output '/tmp/': expected a file name" },
         { ["--proc-root", "/nonexistent/proc"], "--proc-root /nonexistent/proc: no such directory" },
         { ["--proc-root", "/etc/hostname"], "--proc-root /etc/hostname: not a directory" },
     };

@@ -1,0 +1,22 @@
+using EphemeralPorts.Plugin;
+using EphemeralPorts.Ports;
+
+namespace EphemeralPorts.Rendering;
+
+/// <summary>How much to say: <c>--top</c>, <c>-v</c> level, and what was read (for <c>-vvv</c>).</summary>
+public sealed record ReportOptions(int Top, int Verbosity, IReadOnlyList<string> Diagnostics);
+
+/// <summary>Everything a renderer needs: the model's answer, its evaluation and the thresholds behind it.</summary>
+public sealed record CheckReport(PortUsage Usage, PortEvaluation Evaluation, Thresholds Thresholds, ReportOptions Options)
+{
+    /// <summary>The percentage that drives the state: the worse of the busiest TCP tuple and UDP.</summary>
+    public double HeadlinePercent => Math.Max(Usage.Tcp?.BusiestPercent ?? 0, Usage.Udp?.Percent ?? 0);
+}
+
+/// <summary>The output formats; each renders a report, or a failure with its state and message.</summary>
+public enum OutputFormat
+{
+    Nagios,
+    Json,
+    Prometheus,
+}

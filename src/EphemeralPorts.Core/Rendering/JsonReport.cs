@@ -1,0 +1,181 @@
+using System.Text.Encodings.Web;
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using EphemeralPorts.Plugin;
+using EphemeralPorts.Ports;
+
+namespace EphemeralPorts.Rendering;
+
+/// <summary>
+/// <c>--format json</c>: one JSON document for Zabbix (a master item with dependent items by
+/// JSONPath). The state travels inside, because Zabbix discards exit codes. Besides our own
+/// figures it carries the fields of the common "system-ports" check (portMin ... healthScore),
+/// computed from this model, so that existing parsers keep working.
+/// </summary>
+public static class JsonReport
+{
+    public static string Render(CheckReport report)
+    {
+        var (usage, evaluation, thresholds, options) = report;
+        var settings = usage.Settings;
+        var tcp = usage.Tcp;
+        var udp = usage.Udp;
+        var headline = report.HeadlinePercent;
+        var tuples = tcp?.Tuples.Take(Math.Max(options.Top, 1)).ToList() ?? [];
+        var nagios = NagiosReport.Build(report);
+        var document = new JsonDocumentModel
+        {
+            State = evaluation.State.Label(),
+            ExitCode = (int)evaluation.State,
+            Summary = $"{NagiosText.ServiceName} {nagios.State.Label()} - {nagios.Summary}",
+            Version = Version,
+            Range = new JsonRange(settings.Range.Low, settings.Range.High, settings.Range.Size),
+            ReservedPorts = settings.Reserved.ToString(),
+            ReservedInRange = usage.ReservedInRange,
+            Sysctls = new JsonSysctls(settings.TwReuse, settings.TwReuseDelayMs, settings.Timestamps, settings.FinTimeoutSeconds),
+            Thresholds = new JsonThresholds(thresholds.Warning.ToString(), thresholds.Critical.ToString()),
+            Tcp = tcp is null ? null : new JsonTcp(
+                evaluation.TcpState.Label(),
+                Round(tcp.BusiestPercent),
+                tcp.BusiestUsed,
+                tcp.Capacity,
+                tcp.PortsInUse,
+                tcp.TimeWait,
+                tcp.ReusableTimeWait,
+                tcp.Tuples.Count,
+                tcp.StateCounts.ToDictionary(s => TcpState.Name(s.Key), s => s.Value),
+                tcp.Exclusive.Select(e => new JsonListener(e.Address.ToString(), e.Port, TcpState.Name(e.State))).ToList()),
+            Udp = udp is null ? null : new JsonUdp(evaluation.UdpState.Label(), Round(udp.Percent), udp.Used, udp.Capacity, udp.Sockets),
+            TopDestinations = tuples.Select(t => new JsonTuple(
+                t.Tuple.Source.ToString(),
+                t.Tuple.Destination.ToString(),
+                t.Tuple.DestinationPort,
+                t.Used,
+                tcp!.Capacity,
+                Round(Numbers.Percent(t.Used, tcp.Capacity)),
+                t.TimeWait,
+                t.ReusableTimeWait)).ToList(),
+            Perfdata = nagios.PerfData.ToDictionary(p => p.Label, p => Round(p.Value)),
+            Advice = evaluation.Advice,
+
+            // The "system-ports" fields. usedPercent is our headline (the worse of the busiest TCP
+            // tuple and UDP), usedPorts the ports behind it; totalPorts is the size of the range.
+            PortMin = settings.Range.Low,
+            PortMax = settings.Range.High,
+            TotalPorts = settings.Range.Size,
+            UsedPorts = (udp is not null && udp.Percent > (tcp?.BusiestPercent ?? -1)) ? udp.Used : tcp?.BusiestUsed ?? 0,
+            UsedPercent = Round(headline),
+            WarningThreshold = Threshold(thresholds.Warning),
+            CriticalThreshold = Threshold(thresholds.Critical),
+            HealthScore = Round(100 - headline),
+            TopConsumers = tuples.Select(t => new JsonConsumer(
+                t.Tuple.Source.ToKernelHex(),
+                t.Tuple.Source.ToString(),
+                t.Tuple.Destination.WithPort(t.Tuple.DestinationPort),
+                t.Used)).ToList(),
+        };
+        return JsonSerializer.Serialize(document, Context.JsonDocumentModel) + "\n";
+    }
+
+    /// <summary>A failure as JSON, so that Zabbix's dependent items still find <c>$.state</c>.</summary>
+    public static string RenderFailure(ServiceState state, string message) =>
+        JsonSerializer.Serialize(
+            new JsonDocumentModel { State = state.Label(), ExitCode = (int)state, Summary = $"{NagiosText.ServiceName} {state.Label()} - {message}", Version = Version },
+            Context.JsonDocumentModel) + "\n";
+
+    // Messages quote with ' and show "->": keep them readable instead of \u0027-escaped. The
+    // document goes to a monitoring agent, never into HTML.
+    private static readonly JsonReportContext Context = new(new JsonSerializerOptions(JsonReportContext.Default.Options)
+    {
+        Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping,
+    });
+
+    /// <summary>Set by the executable: the plugin's version.</summary>
+    public static string Version { get; set; } = "0.0.0";
+
+    private static double Round(double value) => Math.Round(value, 2);
+
+    private static double? Threshold(NagiosRange range) =>
+        range.PerfDataValue.Length > 0 ? range.End : null;
+}
+
+#pragma warning disable SA1402, CA1002 // small DTOs belong with their serializer
+public sealed class JsonDocumentModel
+{
+    public required string State { get; init; }
+
+    public int ExitCode { get; init; }
+
+    public required string Summary { get; init; }
+
+    public required string Version { get; init; }
+
+    public JsonRange? Range { get; init; }
+
+    public string? ReservedPorts { get; init; }
+
+    public int? ReservedInRange { get; init; }
+
+    public JsonSysctls? Sysctls { get; init; }
+
+    public JsonThresholds? Thresholds { get; init; }
+
+    public JsonTcp? Tcp { get; init; }
+
+    public JsonUdp? Udp { get; init; }
+
+    public IReadOnlyList<JsonTuple>? TopDestinations { get; init; }
+
+    public IReadOnlyDictionary<string, double>? Perfdata { get; init; }
+
+    public IReadOnlyList<string>? Advice { get; init; }
+
+    public int? PortMin { get; init; }
+
+    public int? PortMax { get; init; }
+
+    public int? TotalPorts { get; init; }
+
+    public int? UsedPorts { get; init; }
+
+    public double? UsedPercent { get; init; }
+
+    public double? WarningThreshold { get; init; }
+
+    public double? CriticalThreshold { get; init; }
+
+    public double? HealthScore { get; init; }
+
+    public IReadOnlyList<JsonConsumer>? TopConsumers { get; init; }
+}
+
+public sealed record JsonRange(int Low, int High, int Size);
+
+public sealed record JsonSysctls(int TcpTwReuse, int TcpTwReuseDelayMs, int TcpTimestamps, int TcpFinTimeout);
+
+public sealed record JsonThresholds(string Warning, string Critical);
+
+public sealed record JsonListener(string Address, int Port, string State);
+
+public sealed record JsonTcp(
+    string State,
+    double BusiestPct,
+    int BusiestUsed,
+    int Capacity,
+    int PortsInUse,
+    int TimeWait,
+    int TimeWaitReusable,
+    int Tuples,
+    IReadOnlyDictionary<string, int> States,
+    IReadOnlyList<JsonListener> ListenersInRange);
+
+public sealed record JsonUdp(string State, double UsedPct, int Used, int Capacity, int Sockets);
+
+public sealed record JsonTuple(string Source, string Destination, int Port, int Used, int Capacity, double Percent, int TimeWait, int TimeWaitReusable);
+
+/// <summary>A "system-ports" top consumer: the kernel's hex source address and a readable one.</summary>
+public sealed record JsonConsumer(string LocalAddr, string Address, string Destination, int Count);
+
+[JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.CamelCase, DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull)]
+[JsonSerializable(typeof(JsonDocumentModel))]
+internal sealed partial class JsonReportContext : JsonSerializerContext;

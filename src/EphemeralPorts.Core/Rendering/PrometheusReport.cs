@@ -1,0 +1,67 @@
+using System.Globalization;
+using System.Text;
+using EphemeralPorts.Plugin;
+
+namespace EphemeralPorts.Rendering;
+
+/// <summary>
+/// <c>--format prometheus</c>: the text exposition format for node_exporter's textfile collector.
+/// Percentages become ratios (0..1), as Prometheus conventions ask; the busiest tuple is labelled.
+/// <c>ephemeral_ports_up</c> is 0 when the check could not read what it needs.
+/// </summary>
+public static class PrometheusReport
+{
+    public static string Render(CheckReport report)
+    {
+        var (usage, evaluation, _, _) = report;
+        var text = new StringBuilder();
+        Gauge(text, "up", "1 when the check could read the namespace's sysctls and socket tables.", 1);
+        Gauge(text, "state", "Plugin state: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.", (int)evaluation.State);
+        Gauge(text, "range_low", "Low end of net.ipv4.ip_local_port_range.", usage.Settings.Range.Low);
+        Gauge(text, "range_high", "High end of net.ipv4.ip_local_port_range.", usage.Settings.Range.High);
+        Gauge(text, "reserved", "Ports of the range in net.ipv4.ip_local_reserved_ports.", usage.ReservedInRange);
+        if (usage.Tcp is { } tcp)
+        {
+            var labels = tcp.Busiest is { } b
+                ? $"{{source=\"{Escape(b.Tuple.Source.ToString())}\",destination=\"{Escape(b.Tuple.Destination.ToString())}\",port=\"{b.Tuple.DestinationPort}\"}}"
+                : string.Empty;
+            Gauge(text, "tcp_capacity", "Ports each (source, destination, port) tuple can use.", tcp.Capacity);
+            Gauge(text, "tcp_busiest_used", "Ports used by the busiest (source, destination, port) tuple.", tcp.BusiestUsed, labels);
+            Gauge(text, "tcp_busiest_ratio", "Busiest tuple's used ports over its capacity.", tcp.BusiestPercent / 100, labels);
+            Gauge(text, "tcp_ports_in_use", "Distinct TCP local ports of the range in use by any socket.", tcp.PortsInUse);
+            Gauge(text, "tcp_time_wait", "TIME_WAIT sockets on ports of the range.", tcp.TimeWait);
+            Gauge(text, "tcp_time_wait_reusable", "TIME_WAIT sockets connect() would reuse.", tcp.ReusableTimeWait);
+            Gauge(text, "tcp_tuples", "(source, destination, port) tuples using the range.", tcp.Tuples.Count);
+            Gauge(text, "tcp_exclusive_ports", "Ports of the range held by listen()/bind(), lost to every tuple.", tcp.ExclusivePortCount);
+        }
+
+        if (usage.Udp is { } udp)
+        {
+            Gauge(text, "udp_capacity", "UDP ports of the range, less reserved ports.", udp.Capacity);
+            Gauge(text, "udp_used", "Distinct UDP local ports of the range in use.", udp.Used);
+            Gauge(text, "udp_ratio", "UDP used ports over UDP capacity.", udp.Percent / 100);
+        }
+
+        return text.ToString();
+    }
+
+    public static string RenderFailure(ServiceState state, string message)
+    {
+        var text = new StringBuilder();
+        text.Append("# ").Append(NagiosText.ServiceName).Append(' ').Append(state.Label()).Append(" - ").Append(message.Replace('\n', ' ')).Append('\n');
+        Gauge(text, "up", "1 when the check could read the namespace's sysctls and socket tables.", 0);
+        Gauge(text, "state", "Plugin state: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.", (int)state);
+        return text.ToString();
+    }
+
+    private static void Gauge(StringBuilder text, string name, string help, double value, string labels = "")
+    {
+        var metric = "ephemeral_ports_" + name;
+        text.Append("# HELP ").Append(metric).Append(' ').Append(help).Append('\n');
+        text.Append("# TYPE ").Append(metric).Append(" gauge\n");
+        text.Append(metric).Append(labels).Append(' ').Append(value.ToString("0.######", CultureInfo.InvariantCulture)).Append('\n');
+    }
+
+    private static string Escape(string value) =>
+        value.Replace("\\", "\\\\", StringComparison.Ordinal).Replace("\"", "\\\"", StringComparison.Ordinal).Replace("\n", "\\n", StringComparison.Ordinal);
+}

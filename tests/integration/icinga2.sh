@@ -1,0 +1,209 @@
+#!/usr/bin/env bash
+# Integration test: Icinga 2 (Debian 12 packages) validates icinga/icinga2/*.conf and runs
+# check_ephemeral_ports through the CheckCommand "ephemeral_ports" and its apply rule.
+# Runs as root; prints "ok - ..." / "not ok - ..." lines; exits 1 on any failure.
+# The daemon runs from a temp dir (kept on failure or with KEEP_TMP=1) and is stopped by PID on exit.
+set -u
+here=$(cd "$(dirname "$0")" && pwd)
+conf=$(cd "$here/../../icinga/icinga2" && pwd)
+bin=${CHECK_EPHEMERAL_PORTS_BIN:-$here/../../dist/check_ephemeral_ports}
+labels="tcp_busiest_pct tcp_busiest_used tcp_ports_in_use tcp_time_wait tcp_tuples udp_used_pct udp_used capacity"
+
+failed=0 pids=() policy_created=
+ok() { echo "ok - $*"; }
+nok() { echo "not ok - $*"; failed=1; }
+check() { local what=$1; shift; if "$@"; then ok "$what"; else nok "$what"; fi; }
+quiet() { local log=$1; shift; "$@" >"$log" 2>&1; }
+
+descendants() { local c; for c in $(pgrep -P "$1"); do echo "$c"; descendants "$c"; done; }
+stop_all() { # last started first: TERM it, KILL it and what it forked if still there after 30 s
+    local n pid tree
+    for ((n = ${#pids[@]} - 1; n >= 0; n--)); do
+        pid=${pids[n]} tree="${pids[n]} $(descendants "${pids[n]}")"
+        kill -TERM "$pid" 2>/dev/null  # only the parent: the daemons stop their own children
+        for _ in $(seq 60); do kill -0 $tree 2>/dev/null || break; sleep 0.5; done
+        kill -KILL $tree 2>/dev/null
+        wait "$pid" 2>/dev/null
+    done
+    pids=()
+}
+cleanup() {
+    stop_all
+    if [ -n "$policy_created" ]; then rm -f /usr/sbin/policy-rc.d; fi
+    if [ "$failed" = 0 ] && [ -z "${KEEP_TMP:-}" ]; then rm -rf "$T"; else echo "# files kept in $T"; fi
+}
+T=$(mktemp -d) && chmod 755 "$T" || exit 1
+trap cleanup EXIT
+
+# Install missing packages; policy-rc.d stops the maintainer scripts from starting daemons.
+need_packages() {
+    local p missing=()
+    for p in "$@"; do
+        dpkg-query -W -f '${Status}\n' "$p" 2>/dev/null | grep -q ' installed$' || missing+=("$p")
+    done
+    [ ${#missing[@]} = 0 ] && return 0
+    if [ ! -e /usr/sbin/policy-rc.d ]; then
+        printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d && chmod 755 /usr/sbin/policy-rc.d
+        policy_created=1
+    fi
+    apt-get update -qq >"$T/apt.log" 2>&1 &&
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >>"$T/apt.log" 2>&1
+    local rc=$?
+    if [ -n "$policy_created" ]; then rm -f /usr/sbin/policy-rc.d; policy_created=; fi
+    return $rc
+}
+check "plugin binary $bin exists" test -x "$bin" || exit 1
+before=$(pgrep -x icinga2)
+check "install icinga2-bin icinga2-common python3" need_packages icinga2-bin icinga2-common python3
+check "package install started no icinga2 daemon" test -z "$(pgrep -x icinga2 | grep -vxF "${before:-none}")"
+
+mkdir -p "$T"/{etc,plugins,data,log,cache,spool,run}
+install -m 755 "$bin" "$T/plugins/check_ephemeral_ports"
+
+# A Graphite "server" on 127.0.0.1: the GraphiteWriter sends one metric per parsed perfdata
+# value, which shows how the daemon itself parsed the plugin's perfdata.
+/usr/bin/python3 - "$T/graphite.port" "$T/graphite.txt" <<'EOF' &
+import os, socket, sys
+server = socket.create_server(("127.0.0.1", 0))
+with open(sys.argv[1] + ".tmp", "w") as f:
+    f.write(str(server.getsockname()[1]))
+os.rename(sys.argv[1] + ".tmp", sys.argv[1])
+with open(sys.argv[2], "ab", buffering=0) as out:
+    while True:
+        conn, _ = server.accept()
+        while data := conn.recv(65536):
+            out.write(data)
+EOF
+pids+=($!)
+for _ in $(seq 100); do [ -s "$T/graphite.port" ] && break; sleep 0.1; done
+graphite_port=$(cat "$T/graphite.port" 2>/dev/null)
+
+# Our three files as they ship, plus a host and two services that set custom vars.
+# generic-service normally comes from conf.d/templates.conf; here it checks every second.
+cat >"$T/etc/icinga2.conf" <<EOF
+const PluginContribDir = "$T/plugins"
+include <itl>
+include "$conf/command-ephemeral_ports.conf"
+include "$conf/services-ephemeral_ports.conf"
+include "$conf/agent-ephemeral_ports.conf"
+
+template Service "generic-service" {
+    max_check_attempts = 1
+    check_interval = 1s
+    retry_interval = 1s
+}
+object Host "localhost" {
+    check_command = "dummy"
+    vars.os = "Linux"
+}
+object Service "forced_critical" {
+    import "generic-service"
+    host_name = "localhost"
+    check_command = "ephemeral_ports"
+    vars.ephemeral_ports_critical = "@0:100"  // inside 0..100: always CRITICAL
+    vars.ephemeral_ports_verbose = true
+}
+object Service "tcp_only" {
+    import "generic-service"
+    host_name = "localhost"
+    check_command = "ephemeral_ports"
+    vars.ephemeral_ports_protocol = "tcp"
+    vars.ephemeral_ports_verbose = 3
+}
+
+object CheckerComponent "checker" { }
+object FileLogger "commands" {
+    path = "$T/log/notice.log"  // notice level logs each plugin command line
+    severity = "notice"
+}
+object PerfdataWriter "perfdata" {
+    service_temp_path = "$T/spool/perfdata.tmp"
+    service_perfdata_path = "$T/spool/perfdata.done"
+    host_temp_path = "$T/spool/host.tmp"
+    host_perfdata_path = "$T/spool/host.done"
+    // Output last: the plugin's long output continues on the following lines.
+    service_format_template = "SERVICE::\$service.name\$\tSTATE::\$service.state_id\$\tPERFDATA::\$service.perfdata\$\tOUTPUT::\$service.output\$"
+    rotation_interval = 1s
+}
+object GraphiteWriter "graphite" {
+    host = "127.0.0.1"
+    port = ${graphite_port:-2003}
+}
+EOF
+
+# The agent variant needs zones; validate it in a second tree with an agent host.
+cat >"$T/etc/agent.conf" <<EOF
+const PluginContribDir = "$T/plugins"
+const NodeName = "master1"
+include <itl>
+include "$conf/command-ephemeral_ports.conf"
+include "$conf/services-ephemeral_ports.conf"
+include "$conf/agent-ephemeral_ports.conf"
+template Service "generic-service" { }
+object Endpoint "master1" { }
+object Zone "master" { endpoints = [ "master1" ] }
+object Endpoint "agent1" { }
+object Zone "agent1" { endpoints = [ "agent1" ]; parent = "master" }
+object Host "master1" { check_command = "dummy"; vars.os = "Linux"; zone = "master" }
+object Host "agent1" { check_command = "dummy"; vars.os = "Linux"; vars.agent_endpoint = "agent1"; zone = "master" }
+EOF
+
+dirs=(-DConfiguration.DataDir="$T/data" -DConfiguration.LogDir="$T/log" -DConfiguration.CacheDir="$T/cache"
+    -DConfiguration.SpoolDir="$T/spool" -DConfiguration.InitRunDir="$T/run"
+    -DConfiguration.RunAsUser=root -DConfiguration.RunAsGroup=root)
+
+check "icinga2 daemon -C accepts the agent variant" quiet "$T/validate-agent.log" icinga2 daemon -C -c "$T/etc/agent.conf" "${dirs[@]}"
+service() { icinga2 object list "${dirs[@]}" --type Service --name "$1" 2>&1; }
+check "agent rule: agent1!ephemeral_ports has command_endpoint agent1" \
+    grep -q 'command_endpoint = "agent1"' <<<"$(service 'agent1!ephemeral_ports' | grep -A99 agent-ephemeral_ports.conf)"
+check "local rule: master1!ephemeral_ports runs locally, agent1 only from the agent rule" \
+    test "$(service '*!ephemeral_ports' | grep -c "declared in '$conf/services-ephemeral_ports.conf'")" = 1
+
+check "icinga2 daemon -C accepts the config" quiet "$T/validate.log" icinga2 daemon -C -c "$T/etc/icinga2.conf" "${dirs[@]}"
+
+icinga2 daemon -c "$T/etc/icinga2.conf" "${dirs[@]}" >"$T/log/daemon.log" 2>&1 &
+pids+=($!)
+
+# First check result of service $1 as the PerfdataWriter wrote it (several lines).
+record() { cat "$T"/spool/perfdata.done.* 2>/dev/null | awk -v s="SERVICE::$1"$'\t' 'index($0, "SERVICE::") == 1 { if (on) exit; on = index($0, s) == 1 } on'; }
+metric() { grep -E "^icinga2\.localhost\.services\.$1\.ephemeral_ports\.perfdata\.$2\.value -?[0-9]+(\.[0-9]+)? [0-9]+$" "$T/graphite.txt" 2>/dev/null | head -1; }
+ready() { local s; for s in ephemeral_ports forced_critical tcp_only; do [ -n "$(record $s)" ] && [ -n "$(metric $s capacity)" ] || return 1; done; }
+start=$SECONDS
+until ready || [ $((SECONDS - start)) -ge 60 ]; do sleep 0.5; done
+check "first results of all three services within 60 s ($((SECONDS - start)) s)" ready
+stop_all  # results are on disk; the rest needs no daemon
+
+# The apply rule passes the command's defaults; run the binary the same way ourselves.
+args=(--critical 85 --proc-root /proc --protocol all --timeout 10 --top 5 --warning 70)
+"$T/plugins/check_ephemeral_ports" "${args[@]}" >/dev/null 2>&1
+direct_rc=$?
+logged="Running command '$T/plugins/check_ephemeral_ports'$(printf " '%s'" "${args[@]}")"
+check "icinga ran the plugin with the defaults: ${args[*]}" grep -qF -- "$logged:" "$T/log/notice.log"
+
+rec=$(record ephemeral_ports)
+first=$(head -1 <<<"$rec")
+state=$(sed -n 's/.*\tSTATE::\([0-9]*\)\t.*/\1/p' <<<"$first")
+check "ephemeral_ports: state $state = the plugin's own exit code $direct_rc" test "$state" = "$direct_rc"
+check "ephemeral_ports: state 0 on this idle machine" test "$state" = 0
+check "ephemeral_ports: output starts with 'EPHEMERAL PORTS OK - '" grep -q $'\tOUTPUT::EPHEMERAL PORTS OK - ' <<<"$first"
+check "ephemeral_ports: no perfdata left in the output" test "$(grep -c '|' <<<"$rec")" = 0
+for label in $labels; do
+    check "ephemeral_ports: icinga parsed $label as a number ($(metric ephemeral_ports "$label" | cut -d' ' -f2))" \
+        test -n "$(metric ephemeral_ports "$label")"
+done
+
+rec=$(record forced_critical)
+check "forced_critical: ephemeral_ports_critical=@0:100 records state 2" grep -q $'^SERVICE::forced_critical\tSTATE::2\t' <<<"$rec"
+check "forced_critical: output starts with 'EPHEMERAL PORTS CRITICAL - '" grep -q $'\tOUTPUT::EPHEMERAL PORTS CRITICAL - ' <<<"$rec"
+check "forced_critical: verbose=true passed as -v" grep -qF -- "'--critical' '@0:100' '--proc-root' '/proc' '--protocol' 'all' '--timeout' '10' '--top' '5' '-v' '--warning' '70'" "$T/log/notice.log"
+
+rec=$(record tcp_only)
+check "tcp_only: ephemeral_ports_protocol=tcp and verbose=3 passed as --protocol tcp -vvv" \
+    grep -qF -- "'--protocol' 'tcp' '--timeout' '10' '--top' '5' '-vvv' '--warning' '70'" "$T/log/notice.log"
+check "tcp_only: state 0" grep -q $'^SERVICE::tcp_only\tSTATE::0\t' <<<"$rec"
+check "tcp_only: no udp perfdata" test -z "$(grep -oE '\budp_[a-z_]+=' <<<"$rec")$(metric tcp_only udp_used)$(metric tcp_only udp_used_pct)"
+check "tcp_only: tcp_busiest_pct parsed" test -n "$(metric tcp_only tcp_busiest_pct)"
+
+check "icinga logged no invalid perfdata" test -z "$(grep -i 'invalid perfdata' "$T/log/daemon.log")"
+check "nothing left running from $T" test -z "$(pgrep -f -- "$T")"
+exit $failed
