@@ -2,6 +2,7 @@
 # check_ephemeral_ports build entry point.
 #   ./build.sh          restore, build and publish the native AOT binary to dist/check_ephemeral_ports
 #   ./build.sh test     the above, then every test (unit, fixtures in-process and native, kernel oracle)
+#   ./build.sh package  the above, then a Debian package in dist/ (dpkg-deb)
 # On a fresh Debian machine it installs what it needs with apt-get when run as root.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -52,7 +53,7 @@ run_tests() {
     # The tests compare range evaluation with independent implementations, make kernel-oracle
     # situations in network namespaces and run the real monitoring daemons.
     need_packages python3 python3-nagiosplugin monitoring-plugins-basic iproute2 util-linux procps
-    publish
+    package
     local results=$ROOT/artifacts/test-results
     rm -rf "$results"
     mkdir -p "$results"
@@ -60,26 +61,103 @@ run_tests() {
     local status=0
     CHECK_EPHEMERAL_PORTS_BIN=$BIN dotnet test tests/EphemeralPorts.Tests/EphemeralPorts.Tests.csproj -c Release --nologo \
         --logger "trx;LogFileName=unit.trx" --results-directory "$results" 2>&1 | tee "$results/dotnet-test.log" || status=$?
-    summarize "$results"/*.trx
+    # The real daemons (Icinga 2, Nagios 4, NRPE, Zabbix agents), the package, promtool: each
+    # script prints TAP-like "ok -"/"not ok -" lines and installs the Debian packages it needs.
+    local script
+    for script in tests/integration/*.sh; do
+        [ "$(basename "$script")" = run-all.sh ] && continue
+        log "$script"
+        local tap rc=0
+        tap=$results/$(basename "$script" .sh).tap
+        CHECK_EPHEMERAL_PORTS_BIN=$BIN bash "$script" 2>&1 | tee "$tap" || rc=$?
+        if [ "$rc" -ne 0 ]; then
+            status=1
+            # A script that died before saying what failed still counts as a failure.
+            grep -q '^not ok - ' "$tap" || echo "not ok - $script exited $rc" | tee -a "$tap"
+        fi
+    done
+    summarize "$results"
     return $status
 }
 
-# One plain closing line from the TRX files, because CI reads no runner summary of dotnet's.
+# One plain closing line from the TRX file and the TAP-like logs, because CI reads no runner
+# summary of dotnet's.
 summarize() {
-    local passed=0 failed=0 skipped=0 f counters
-    for f in "$@"; do
-        [ -f "$f" ] || continue
-        counters=$(grep -o '<Counters [^>]*>' "$f" | head -n 1)
-        passed=$((passed + $(sed -n 's/.* passed="\([0-9]*\)".*/\1/p' <<<"$counters")))
-        failed=$((failed + $(sed -n 's/.* failed="\([0-9]*\)".*/\1/p' <<<"$counters")))
-        skipped=$((skipped + $(sed -n 's/.* notExecuted="\([0-9]*\)".*/\1/p' <<<"$counters")))
+    local results=$1 passed=0 failed=0 skipped=0 counters tap
+    if [ -f "$results/unit.trx" ]; then
+        counters=$(grep -o '<Counters [^>]*>' "$results/unit.trx" | head -n 1)
+        passed=$(sed -n 's/.* passed="\([0-9]*\)".*/\1/p' <<<"$counters")
+        failed=$(sed -n 's/.* failed="\([0-9]*\)".*/\1/p' <<<"$counters")
+        skipped=$(sed -n 's/.* notExecuted="\([0-9]*\)".*/\1/p' <<<"$counters")
+    else
+        echo "no unit test results were written"
+        failed=1
+    fi
+    for tap in "$results"/*.tap; do
+        [ -f "$tap" ] || continue
+        passed=$((passed + $(grep -c '^ok - ' "$tap" || true)))
+        failed=$((failed + $(grep -c '^not ok - ' "$tap" || true)))
     done
-    if [ $# -eq 0 ] || [ ! -f "$1" ]; then failed=$((failed + 1)); echo "no test results were written"; fi
     echo "$passed passed, $failed failed, $skipped skipped"
+}
+
+# The version every artifact carries: Directory.Build.props is the one place it is written.
+version() {
+    sed -n 's:.*<Version>\(.*\)</Version>.*:\1:p' "$ROOT/Directory.Build.props"
+}
+
+# A .deb for Debian/Ubuntu: the plugin where Nagios, Icinga and NRPE look for plugins, the Icinga 2
+# CheckCommand where `include <plugins-contrib>` finds it, the NRPE and Zabbix agent snippets as
+# conffiles, and the rest of icinga/ as examples.
+package() {
+    publish
+    need_packages dpkg-dev
+    local ver arch stage deb
+    ver=$(version)
+    arch=$(dpkg --print-architecture)
+    stage=$ROOT/artifacts/deb
+    deb=$DIST/check-ephemeral-ports_${ver}-1_${arch}.deb
+    rm -rf "$stage"
+    install -D -m 0755 "$BIN" "$stage/usr/lib/nagios/plugins/check_ephemeral_ports"
+    install -D -m 0644 icinga/icinga2/command-ephemeral_ports.conf \
+        "$stage/usr/share/icinga2/include/plugins-contrib.d/ephemeral_ports.conf"
+    install -D -m 0644 icinga/nrpe/check_ephemeral_ports.cfg "$stage/etc/nagios/nrpe.d/check_ephemeral_ports.cfg"
+    if [ -f icinga/zabbix/userparameter_ephemeral_ports.conf ]; then
+        install -D -m 0644 icinga/zabbix/userparameter_ephemeral_ports.conf \
+            "$stage/etc/zabbix/zabbix_agentd.d/userparameter_ephemeral_ports.conf"
+    fi
+    mkdir -p "$stage/usr/share/doc/check-ephemeral-ports/examples"
+    cp -r icinga/. "$stage/usr/share/doc/check-ephemeral-ports/examples/"
+    install -m 0644 README.md "$stage/usr/share/doc/check-ephemeral-ports/README.md"
+    printf 'check_ephemeral_ports %s\nCopyright: the check_ephemeral_ports authors.\n' "$ver" \
+        > "$stage/usr/share/doc/check-ephemeral-ports/copyright"
+    mkdir -p "$stage/DEBIAN"
+    (cd "$stage" && find etc -type f | sed 's:^:/:' | sort) > "$stage/DEBIAN/conffiles"
+    # The native binary links only against glibc (checked with ldd); 2.34 is its newest symbol version.
+    cat > "$stage/DEBIAN/control" <<CONTROL
+Package: check-ephemeral-ports
+Version: ${ver}-1
+Architecture: ${arch}
+Maintainer: check_ephemeral_ports maintainers <maintainers@users.noreply.h-seed-136987fa.example>
+Depends: libc6 (>= 2.34)
+Suggests: icinga2 | nagios4 | nagios-nrpe-server | zabbix-agent
+Section: net
+Priority: optional
+Installed-Size: $(du -sk "$stage" --exclude=DEBIAN | cut -f1)
+Description: monitoring plugin for ephemeral port exhaustion
+ check_ephemeral_ports warns before connect() fails with EADDRNOTAVAIL: it finds
+ the busiest (source, destination, destination port) tuple and compares it with
+ the ports that tuple can use (the local port range, less reserved ports and
+ listeners inside it, with TIME_WAIT reuse accounted for), and watches UDP.
+ Nagios plugin output with perfdata, JSON for Zabbix, Prometheus text format.
+CONTROL
+    dpkg-deb --root-owner-group --build "$stage" "$deb" >/dev/null
+    log "built $deb"
 }
 
 case "${1:-build}" in
     build) publish ;;
     test) run_tests ;;
-    *) echo "usage: $0 [build|test]" >&2; exit 2 ;;
+    package) package ;;
+    *) echo "usage: $0 [build|test|package]" >&2; exit 2 ;;
 esac
