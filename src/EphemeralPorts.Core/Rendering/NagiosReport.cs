@@ -62,8 +62,9 @@ public static class NagiosReport
             parts.Add((evaluation.UdpState, $"UDP uses {udp.Used} of {udp.Capacity} ports ({Numbers.Format(udp.Percent)}%){(udp.Used >= udp.Capacity ? ", new UDP sockets fail now" : string.Empty)}"));
         }
 
-        // The part that alerts comes first: it is what the operator has to read at 3 am.
-        return string.Join("; ", parts.OrderByDescending(p => p.State == evaluation.State).Select(p => p.Text));
+        // The part that alerts comes first: it is what the operator has to read at 3 am. No ';' in
+        // free text: Nagios 4 rewrites it to ':'.
+        return string.Join(" - ", parts.OrderByDescending(p => p.State == evaluation.State).Select(p => p.Text));
     }
 
     private static string TcpSentence(PortUsage usage, TcpUsage tcp)
@@ -137,7 +138,7 @@ public static class NagiosReport
             var states = tcp.StateCounts.Count == 0
                 ? "none"
                 : string.Join(", ", tcp.StateCounts.Select(s => $"{TcpState.Name(s.Key)} {s.Value}"));
-            lines.Add(new($"TCP: {Count(tcp.StateCounts.Values.Sum(), "socket")} on {tcp.PortsInUse} ports of the range ({states}); {tcp.ReusableTimeWait} of {tcp.TimeWait} TIME_WAIT reusable", 4));
+            lines.Add(new($"TCP: {Count(tcp.StateCounts.Values.Sum(), "socket")} on {tcp.PortsInUse} ports of the range ({states}), {tcp.ReusableTimeWait} of {tcp.TimeWait} TIME_WAIT reusable", 4));
         }
 
         if (usage.Udp is { } udp)
