@@ -61,7 +61,8 @@ mkdir -p "$T"/{etc,plugins,data,log,cache,spool,run}
 install -m 755 "$bin" "$T/plugins/check_ephemeral_ports"
 
 # A Graphite "server" on 127.0.0.1: the GraphiteWriter sends one metric per parsed perfdata
-# value, which shows how the daemon itself parsed the plugin's perfdata.
+# value, which shows how the daemon itself parsed the plugin's perfdata. (Icinga 2.13 often
+# connects only on its 10 s reconnect timer: results take 2 to 12 s.)
 /usr/bin/python3 - "$T/graphite.port" "$T/graphite.txt" <<'EOF' &
 import os, socket, sys
 server = socket.create_server(("127.0.0.1", 0))
@@ -174,7 +175,7 @@ check "first results of all three services within 60 s ($((SECONDS - start)) s)"
 stop_all  # results are on disk; the rest needs no daemon
 
 # The apply rule passes the command's defaults; run the binary the same way ourselves.
-args=(--critical 85 --proc-root /proc --protocol all --timeout 10 --top 5 --warning 70)
+args=(--critical 85 --format nagios --proc-root /proc --protocol all --timeout 10 --top 5 --warning 70)
 "$T/plugins/check_ephemeral_ports" "${args[@]}" >/dev/null 2>&1
 direct_rc=$?
 logged="Running command '$T/plugins/check_ephemeral_ports'$(printf " '%s'" "${args[@]}")"
@@ -195,7 +196,7 @@ done
 rec=$(record forced_critical)
 check "forced_critical: ephemeral_ports_critical=@0:100 records state 2" grep -q $'^SERVICE::forced_critical\tSTATE::2\t' <<<"$rec"
 check "forced_critical: output starts with 'EPHEMERAL PORTS CRITICAL - '" grep -q $'\tOUTPUT::EPHEMERAL PORTS CRITICAL - ' <<<"$rec"
-check "forced_critical: verbose=true passed as -v" grep -qF -- "'--critical' '@0:100' '--proc-root' '/proc' '--protocol' 'all' '--timeout' '10' '--top' '5' '-v' '--warning' '70'" "$T/log/notice.log"
+check "forced_critical: verbose=true passed as -v" grep -qF -- "'--critical' '@0:100' '--format' 'nagios' '--proc-root' '/proc' '--protocol' 'all' '--timeout' '10' '--top' '5' '-v' '--warning' '70'" "$T/log/notice.log"
 
 rec=$(record tcp_only)
 check "tcp_only: ephemeral_ports_protocol=tcp and verbose=3 passed as --protocol tcp -vvv" \

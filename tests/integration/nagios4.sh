@@ -224,14 +224,16 @@ check "$svc: state $state = the plugin's own exit code $direct_rc (as nagios)" t
 check "$svc: state 0 on this idle machine" test "$state" = 0
 check "$svc: output starts with 'EPHEMERAL PORTS OK - '" grep -q '^EPHEMERAL PORTS OK - ' <<<"$(field "$svc" plugin_output)"
 check "$svc: long output has the detail lines" grep -q '^range [0-9]*-[0-9]*: ' <<<"$(field "$svc" long_plugin_output)"
+# Nagios keeps perfdata as text: check each label has a plain number and a valid UOM.
+numeric() { grep -qE "(^| )'?$1'?=-?[0-9]+(\.[0-9]+)?(%|s|ms|us|B|KB|MB|TB|c)?(;|$| )" <<<"$2"; }
 perf=$(field "$svc" performance_data)
 for label in $labels; do
-    check "$svc: perfdata $label has a numeric value" grep -qE "(^| )'?$label'?=-?[0-9]+(\.[0-9]+)?[%a-zA-Z]*(;|$| )" <<<"$perf"
+    check "$svc: perfdata $label has a numeric value" numeric "$label" "$perf"
 done
 # The service perfdata file (what a graphing add-on reads): first line of the service.
 IFS=$'\t' read -r _ p_state p_output p_perf < <(grep -m1 "^$svc"$'\t' "$T/var/service-perfdata" 2>/dev/null)
 absent=""
-for label in $labels; do grep -qE "(^| )'?$label'?=-?[0-9]" <<<"${p_perf:-}" || absent+=" $label"; done
+for label in $labels; do numeric "$label" "${p_perf:-}" || absent+=" $label"; done
 check "$svc: service_perfdata_file has state ${p_state:-?}, the output and every label${absent:+ (missing:$absent)}" \
     test "${p_state:-}" = 0 -a -z "$absent" -a "${p_output:0:21}" = "EPHEMERAL PORTS OK - "
 
