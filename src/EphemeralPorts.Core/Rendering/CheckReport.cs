@@ -3,8 +3,12 @@ using EphemeralPorts.Ports;
 
 namespace EphemeralPorts.Rendering;
 
-/// <summary>How much to say: <c>--top</c>, <c>-v</c> level, and what was read (for <c>-vvv</c>).</summary>
-public sealed record ReportOptions(int Top, int Verbosity, IReadOnlyList<string> Diagnostics);
+/// <summary>
+/// How much to say: <c>--top</c>, the <c>-v</c> level, what was read and how long it took (shown at
+/// <c>-vvv</c>), notes on how the sockets were read (from <c>-v</c>) and what that way of reading
+/// cannot see (from <c>-vv</c>).
+/// </summary>
+public sealed record ReportOptions(int Top, int Verbosity, IReadOnlyList<string> Diagnostics, IReadOnlyList<string>? Notes = null, string? BlindSpots = null);
 
 /// <summary>Everything a renderer needs: the model's answer, its evaluation and the thresholds behind it.</summary>
 public sealed record CheckReport(PortUsage Usage, PortEvaluation Evaluation, Thresholds Thresholds, ReportOptions Options)

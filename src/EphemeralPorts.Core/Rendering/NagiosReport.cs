@@ -151,9 +151,14 @@ public static class NagiosReport
             lines.Add(new($"sysctls: tcp_tw_reuse={settings.TwReuse} ({TwReuseMeaning(settings.TwReuse)}), tcp_tw_reuse_delay={settings.TwReuseDelayMs} ms{(settings.TwReuseDelayFromSysctl ? string.Empty : " (kernel default)")}, tcp_timestamps={settings.Timestamps}, tcp_fin_timeout={settings.FinTimeoutSeconds} s, reserved={(settings.Reserved.Count == 0 ? "none" : settings.Reserved.ToString())}", 0));
         }
 
-        if (options.Verbosity >= 2)
+        if (options.Verbosity >= 1 && options.Notes is { } notes)
         {
-            lines.Add(new("not visible in /proc: bound-but-idle sockets, sockets given their port by bind() before connect(), per-socket IP_LOCAL_PORT_RANGE, whether timestamps were negotiated", 0));
+            lines.AddRange(notes.Select(n => new Detail(n, 0)));
+        }
+
+        if (options.Verbosity >= 2 && options.BlindSpots is { } blind)
+        {
+            lines.Add(new($"not visible: {blind}", 0));
         }
 
         lines.AddRange(evaluation.Advice.Select(a => new Detail("advice: " + a, 1)));

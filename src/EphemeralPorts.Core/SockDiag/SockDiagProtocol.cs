@@ -1,0 +1,148 @@
+using System.Buffers.Binary;
+using EphemeralPorts.Ports;
+
+namespace EphemeralPorts.SockDiag;
+
+/// <summary>
+/// The wire format of NETLINK_SOCK_DIAG (include/uapi/linux/netlink.h, sock_diag.h, inet_diag.h):
+/// building a dump request with a kernel-side filter, and reading the replies. No I/O here.
+/// </summary>
+public static class SockDiagProtocol
+{
+    public const int NetlinkSockDiag = 4;
+    public const ushort SockDiagByFamily = 20;
+    public const ushort NlmsgError = 2;
+    public const ushort NlmsgDone = 3;
+    public const int NlmsgHeaderLength = 16;
+    public const int InetDiagMsgLength = 72;
+    private const ushort NlmFRequest = 0x1;
+    private const ushort NlmFDump = 0x300;
+    private const ushort InetDiagReqBytecode = 1;
+    private const byte BcSourceGreaterOrEqual = 2;
+    private const byte BcSourceLessOrEqual = 3;
+    private const int ReqV2Length = 56;
+
+    public const byte AfInet = 2;
+    public const byte AfInet6 = 10;
+    public const byte IpProtoTcp = 6;
+    public const byte IpProtoUdp = 17;
+
+    /// <summary>Every TCP state the model needs, 1..13 (TCP_BOUND_INACTIVE included: bound-but-idle sockets).</summary>
+    public const uint AllStates = 0x3FFE;
+
+    /// <summary>
+    /// A dump request (nlmsghdr + inet_diag_req_v2) with a bytecode program that keeps only sockets
+    /// whose local port lies in <paramref name="range"/>, so the kernel copies nothing else. The
+    /// program, as inet_diag_bc_run() runs it: <c>S_GE low</c> then <c>S_LE high</c>; a "no" jumps 4
+    /// bytes past the end, which rejects (the run must end exactly at the end to accept).
+    /// </summary>
+    public static byte[] DumpRequest(byte family, byte protocol, uint states, PortRange range, uint sequence)
+    {
+        const int bytecodeLength = 16;
+        const int attributeLength = 4 + bytecodeLength;
+        var total = NlmsgHeaderLength + ReqV2Length + attributeLength;
+        var message = new byte[total];
+        var span = message.AsSpan();
+        BinaryPrimitives.WriteUInt32LittleEndian(span, (uint)total);
+        BinaryPrimitives.WriteUInt16LittleEndian(span[4..], SockDiagByFamily);
+        BinaryPrimitives.WriteUInt16LittleEndian(span[6..], NlmFRequest | NlmFDump);
+        BinaryPrimitives.WriteUInt32LittleEndian(span[8..], sequence);
+        var request = span[NlmsgHeaderLength..];
+        request[0] = family;
+        request[1] = protocol;
+        request[2] = 0; // idiag_ext: no extensions, only the fixed inet_diag_msg
+        BinaryPrimitives.WriteUInt32LittleEndian(request[4..], states);
+        var attribute = request[ReqV2Length..];
+        BinaryPrimitives.WriteUInt16LittleEndian(attribute, attributeLength);
+        BinaryPrimitives.WriteUInt16LittleEndian(attribute[2..], InetDiagReqBytecode);
+        var code = attribute[4..];
+        WriteOp(code, BcSourceGreaterOrEqual, 8, bytecodeLength + 4);
+        WriteOp(code[4..], 0, 0, (ushort)range.Low);
+        WriteOp(code[8..], BcSourceLessOrEqual, 8, 8 + 4);
+        WriteOp(code[12..], 0, 0, (ushort)range.High);
+        if (!BitConverter.IsLittleEndian)
+        {
+            throw new PlatformNotSupportedException("netlink messages are built for little-endian hosts");
+        }
+
+        return message;
+    }
+
+    // struct inet_diag_bc_op { __u8 code; __u8 yes; __u16 no; } in host order.
+    private static void WriteOp(Span<byte> at, byte code, byte yes, ushort no)
+    {
+        at[0] = code;
+        at[1] = yes;
+        BinaryPrimitives.WriteUInt16LittleEndian(at[2..], no);
+    }
+
+    /// <summary>What one received buffer held.</summary>
+    public enum Outcome
+    {
+        More,
+        Done,
+        Error,
+    }
+
+    /// <summary>
+    /// Walks the netlink messages of one received buffer and hands each socket to
+    /// <paramref name="add"/>. <paramref name="error"/> is the kernel's errno on NLMSG_ERROR.
+    /// </summary>
+    public static Outcome Parse(ReadOnlySpan<byte> buffer, Transport transport, ISocketSink sink, out int error)
+    {
+        error = 0;
+        while (buffer.Length >= NlmsgHeaderLength)
+        {
+            var length = (int)BinaryPrimitives.ReadUInt32LittleEndian(buffer);
+            var type = BinaryPrimitives.ReadUInt16LittleEndian(buffer[4..]);
+            if (length < NlmsgHeaderLength || length > buffer.Length)
+            {
+                throw new InvalidDataException($"netlink message of {length} bytes in a buffer of {buffer.Length}");
+            }
+
+            var payload = buffer[NlmsgHeaderLength..length];
+            switch (type)
+            {
+                case NlmsgDone:
+                    return Outcome.Done;
+                case NlmsgError:
+                    error = payload.Length >= 4 ? -BinaryPrimitives.ReadInt32LittleEndian(payload) : 0;
+                    return error == 0 ? Outcome.Done : Outcome.Error;
+                case SockDiagByFamily when payload.Length >= InetDiagMsgLength:
+                    sink.Add(Socket(payload, transport));
+                    break;
+            }
+
+            var aligned = (length + 3) & ~3;
+            buffer = aligned >= buffer.Length ? default : buffer[aligned..];
+        }
+
+        return Outcome.More;
+    }
+
+    /// <summary>One inet_diag_msg as a <see cref="SocketEntry"/>: ports and addresses are big-endian.</summary>
+    public static SocketEntry Socket(ReadOnlySpan<byte> msg, Transport transport)
+    {
+        var family = msg[0];
+        var state = msg[1];
+        var timer = msg[2];
+        var id = msg[4..52];
+        var sourcePort = BinaryPrimitives.ReadUInt16BigEndian(id);
+        var destinationPort = BinaryPrimitives.ReadUInt16BigEndian(id[2..]);
+        var source = family == AfInet ? IpAddress.FromBytes(id.Slice(4, 4)) : IpAddress.FromBytes(id.Slice(4, 16));
+        var destination = family == AfInet ? IpAddress.FromBytes(id.Slice(20, 4)) : IpAddress.FromBytes(id.Slice(20, 16));
+        var expiresMs = BinaryPrimitives.ReadUInt32LittleEndian(msg[52..]);
+        var uid = BinaryPrimitives.ReadUInt32LittleEndian(msg[64..]);
+        var inode = BinaryPrimitives.ReadUInt32LittleEndian(msg[68..]);
+
+        // inet_diag_fill_timewait(): idiag_timer 3 and the time left in milliseconds.
+        var timeWaitRemaining = transport == Transport.Tcp && state == TcpState.TimeWait && timer == 3 ? expiresMs : -1L;
+        return new SocketEntry(transport, source, sourcePort, destination, destinationPort, state, timeWaitRemaining, inode, uid);
+    }
+}
+
+/// <summary>Where a reader puts the sockets it finds (the calculator, or a test's list).</summary>
+public interface ISocketSink
+{
+    void Add(in SocketEntry socket);
+}
