@@ -3,6 +3,7 @@
 #   ./build.sh          restore, build and publish the native AOT binary to dist/check_ephemeral_ports
 #   ./build.sh test     the above, then every test (unit, fixtures in-process and native, kernel oracle)
 #   ./build.sh package  the above, then a Debian package in dist/ (dpkg-deb)
+#   ./build.sh bench    the binary against ss and cat /proc/net/tcp* at 10k..200k connections (root)
 # On a fresh Debian machine it installs what it needs with apt-get when run as root.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -159,5 +160,11 @@ case "${1:-build}" in
     build) publish ;;
     test) run_tests ;;
     package) package ;;
-    *) echo "usage: $0 [build|test|package]" >&2; exit 2 ;;
+    bench)
+        need_packages python3 iproute2 util-linux time
+        publish
+        # A private network namespace: the connections and the range setting go with it.
+        unshare -n python3 tests/bench/bench.py "$BIN" "${@:2}"
+        ;;
+    *) echo "usage: $0 [build|test|package|bench [N...]]" >&2; exit 2 ;;
 esac

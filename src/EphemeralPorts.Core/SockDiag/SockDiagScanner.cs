@@ -23,24 +23,78 @@ public static class SockDiagScanner
     /// <summary>Large enough for the kernel's biggest dump skb (32 KiB and more on big-page hosts).</summary>
     private const int ReceiveBufferBytes = 256 * 1024;
 
+    /// <summary>
+    /// Runs the dumps in two lanes on two threads: the IPv4 TCP dump (where most sockets are
+    /// reported) on one, the IPv6 TCP dump (a second walk of the whole connection hash) and the
+    /// UDP dumps on the other. Each lane has its own socket; the sink is fed one received buffer at
+    /// a time under a lock, so the calculator sees one socket at a time and memory stays flat.
+    /// </summary>
     public static void Scan(PortRange range, bool tcp, bool udp, ISocketSink sink, Action<string>? progress = null)
     {
-        using var socket = NetlinkSocket.Open(SockDiagProtocol.NetlinkSockDiag, out var errno)
-            ?? throw new NetlinkUnavailableException($"socket(AF_NETLINK, NETLINK_SOCK_DIAG) failed: {ErrnoName(errno)}");
-        var buffer = new byte[ReceiveBufferBytes];
-        uint sequence = 1;
-        foreach (var (protocol, transport, name) in new[] { (SockDiagProtocol.IpProtoTcp, Transport.Tcp, "tcp"), (SockDiagProtocol.IpProtoUdp, Transport.Udp, "udp") })
+        List<List<DumpSpec>> lanes = [[], []];
+        if (tcp)
         {
-            if ((transport == Transport.Tcp && !tcp) || (transport == Transport.Udp && !udp))
+            lanes[0].Add(new(SockDiagProtocol.AfInet, SockDiagProtocol.IpProtoTcp, Transport.Tcp, "tcp IPv4"));
+            lanes[1].Add(new(SockDiagProtocol.AfInet6, SockDiagProtocol.IpProtoTcp, Transport.Tcp, "tcp IPv6"));
+        }
+
+        if (udp)
+        {
+            lanes[1].Add(new(SockDiagProtocol.AfInet, SockDiagProtocol.IpProtoUdp, Transport.Udp, "udp IPv4"));
+            lanes[1].Add(new(SockDiagProtocol.AfInet6, SockDiagProtocol.IpProtoUdp, Transport.Udp, "udp IPv6"));
+        }
+
+        lanes.RemoveAll(l => l.Count == 0);
+
+        // Both sockets are opened before any dump runs: a refusal here leaves nothing half-counted.
+        var sockets = new List<NetlinkSocket>();
+        try
+        {
+            foreach (var _ in lanes)
             {
-                continue;
+                sockets.Add(NetlinkSocket.Open(SockDiagProtocol.NetlinkSockDiag, out var errno)
+                    ?? throw new NetlinkUnavailableException($"socket(AF_NETLINK, NETLINK_SOCK_DIAG) failed: {ErrnoName(errno)}"));
             }
 
-            foreach (var (family, familyName) in new[] { (SockDiagProtocol.AfInet, "IPv4"), (SockDiagProtocol.AfInet6, "IPv6") })
+            var failures = new Exception?[lanes.Count];
+            var threads = new List<Thread>();
+            for (var i = 1; i < lanes.Count; i++)
             {
-                progress?.Invoke($"netlink sock_diag {name} {familyName}");
-                Dump(socket, buffer, SockDiagProtocol.DumpRequest(family, protocol, SockDiagProtocol.AllStates, range, sequence++), transport, family == SockDiagProtocol.AfInet6, sink);
+                var lane = i;
+                var thread = new Thread(() => RunLane(lanes[lane], sockets[lane], range, sink, progress, failures, lane)) { IsBackground = true, Name = "sock_diag" };
+                thread.Start();
+                threads.Add(thread);
             }
+
+            RunLane(lanes[0], sockets[0], range, sink, progress, failures, 0);
+            threads.ForEach(t => t.Join());
+            if (failures.FirstOrDefault(f => f is not null) is { } failure)
+            {
+                throw failure;
+            }
+        }
+        finally
+        {
+            sockets.ForEach(s => s.Dispose());
+        }
+    }
+
+    private static void RunLane(List<DumpSpec> dumps, NetlinkSocket socket, PortRange range, ISocketSink sink, Action<string>? progress, Exception?[] failures, int lane)
+    {
+        try
+        {
+            var buffer = new byte[ReceiveBufferBytes];
+            uint sequence = 1;
+            foreach (var dump in dumps)
+            {
+                progress?.Invoke($"netlink sock_diag {dump.Name}");
+                var request = SockDiagProtocol.DumpRequest(dump.Family, dump.Protocol, SockDiagProtocol.AllStates, range, sequence++);
+                Dump(socket, buffer, request, dump.Transport, dump.Family == SockDiagProtocol.AfInet6, sink);
+            }
+        }
+        catch (Exception e) when (e is NetlinkUnavailableException or CheckException)
+        {
+            failures[lane] = e;
         }
     }
 
@@ -70,7 +124,10 @@ public static class SockDiagScanner
             int error;
             try
             {
-                outcome = SockDiagProtocol.Parse(buffer.AsSpan(0, received), transport, sink, out error);
+                lock (sink)
+                {
+                    outcome = SockDiagProtocol.Parse(buffer.AsSpan(0, received), transport, sink, out error);
+                }
             }
             catch (InvalidDataException e)
             {
@@ -102,6 +159,8 @@ public static class SockDiagScanner
             first = false;
         }
     }
+
+    private readonly record struct DumpSpec(byte Family, byte Protocol, Transport Transport, string Name);
 
     public static string ErrnoName(int errno) => errno switch
     {

@@ -1,0 +1,143 @@
+#!/usr/bin/env python3
+"""Benchmark: check_ephemeral_ports against `ss` and `cat /proc/net/tcp*`, measured in one run.
+
+Run inside a private network namespace as root (./build.sh bench does):
+    unshare -n python3 bench.py BINARY [N ...]
+For each N it opens N loopback connections (2N sockets, N of them with a port in the range;
+several destination ports keep every tuple below the range), then times every command REPEAT
+times and prints the median wall time, the median CPU time and the peak RSS of each, and the
+ratios ours/ss and ours/cat from the same run. Nothing is asserted: the machine is shared and
+noisy, so the script reports and the reader judges. Everything goes with the namespace at exit.
+"""
+import os
+import platform
+import signal
+import tempfile
+import resource
+import socket
+import statistics
+import subprocess
+import sys
+import time
+
+LOW, HIGH = 10000, 65535  # the destination ports (5000+) stay outside the range, as on a real client
+DEST_PORTS = 8
+REPEAT = 7
+
+
+def sysctl(name, value):
+    with open("/proc/sys/net/ipv4/" + name, "w") as f:
+        f.write(str(value))
+
+
+def measure(argv, repeat):
+    """Runs a command `repeat` times; returns (median wall ms, median cpu ms, peak rss MB, output).
+
+    GNU time reports the peak RSS of the command itself (a child forked from this Python process
+    would carry Python's own RSS into ru_maxrss until exec); wait4 gives the CPU time.
+    """
+    walls, cpus, rss, out = [], [], [], b""
+    with tempfile.NamedTemporaryFile("r") as report:
+        for _ in range(repeat):
+            start = time.perf_counter()
+            p = subprocess.Popen(["/usr/bin/time", "-f", "%M", "-o", report.name] + argv,
+                                 stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+            out = p.stdout.read()
+            _, _, usage = os.wait4(p.pid, 0)
+            walls.append((time.perf_counter() - start) * 1000)
+            cpus.append((usage.ru_utime + usage.ru_stime) * 1000)
+            report.seek(0)
+            rss.append(int(report.read().split()[-1]) / 1024)
+    return statistics.median(walls), statistics.median(cpus), max(rss), out
+
+
+class Load:
+    """N loopback connections, held by worker processes of at most PER_WORKER each (the open-file
+    limit may be low and only raisable so far); both ends of a connection live in one worker."""
+
+    def __init__(self, per_worker):
+        self.per_worker = per_worker
+        self.servers = []
+        self.workers = []
+        self.count = 0
+        for i in range(DEST_PORTS):
+            s = socket.socket()
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            s.bind(("127.0.0.1", 5000 + i))
+            s.listen(4096)
+            self.servers.append(s)
+
+    def grow(self, n):
+        while self.count < n:
+            k = min(self.per_worker, n - self.count)
+            ready_r, ready_w = os.pipe()
+            pid = os.fork()
+            if pid == 0:
+                os.close(ready_r)
+                held = []
+                for j in range(k):
+                    i = j % DEST_PORTS
+                    c = socket.create_connection(("127.0.0.1", 5000 + i))
+                    a, _ = self.servers[i].accept()
+                    held += (c, a)
+                os.write(ready_w, b"x")
+                signal.pause()
+                os._exit(0)
+            os.close(ready_w)
+            os.read(ready_r, 1)
+            os.close(ready_r)
+            self.workers.append(pid)
+            self.count += k
+
+    def close(self):
+        for pid in self.workers:
+            os.kill(pid, signal.SIGTERM)
+            os.waitpid(pid, 0)
+
+
+def main():
+    binary = sys.argv[1]
+    counts = [int(n) for n in sys.argv[2:]] or [0, 10_000, 50_000, 100_000, 200_000]
+    subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
+    sysctl("ip_local_port_range", "%d %d" % (LOW, HIGH))
+    # As many connections per worker as the open-file limit allows (two descriptors each).
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    per_worker = max(1000, (hard - 100) // 2)
+
+    cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
+    print("# machine: %s, %d cores, kernel %s; median of %d runs each" % (cpu, os.cpu_count(), platform.release(), REPEAT))
+    ss_filter = "( sport >= :%d and sport <= :%d )" % (LOW, HIGH)
+    commands = [
+        ("ours (netlink)", [binary, "--source", "netlink"]),
+        ("ours (proc)", [binary, "--source", "proc"]),
+        ("ss -tan | wc -l", ["sh", "-c", "ss -tan state all '%s' | wc -l" % ss_filter]),
+        ("cat /proc/net/tcp*", ["sh", "-c", "cat /proc/net/tcp /proc/net/tcp6 | wc -l"]),
+    ]
+    print("| N connections | command | wall ms | cpu ms | peak RSS MB | ours/ss | ours/cat |")
+    print("|---:|---|---:|---:|---:|---:|---:|")
+    load = Load(per_worker)
+    try:
+        for n in counts:
+            run(load, n, commands)
+    finally:
+        load.close()
+
+
+def run(load, n, commands):
+    t = time.perf_counter()
+    load.grow(n)
+    setup = time.perf_counter() - t
+    # An idle host is measured with more runs: each is short and the machine is noisy.
+    results = {name: measure(argv, 31 if n == 0 else REPEAT) for name, argv in commands}
+    ours_first_line = results["ours (netlink)"][3].split(b"\n")[0].decode()
+    ss_wall, cat_wall = results["ss -tan | wc -l"][0], results["cat /proc/net/tcp*"][0]
+    for name, (wall, cpu_ms, rss, _) in results.items():
+        ratios = ("%.2f" % (wall / ss_wall), "%.2f" % (wall / cat_wall)) if name.startswith("ours") else ("", "")
+        print("| %d | %s | %.1f | %.1f | %.1f | %s | %s |" % (n, name.replace("|", "\\|"), wall, cpu_ms, rss, *ratios))
+    print("# N=%d: setup %.1f s; ours said: %s" % (n, setup, ours_first_line[:160]), file=sys.stderr)
+    sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()
