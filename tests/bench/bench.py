@@ -30,25 +30,32 @@ def sysctl(name, value):
         f.write(str(value))
 
 
-def measure(argv, repeat):
-    """Runs a command `repeat` times; returns (median wall ms, median cpu ms, peak rss MB, output).
+def measure_once(argv, report):
+    """One run: (wall ms, cpu ms, peak rss MB, stdout).
 
     GNU time reports the peak RSS of the command itself (a child forked from this Python process
     would carry Python's own RSS into ru_maxrss until exec); wait4 gives the CPU time.
     """
-    walls, cpus, rss, out = [], [], [], b""
+    start = time.perf_counter()
+    p = subprocess.Popen(["/usr/bin/time", "-f", "%M", "-o", report] + argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    out = p.stdout.read()
+    _, _, usage = os.wait4(p.pid, 0)
+    wall = (time.perf_counter() - start) * 1000
+    with open(report) as f:
+        rss = int(f.read().split()[-1]) / 1024
+    return wall, (usage.ru_utime + usage.ru_stime) * 1000, rss, out
+
+
+def measure(commands, repeat):
+    """Runs the commands round-robin `repeat` times, so that a noisy moment of the machine falls
+    on all of them alike; returns name -> (median wall ms, median cpu ms, peak rss MB, stdout)."""
+    runs = {name: [] for name, _ in commands}
     with tempfile.NamedTemporaryFile("r") as report:
         for _ in range(repeat):
-            start = time.perf_counter()
-            p = subprocess.Popen(["/usr/bin/time", "-f", "%M", "-o", report.name] + argv,
-                                 stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
-            out = p.stdout.read()
-            _, _, usage = os.wait4(p.pid, 0)
-            walls.append((time.perf_counter() - start) * 1000)
-            cpus.append((usage.ru_utime + usage.ru_stime) * 1000)
-            report.seek(0)
-            rss.append(int(report.read().split()[-1]) / 1024)
-    return statistics.median(walls), statistics.median(cpus), max(rss), out
+            for name, argv in commands:
+                runs[name].append(measure_once(argv, report.name))
+    return {name: (statistics.median(r[0] for r in rs), statistics.median(r[1] for r in rs),
+                   max(r[2] for r in rs), rs[-1][3]) for name, rs in runs.items()}
 
 
 class Load:
@@ -129,7 +136,7 @@ def run(load, n, commands):
     load.grow(n)
     setup = time.perf_counter() - t
     # An idle host is measured with more runs: each is short and the machine is noisy.
-    results = {name: measure(argv, 31 if n == 0 else REPEAT) for name, argv in commands}
+    results = measure(commands, 31 if n == 0 else REPEAT)
     ours_first_line = results["ours (netlink)"][3].split(b"\n")[0].decode()
     ss_wall, cat_wall = results["ss -tan | wc -l"][0], results["cat /proc/net/tcp*"][0]
     for name, (wall, cpu_ms, rss, _) in results.items():

@@ -24,24 +24,34 @@ public static class SockDiagScanner
     private const int ReceiveBufferBytes = 256 * 1024;
 
     /// <summary>
-    /// Runs the dumps in two lanes on two threads: the IPv4 TCP dump (where most sockets are
-    /// reported) on one, the IPv6 TCP dump (a second walk of the whole connection hash) and the
-    /// UDP dumps on the other. Each lane has its own socket; the sink is fed one received buffer at
+    /// Runs the dumps in lanes, one thread each: the IPv4 TCP dump (where most sockets are
+    /// reported) split in two by local port, and the IPv6 TCP dump (a second walk of the whole
+    /// connection hash) with the UDP dumps. Each lane has its own socket; the sink is fed one received buffer at
     /// a time under a lock, so the calculator sees one socket at a time and memory stays flat.
     /// </summary>
     public static void Scan(PortRange range, bool tcp, bool udp, ISocketSink sink, Action<string>? progress = null)
     {
-        List<List<DumpSpec>> lanes = [[], []];
+        // Where most sockets are: IPv4 TCP, split by local port into two dumps so that two cores
+        // share the reporting; each still walks the connection hash once.
+        List<List<DumpSpec>> lanes = [[], [], []];
         if (tcp)
         {
-            lanes[0].Add(new(SockDiagProtocol.AfInet, SockDiagProtocol.IpProtoTcp, Transport.Tcp, "tcp IPv4"));
-            lanes[1].Add(new(SockDiagProtocol.AfInet6, SockDiagProtocol.IpProtoTcp, Transport.Tcp, "tcp IPv6"));
+            var (low, high) = range.Size >= 2
+                ? (new PortRange(range.Low, range.Low + (range.Size / 2) - 1), new PortRange(range.Low + (range.Size / 2), range.High))
+                : (range, (PortRange?)null);
+            lanes[0].Add(new(SockDiagProtocol.AfInet, SockDiagProtocol.IpProtoTcp, Transport.Tcp, low, "tcp IPv4"));
+            if (high is { } upper)
+            {
+                lanes[1].Add(new(SockDiagProtocol.AfInet, SockDiagProtocol.IpProtoTcp, Transport.Tcp, upper, "tcp IPv4"));
+            }
+
+            lanes[2].Add(new(SockDiagProtocol.AfInet6, SockDiagProtocol.IpProtoTcp, Transport.Tcp, range, "tcp IPv6"));
         }
 
         if (udp)
         {
-            lanes[1].Add(new(SockDiagProtocol.AfInet, SockDiagProtocol.IpProtoUdp, Transport.Udp, "udp IPv4"));
-            lanes[1].Add(new(SockDiagProtocol.AfInet6, SockDiagProtocol.IpProtoUdp, Transport.Udp, "udp IPv6"));
+            lanes[2].Add(new(SockDiagProtocol.AfInet, SockDiagProtocol.IpProtoUdp, Transport.Udp, range, "udp IPv4"));
+            lanes[2].Add(new(SockDiagProtocol.AfInet6, SockDiagProtocol.IpProtoUdp, Transport.Udp, range, "udp IPv6"));
         }
 
         lanes.RemoveAll(l => l.Count == 0);
@@ -61,12 +71,12 @@ public static class SockDiagScanner
             for (var i = 1; i < lanes.Count; i++)
             {
                 var lane = i;
-                var thread = new Thread(() => RunLane(lanes[lane], sockets[lane], range, sink, progress, failures, lane)) { IsBackground = true, Name = "sock_diag" };
+                var thread = new Thread(() => RunLane(lanes[lane], sockets[lane], sink, progress, failures, lane)) { IsBackground = true, Name = "sock_diag" };
                 thread.Start();
                 threads.Add(thread);
             }
 
-            RunLane(lanes[0], sockets[0], range, sink, progress, failures, 0);
+            RunLane(lanes[0], sockets[0], sink, progress, failures, 0);
             threads.ForEach(t => t.Join());
             if (failures.FirstOrDefault(f => f is not null) is { } failure)
             {
@@ -79,7 +89,7 @@ public static class SockDiagScanner
         }
     }
 
-    private static void RunLane(List<DumpSpec> dumps, NetlinkSocket socket, PortRange range, ISocketSink sink, Action<string>? progress, Exception?[] failures, int lane)
+    private static void RunLane(List<DumpSpec> dumps, NetlinkSocket socket, ISocketSink sink, Action<string>? progress, Exception?[] failures, int lane)
     {
         try
         {
@@ -88,7 +98,7 @@ public static class SockDiagScanner
             foreach (var dump in dumps)
             {
                 progress?.Invoke($"netlink sock_diag {dump.Name}");
-                var request = SockDiagProtocol.DumpRequest(dump.Family, dump.Protocol, SockDiagProtocol.AllStates, range, sequence++);
+                var request = SockDiagProtocol.DumpRequest(dump.Family, dump.Protocol, SockDiagProtocol.AllStates, dump.Ports, sequence++);
                 Dump(socket, buffer, request, dump.Transport, dump.Family == SockDiagProtocol.AfInet6, sink);
             }
         }
@@ -160,7 +170,7 @@ public static class SockDiagScanner
         }
     }
 
-    private readonly record struct DumpSpec(byte Family, byte Protocol, Transport Transport, string Name);
+    private readonly record struct DumpSpec(byte Family, byte Protocol, Transport Transport, PortRange Ports, string Name);
 
     public static string ErrnoName(int errno) => errno switch
     {
