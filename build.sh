@@ -123,10 +123,9 @@ package() {
     install -D -m 0644 icinga/icinga2/command-ephemeral_ports.conf \
         "$stage/usr/share/icinga2/include/plugins-contrib.d/ephemeral_ports.conf"
     install -D -m 0644 icinga/nrpe/check_ephemeral_ports.cfg "$stage/etc/nagios/nrpe.d/check_ephemeral_ports.cfg"
-    if [ -f icinga/zabbix/userparameter_ephemeral_ports.conf ]; then
-        install -D -m 0644 icinga/zabbix/userparameter_ephemeral_ports.conf \
-            "$stage/etc/zabbix/zabbix_agentd.d/userparameter_ephemeral_ports.conf"
-    fi
+    # Debian's include directories: zabbix_agentd.conf.d for zabbix-agent, zabbix_agent2.d for agent 2.
+    install -D -m 0644 icinga/zabbix/userparameter_ephemeral_ports.conf "$stage/etc/zabbix/zabbix_agentd.conf.d/ephemeral_ports.conf"
+    install -D -m 0644 icinga/zabbix/userparameter_ephemeral_ports.conf "$stage/etc/zabbix/zabbix_agent2.d/ephemeral_ports.conf"
     mkdir -p "$stage/usr/share/doc/check-ephemeral-ports/examples"
     cp -r icinga/. "$stage/usr/share/doc/check-ephemeral-ports/examples/"
     install -m 0644 README.md "$stage/usr/share/doc/check-ephemeral-ports/README.md"

@@ -35,6 +35,8 @@ contents=$(dpkg-deb -c "$deb")
 for path in ./usr/lib/nagios/plugins/check_ephemeral_ports \
             ./usr/share/icinga2/include/plugins-contrib.d/ephemeral_ports.conf \
             ./etc/nagios/nrpe.d/check_ephemeral_ports.cfg \
+            ./etc/zabbix/zabbix_agentd.conf.d/ephemeral_ports.conf \
+            ./etc/zabbix/zabbix_agent2.d/ephemeral_ports.conf \
             ./usr/share/doc/check-ephemeral-ports/copyright; do
     check "contains $path" grep -q " $path\$" <<<"$contents"
 done
@@ -47,6 +49,12 @@ check "installed plugin prints a status line" grep -q '^EPHEMERAL PORTS \(OK\|WA
 check "installed plugin exits 0-2 on this host" test "$code" -le 2
 check "installed plugin prints nothing on stderr" test ! -s "$tmp/stderr"
 check "installed plugin runs as the nagios-like user nobody" setpriv --reuid=nobody --init-groups /usr/lib/nagios/plugins/check_ephemeral_ports
+
+# The Zabbix agent finds the UserParameter through Debian's own include directory.
+if command -v zabbix_agentd >/dev/null; then
+    check "zabbix_agentd -t ephemeral_ports.json runs the installed plugin" \
+        sh -c "zabbix_agentd -c /etc/zabbix/zabbix_agentd.conf -t ephemeral_ports.json | grep -q '\"state\":\"'"
+fi
 
 # Icinga 2 finds the CheckCommand through the ITL include the package drops it into.
 if command -v icinga2 >/dev/null; then
@@ -75,6 +83,6 @@ fi
 
 dpkg --purge check-ephemeral-ports >"$tmp/purge.log" 2>&1 && ok "dpkg --purge" || not_ok "dpkg --purge: $(cat "$tmp/purge.log")"
 check "purge removes the plugin" test ! -e /usr/lib/nagios/plugins/check_ephemeral_ports
-check "purge removes the conffiles" test ! -e /etc/nagios/nrpe.d/check_ephemeral_ports.cfg
+check "purge removes the conffiles" test ! -e /etc/nagios/nrpe.d/check_ephemeral_ports.cfg -a ! -e /etc/zabbix/zabbix_agentd.conf.d/ephemeral_ports.conf
 check "purge removes the CheckCommand" test ! -e /usr/share/icinga2/include/plugins-contrib.d/ephemeral_ports.conf
 [ "$failures" -eq 0 ]

@@ -1,0 +1,404 @@
+#!/usr/bin/env bash
+# Integration test: Zabbix agent (Debian 12: zabbix-agent and zabbix-agent2 6.0) runs
+# check_ephemeral_ports through icinga/zabbix/userparameter_ephemeral_ports.conf, and the values
+# it returns feed every dependent item and trigger of icinga/zabbix/template_ephemeral_ports.yaml.
+# There is no Zabbix server here, so the template is checked for structure, and its JSONPath
+# steps and trigger expressions are evaluated in Python against the documents the agents return
+# (and against the plugin's output for every fixture tree).
+# Runs as root; prints "ok - ..." / "not ok - ..." lines; exits 1 on any failure.
+# Temp dir kept on failure or with KEEP_TMP=1; agent daemons are stopped by PID on exit.
+set -u
+here=$(cd "$(dirname "$0")" && pwd)
+zconf=$(cd "$here/../../icinga/zabbix" && pwd)
+fixtures=$(cd "$here/../fixtures" && pwd)
+bin=${CHECK_EPHEMERAL_PORTS_BIN:-$here/../../dist/check_ephemeral_ports}
+py=/usr/bin/python3  # Debian's, for python3-yaml (a pyenv python3 may be first in PATH)
+
+failed=0 pids=() policy_created=
+ok() { echo "ok - $*"; }
+nok() { echo "not ok - $*"; failed=1; }
+check() { local what=$1; shift; if "$@"; then ok "$what"; else nok "$what"; fi; }
+# zabbix_agentd, its workers, zabbix_agent2; zombies (exited, not yet reaped by init) excluded
+agents() { local p; for p in $(pgrep '^zabbix_agent'); do ps -o stat= -p "$p" | grep -qv '^Z' && echo "$p"; done; }
+
+stop_all() { # last started first: TERM (the agent stops its own children), KILL after 15 s
+    local n pid
+    for ((n = ${#pids[@]} - 1; n >= 0; n--)); do
+        pid=${pids[n]}
+        kill -TERM "$pid" 2>/dev/null
+        for _ in $(seq 30); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
+        kill -KILL "$pid" 2>/dev/null
+        wait "$pid" 2>/dev/null
+    done
+    pids=()
+}
+cleanup() {
+    stop_all
+    if [ -n "$policy_created" ]; then rm -f /usr/sbin/policy-rc.d; fi
+    if [ "$failed" = 0 ] && [ -z "${KEEP_TMP:-}" ]; then rm -rf "$T"; else echo "# files kept in $T"; fi
+}
+T=$(mktemp -d) && chmod 755 "$T" || exit 1  # 755: the daemons run as user zabbix
+trap cleanup EXIT
+
+# Install missing packages; policy-rc.d stops the maintainer scripts from starting the agents
+# (Debian enables and starts zabbix-agent/zabbix-agent2 on install). The lock timeout lets this
+# wait for another test's apt-get instead of failing.
+need_packages() {
+    local p missing=()
+    for p in "$@"; do
+        dpkg-query -W -f '${Status}\n' "$p" 2>/dev/null | grep -q ' installed$' || missing+=("$p")
+    done
+    [ ${#missing[@]} = 0 ] && return 0
+    if [ ! -e /usr/sbin/policy-rc.d ]; then
+        printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d && chmod 755 /usr/sbin/policy-rc.d
+        policy_created=1
+    fi
+    apt-get update -qq >"$T/apt.log" 2>&1 &&
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+            -o DPkg::Lock::Timeout=300 "${missing[@]}" >>"$T/apt.log" 2>&1
+    local rc=$?
+    if [ -n "$policy_created" ]; then rm -f /usr/sbin/policy-rc.d; policy_created=; fi
+    return $rc
+}
+check "plugin binary $bin exists" test -x "$bin" || exit 1
+before=$(agents)
+check "install zabbix-agent zabbix-agent2 python3 python3-yaml" \
+    need_packages zabbix-agent zabbix-agent2 python3 python3-yaml || exit 1
+check "package install started no zabbix agent" test "$(agents)" = "$before"
+
+# --- the files under test, copied into the temp dir -------------------------------------------
+# The binary is copied (a rebuild of dist/ during the test does not matter) where user zabbix can
+# run it; the fixture tree gives a WARNING; a missing --proc-root gives the UNKNOWN document.
+mkdir -p "$T/bin" "$T/run" && chown zabbix:zabbix "$T/run"  # run/: PID files and sockets
+install -m 755 "$bin" "$T/bin/check_ephemeral_ports"
+cp -r "$fixtures/format-json/proc" "$T/proc" && chmod -R a+rX "$T/proc"
+up=$zconf/userparameter_ephemeral_ports.conf
+check "userparameter file has exactly one UserParameter, ephemeral_ports.json -> /usr/lib/nagios/plugins/check_ephemeral_ports --format json" \
+    test "$(grep -c '^UserParameter=' "$up")" = 1 -a \
+    -n "$(grep -x 'UserParameter=ephemeral_ports\.json,/usr/lib/nagios/plugins/check_ephemeral_ports --format json\( -w [0-9.]* -c [0-9.]*\)\?' "$up")"
+{
+    sed "s#/usr/lib/nagios/plugins/check_ephemeral_ports#$T/bin/check_ephemeral_ports#" "$up"
+    echo "UserParameter=ephemeral_ports.fixture.json,$T/bin/check_ephemeral_ports --format json --proc-root $T/proc"
+    echo "UserParameter=ephemeral_ports.broken.json,$T/bin/check_ephemeral_ports --format json --proc-root $T/nonexistent"
+    echo "UserParameter=test.whoami,id -un"  # who the agent runs the commands as
+} >"$T/userparameter.conf"
+check "binary path rewritten in the copied userparameter file" grep -q "^UserParameter=ephemeral_ports.json,$T/bin/" "$T/userparameter.conf"
+
+# Python helpers: template structure, JSONPath resolution, trigger evaluation, agent protocol.
+cat >"$T/zbx.py" <<'EOF'
+import json, re, socket, struct, sys, time
+import yaml
+
+failed = False
+def ok(cond, what):
+    global failed
+    print(("ok - " if cond else "not ok - ") + what)
+    failed |= not cond
+    return cond
+
+def load_template(path):
+    return yaml.safe_load(open(path))
+
+def template_of(doc):
+    return doc["zabbix_export"]["templates"][0]
+
+def resolve(document, path):
+    """The simple JSONPath subset the template uses: $.name(.name)*. Missing -> KeyError."""
+    if not re.fullmatch(r"\$(\.[A-Za-z_][A-Za-z0-9_]*)+", path):
+        raise ValueError("path outside the supported subset: " + path)
+    value = document
+    for name in path.split(".")[1:]:
+        if not isinstance(value, dict) or name not in value:
+            raise KeyError(path)
+        value = value[name]
+    return value
+
+def dependent_items(template):
+    return [i for i in template["items"] if i.get("type") == "DEPENDENT"]
+
+def jsonpath_step(item):
+    return next(s for s in item["preprocessing"] if s["type"] == "JSONPATH")
+
+def item_value(item, document):
+    """What Zabbix would store for a dependent item, or None when the value is discarded."""
+    step = jsonpath_step(item)
+    try:
+        value = resolve(document, step["parameters"][0]) if isinstance(document, dict) else resolve({}, step["parameters"][0])
+        # JSONPath gives a string for scalars; objects/arrays would be JSON text, not a value.
+        if isinstance(value, (dict, list)) or value is None:
+            raise KeyError("not a scalar")
+    except KeyError:
+        handler = step.get("error_handler")
+        if handler == "CUSTOM_VALUE":
+            return step["error_handler_params"]
+        if handler == "DISCARD_VALUE":
+            return None
+        raise
+    return value
+
+def type_ok(value, value_type):
+    if value_type in ("TEXT", "CHAR"):
+        return isinstance(value, str) and (value_type == "TEXT" or len(value) <= 255)
+    if isinstance(value, str):  # a CUSTOM_VALUE from the error handler
+        return re.fullmatch(r"-?[0-9]+(\.[0-9]+)?", value) is not None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    return value_type == "FLOAT" or (isinstance(value, int) and value >= 0)  # UNSIGNED
+
+def fired_triggers(template, values):
+    """Evaluate the triggers of the form last(/T/key)=N; nodata() triggers need time, skipped."""
+    fired = []
+    for item in template["items"]:
+        for trig in item.get("triggers", []):
+            m = re.fullmatch(r"last\(/([^/]+)/([^)]+)\)=([0-9]+)", trig["expression"])
+            if m and m.group(2) in values and values[m.group(2)] is not None \
+                    and float(values[m.group(2)]) == float(m.group(3)):
+                fired.append(trig)
+    return fired
+
+def cmd_template(path):
+    doc = load_template(path)
+    ex = doc["zabbix_export"]
+    ok(ex.get("version") == "6.0", "template: zabbix_export.version is '6.0'")
+    ok(len(ex.get("templates", [])) == 1, "template: exactly one template")
+    t = template_of(doc)
+    name = t["template"]
+    group_names = {g["name"] for g in ex.get("groups", [])}
+    ok(t.get("groups") and all(g["name"] in group_names for g in t["groups"]),
+       "template: its groups are declared in zabbix_export.groups (6.0: no template_groups)")
+    uuids = [g["uuid"] for g in ex.get("groups", [])] + [t["uuid"]]
+    uuids += [i["uuid"] for i in t["items"]] + [tr["uuid"] for i in t["items"] for tr in i.get("triggers", [])]
+    uuids += [v["uuid"] for v in t.get("valuemaps", [])] + [g["uuid"] for g in ex.get("graphs", [])]
+    ok(all(re.fullmatch(r"[0-9a-f]{32}", u) for u in uuids) and len(set(uuids)) == len(uuids),
+       "template: %d UUIDs, all 32 lowercase hex digits and unique" % len(uuids))
+    keys = [i["key"] for i in t["items"]]
+    ok(len(set(keys)) == len(keys), "template: item keys unique")
+    masters = [i for i in t["items"] if i.get("type", "ZABBIX_PASSIVE") in ("ZABBIX_PASSIVE", "ZABBIX_ACTIVE")]
+    ok(len(masters) == 1 and masters[0]["key"] == "ephemeral_ports.json"
+       and masters[0].get("value_type") == "TEXT" and str(masters[0].get("trends")) == "0",
+       "template: one agent item, ephemeral_ports.json, value_type TEXT, trends 0")
+    deps = dependent_items(t)
+    ok(len(deps) == len(t["items"]) - 1, "template: the %d other items are DEPENDENT" % len(deps))
+    ok(all(i.get("master_item", {}).get("key") == "ephemeral_ports.json" for i in deps),
+       "template: every dependent item's master_item.key is ephemeral_ports.json")
+    ok(all(str(i.get("delay")) == "0" and sum(s["type"] == "JSONPATH" for s in i.get("preprocessing", [])) == 1
+           and i["preprocessing"][0]["type"] == "JSONPATH" for i in deps),
+       "template: every dependent item has delay 0 and starts with one JSONPATH step")
+    paths = {jsonpath_step(i)["parameters"][0]: i["key"] for i in deps}
+    wanted = ["$.exitCode", "$.tcp.busiestPct", "$.tcp.busiestUsed", "$.tcp.capacity", "$.tcp.portsInUse",
+              "$.tcp.timeWait", "$.udp.usedPct", "$.udp.used", "$.healthScore", "$.usedPercent", "$.summary"]
+    ok(all(p in paths for p in wanted), "template: JSONPaths for " + " ".join(wanted))
+    ok(all(i.get("value_type", "UNSIGNED") in ("FLOAT", "UNSIGNED", "CHAR", "TEXT", "LOG") for i in t["items"]),
+       "template: value_types are 6.0 constants")
+    valuemaps = {v["name"] for v in t.get("valuemaps", [])}
+    ok(all(i["valuemap"]["name"] in valuemaps for i in t["items"] if "valuemap" in i),
+       "template: referenced value maps exist")
+    # Every function in every trigger expression (and expression macro in event names) refers to
+    # this template (or, in a macro, to the trigger's host: //key) and an item key it has.
+    refs_ok, triggers = True, [tr for i in t["items"] for tr in i.get("triggers", [])] + ex.get("triggers", [])
+    for tr in triggers:
+        refs = re.findall(r"[a-z]+\(/([^/]*)/([^,)]+)", tr["expression"])
+        macro_refs = re.findall(r"\{\?[a-z]+\(/([^/]*)/([^,)]+)", tr.get("event_name", ""))
+        refs_ok &= bool(refs) and all(h == name and k in keys for h, k in refs)
+        refs_ok &= all(h in ("", name) and k in keys for h, k in macro_refs)
+        refs_ok &= tr.get("priority") in ("NOT_CLASSIFIED", "INFO", "WARNING", "AVERAGE", "HIGH", "DISASTER")
+    ok(refs_ok and len(triggers) >= 3, "template: %d triggers; expressions use /%s/<existing key>, priorities valid"
+       % (len(triggers), name))
+    by_state = {}
+    for tr in triggers:
+        m = re.fullmatch(r"last\(/[^/]+/ephemeral_ports\.state\)=([0-9])", tr["expression"])
+        if m:
+            by_state[int(m.group(1))] = tr["priority"]
+    ok(by_state.get(1) == "WARNING" and by_state.get(2) == "HIGH" and by_state.get(3) in ("AVERAGE", "INFO")
+       and 0 not in by_state,
+       "template: triggers on state 1 WARNING, 2 HIGH, 3 %s, none on 0" % by_state.get(3))
+    graph_ok = all(gi["item"]["host"] == name and gi["item"]["key"] in keys
+                   for g in ex.get("graphs", []) for gi in g["graph_items"])
+    ok(graph_ok, "template: graph items refer to the template's items")
+    return doc
+
+def cmd_document(template_path, document_text, label, expect_state=None, expect_text=None):
+    """Every dependent item gets a value of its type (or is discarded by its error handler)."""
+    t = template_of(load_template(template_path))
+    if expect_text is not None:
+        ok(document_text == expect_text, label + ": agent value equals the plugin's own output")
+    try:
+        document = json.loads(document_text)
+        ok(isinstance(document, dict) and "\n" not in document_text.strip(), label + ": one JSON object on one line")
+    except ValueError as e:
+        document = None
+        ok(expect_state == "garbage", label + ": not JSON (%s)" % e)
+    values, problems = {}, []
+    for item in dependent_items(t):
+        path = jsonpath_step(item)["parameters"][0]
+        try:
+            value = item_value(item, document)
+        except KeyError:
+            problems.append("%s (%s): no value and no error handler" % (item["key"], path))
+            continue
+        values[item["key"]] = value
+        if value is None:
+            if isinstance(document, dict) and document.get("state") != "UNKNOWN":
+                problems.append("%s (%s): discarded in a %s document" % (item["key"], path, document.get("state")))
+        elif not type_ok(value, item.get("value_type", "UNSIGNED")):
+            problems.append("%s (%s) = %r is not %s" % (item["key"], path, value, item.get("value_type", "UNSIGNED")))
+    stored = sum(v is not None for v in values.values())
+    ok(not problems, "%s: %d of %d dependent items get a value of their type%s" % (
+        label, stored, len(dependent_items(t)), "; " + "; ".join(problems) if problems else ""))
+    exit_code = {"OK": 0, "WARNING": 1, "CRITICAL": 2, "UNKNOWN": 3}
+    if isinstance(document, dict):
+        ok(document.get("exitCode") == exit_code.get(document.get("state")),
+           "%s: state %s matches exitCode %s" % (label, document.get("state"), document.get("exitCode")))
+    if expect_state:
+        want = 3 if expect_state == "garbage" else exit_code[expect_state]
+        ok(str(values.get("ephemeral_ports.state")) == str(want),
+           "%s: item ephemeral_ports.state = %s (%s)" % (label, values.get("ephemeral_ports.state"), expect_state))
+    state = values.get("ephemeral_ports.state")
+    want_priority = {0: [], 1: ["WARNING"], 2: ["HIGH"], 3: ["AVERAGE"]}.get(int(state) if state is not None else -1)
+    fired = fired_triggers(t, values)
+    ok(want_priority is not None and sorted(tr["priority"] for tr in fired) == want_priority,
+       "%s: triggers that fire: %s" % (label, ", ".join("%s (%s)" % (tr["name"], tr["priority"]) for tr in fired) or "none"))
+
+def parse_test_output(text, key, label):
+    """zabbix_agentd/zabbix_agent2 -t print 'KEY<spaces>[<type>|<value>]'."""
+    m = re.fullmatch(r"(\S+) +\[([a-z])\|(.*)\]\n?", text, re.S)
+    if not ok(m is not None and m.group(1) == key, "%s: output has the form '%s  [<type>|<value>]'" % (label, key)):
+        print("# got: %r" % text[:300])
+        return None, None
+    return m.group(2), m.group(3)
+
+def query(port, key, timeout=15):
+    """Passive check over the Zabbix protocol (ZBXD\\x01, 8-byte little-endian length)."""
+    deadline = time.time() + timeout
+    while True:
+        try:
+            s = socket.create_connection(("127.0.0.1", port), timeout=10)
+            break
+        except OSError:
+            if time.time() > deadline:
+                raise
+            time.sleep(0.2)
+    with s:
+        s.sendall(b"ZBXD\x01" + struct.pack("<Q", len(key)) + key.encode())
+        data = b""
+        while chunk := s.recv(65536):
+            data += chunk
+    if data[:5] != b"ZBXD\x01":
+        raise ValueError("no ZBXD header: %r" % data[:40])
+    (length,) = struct.unpack("<I", data[5:9])  # 6.0: 4-byte data length + 4-byte reserved
+    return data[13:13 + length].decode()
+
+if __name__ == "__main__":
+    cmd, args = sys.argv[1], sys.argv[2:]
+    if cmd == "template":
+        cmd_template(*args)
+    elif cmd == "test-output":  # TEMPLATE KEY LABEL OUTFILE EXPECT_STATE [EXPECTED_VALUE_FILE]
+        template, key, label, outfile, expect = args[:5]
+        kind, value = parse_test_output(open(outfile).read(), key, label)
+        if value is not None:
+            print("# %s value type '%s', %d characters" % (label, kind, len(value)))
+            expected = open(args[5]).read().rstrip("\n") if len(args) > 5 else None
+            cmd_document(template, value, label, expect or None, expected)
+    elif cmd == "query":  # PORT KEY: print the value
+        print(query(int(args[0]), args[1]))
+    elif cmd == "document":  # TEMPLATE LABEL FILE EXPECT_STATE
+        cmd_document(args[0], open(args[2]).read().rstrip("\n"), args[1], args[3] or None)
+    elif cmd == "free-port":  # Zabbix accepts ListenPort 1024-32767 only (below the ephemeral range)
+        import random
+        for port in random.sample(range(20000, 32768), 200):
+            with socket.socket() as s:
+                try:
+                    s.bind(("127.0.0.1", port))
+                except OSError:
+                    continue
+            print(port)
+            break
+    sys.exit(1 if failed else 0)
+EOF
+template=$zconf/template_ephemeral_ports.yaml
+zbx() { "$py" "$T/zbx.py" "$@"; }
+
+# --- the template ------------------------------------------------------------------------------
+zbx template "$template" || failed=1
+
+# --- every fixture scenario through the template's JSONPaths and triggers (no agent) ----------
+# The error scenarios give the short UNKNOWN document: items without an error handler there
+# would become "not supported", so each must resolve or be discarded by its handler.
+for dir in "$fixtures"/*/proc; do
+    name=$(basename "$(dirname "$dir")")
+    "$T/bin/check_ephemeral_ports" --format json --proc-root "$dir" >"$T/fixture-$name.json"
+    zbx document "$template" "fixture $name" "$T/fixture-$name.json" "" >"$T/fixture-$name.tap" ||
+        { cat "$T/fixture-$name.tap"; failed=1; }
+done
+count=$(ls "$fixtures"/*/proc -d | wc -l)
+check "all $count fixture trees: every dependent item gets a value of its type and the expected trigger fires" \
+    test -z "$(cat "$T"/fixture-*.tap | grep '^not ok')"
+echo 'not json at all' >"$T/garbage.txt"  # e.g. an error text in place of the document
+zbx document "$template" "non-JSON agent value" "$T/garbage.txt" garbage || failed=1
+
+# --- zabbix_agentd -t / zabbix_agent2 -t: run the items once, in the foreground ---------------
+# Started as root, -t does not drop privileges: the commands run as root (test.whoami shows it).
+# The value comes back as "KEY<spaces>[t|VALUE]" (zabbix_agentd, t = text) or "[s|VALUE]" (agent2).
+cat >"$T/zabbix_agentd.conf" <<EOF
+LogType=console
+PidFile=$T/run/zabbix_agentd.pid
+Server=127.0.0.1
+ListenIP=127.0.0.1
+ListenPort=$(zbx free-port)
+StartAgents=1
+Include=$T/userparameter.conf
+EOF
+# agent2 needs its own file: other defaults (ControlSocket, PluginSocket under /tmp otherwise).
+cat >"$T/zabbix_agent2.conf" <<EOF
+LogType=console
+PidFile=$T/run/zabbix_agent2.pid
+Server=127.0.0.1
+ListenIP=127.0.0.1
+ListenPort=$(zbx free-port)
+ControlSocket=$T/run/agent2.sock
+PluginSocket=$T/run/agent2.plugin.sock
+Include=$T/userparameter.conf
+EOF
+"$T/bin/check_ephemeral_ports" --format json --proc-root "$T/proc" >"$T/fixture-direct.json"
+
+for agent in zabbix_agentd zabbix_agent2; do
+    cfg=$T/$agent.conf
+    for key in ephemeral_ports.json ephemeral_ports.fixture.json ephemeral_ports.broken.json test.whoami; do
+        "$agent" -c "$cfg" -t "$key" >"$T/$agent.$key.out" 2>"$T/$agent.$key.err"
+        check "$agent -t $key exits 0" test $? = 0
+    done
+    echo "# $agent -t runs the command as: $(sed 's/.*|\(.*\)\]$/\1/' "$T/$agent.test.whoami.out")"
+    echo "# $agent -t output: $(cut -c1-110 "$T/$agent.ephemeral_ports.json.out")..."
+    zbx test-output "$template" ephemeral_ports.json "$agent -t, this host" \
+        "$T/$agent.ephemeral_ports.json.out" "" || failed=1
+    zbx test-output "$template" ephemeral_ports.fixture.json "$agent -t, fixture" \
+        "$T/$agent.ephemeral_ports.fixture.json.out" WARNING "$T/fixture-direct.json" || failed=1
+    zbx test-output "$template" ephemeral_ports.broken.json "$agent -t, missing --proc-root" \
+        "$T/$agent.ephemeral_ports.broken.json.out" UNKNOWN || failed=1
+done
+
+# --- the agents as daemons, as user zabbix (as Debian's systemd units run them) -----------------
+# zabbix_agentd started as root would drop to zabbix itself; zabbix_agent2 would not, so both are
+# started through setpriv (which execs: $! is the agent). This is the unprivileged path the plugin
+# takes in production: it must be executable and /proc readable by zabbix.
+for agent in zabbix_agentd zabbix_agent2; do
+    cfg=$T/$agent.conf
+    port=$(sed -n 's/^ListenPort=//p' "$cfg")
+    extra=(); [ "$agent" = zabbix_agentd ] && extra=(-f)  # agent2 stays in the foreground anyway
+    setpriv --reuid=zabbix --regid=zabbix --init-groups -- "$agent" "${extra[@]}" -c "$cfg" \
+        >"$T/$agent.log" 2>&1 &
+    pids+=($!)
+    zbx query "$port" test.whoami >"$T/$agent.d.whoami" 2>&1
+    check "$agent daemon on 127.0.0.1:$port runs UserParameters as zabbix" \
+        test "$(cat "$T/$agent.d.whoami")" = zabbix
+    zbx query "$port" ephemeral_ports.json >"$T/$agent.d.json" 2>&1 &&
+        zbx document "$template" "$agent daemon, this host" "$T/$agent.d.json" "" || failed=1
+    zbx query "$port" ephemeral_ports.fixture.json >"$T/$agent.d.fixture.json" 2>&1 &&
+        zbx document "$template" "$agent daemon, fixture" "$T/$agent.d.fixture.json" WARNING || failed=1
+    check "$agent daemon: fixture value equals the plugin's own output" \
+        cmp -s "$T/$agent.d.fixture.json" "$T/fixture-direct.json"
+done
+stop_all
+check "no zabbix agent left running" test "$(agents)" = "$before"
+
+[ "$failed" = 0 ]
