@@ -4,66 +4,21 @@
 # Runs as root; prints "ok - ..." / "not ok - ..." lines; exits 1 on any failure.
 # The daemon runs from a temp dir (kept on failure or with KEEP_TMP=1) and is stopped by PID on exit.
 set -u
-here=$(cd "$(dirname "$0")" && pwd)
-conf=$(cd "$here/../../icinga/icinga2" && pwd)
-bin=${CHECK_EPHEMERAL_PORTS_BIN:-$here/../../dist/check_ephemeral_ports}
-labels="tcp_busiest_pct tcp_busiest_used tcp_ports_in_use tcp_time_wait tcp_tuples udp_used_pct udp_used capacity"
+. "$(dirname "$0")/lib/common.sh"
+conf=$root/icinga/icinga2
 
-failed=0 pids=() policy_created=
-ok() { echo "ok - $*"; }
-nok() { echo "not ok - $*"; failed=1; }
-check() { local what=$1; shift; if "$@"; then ok "$what"; else nok "$what"; fi; }
-quiet() { local log=$1; shift; "$@" >"$log" 2>&1; }
+setup_temp_dir
+require_plugin_binary
+install_without_daemon icinga2 icinga2-bin icinga2-common python3
 
-descendants() { local c; for c in $(pgrep -P "$1"); do echo "$c"; descendants "$c"; done; }
-stop_all() { # last started first: TERM it, KILL it and what it forked if still there after 30 s
-    local n pid tree
-    for ((n = ${#pids[@]} - 1; n >= 0; n--)); do
-        pid=${pids[n]} tree="${pids[n]} $(descendants "${pids[n]}")"
-        kill -TERM "$pid" 2>/dev/null  # only the parent: the daemons stop their own children
-        for _ in $(seq 60); do kill -0 $tree 2>/dev/null || break; sleep 0.5; done
-        kill -KILL $tree 2>/dev/null
-        wait "$pid" 2>/dev/null
-    done
-    pids=()
-}
-cleanup() {
-    stop_all
-    if [ -n "$policy_created" ]; then rm -f /usr/sbin/policy-rc.d; fi
-    if [ "$failed" = 0 ] && [ -z "${KEEP_TMP:-}" ]; then rm -rf "$T"; else echo "# files kept in $T"; fi
-}
-T=$(mktemp -d) && chmod 755 "$T" || exit 1
-trap cleanup EXIT
-
-# Install missing packages; policy-rc.d stops the maintainer scripts from starting daemons.
-need_packages() {
-    local p missing=()
-    for p in "$@"; do
-        dpkg-query -W -f '${Status}\n' "$p" 2>/dev/null | grep -q ' installed$' || missing+=("$p")
-    done
-    [ ${#missing[@]} = 0 ] && return 0
-    if [ ! -e /usr/sbin/policy-rc.d ]; then
-        printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d && chmod 755 /usr/sbin/policy-rc.d
-        policy_created=1
-    fi
-    apt-get update -qq >"$T/apt.log" 2>&1 &&
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >>"$T/apt.log" 2>&1
-    local rc=$?
-    if [ -n "$policy_created" ]; then rm -f /usr/sbin/policy-rc.d; policy_created=; fi
-    return $rc
-}
-check "plugin binary $bin exists" test -x "$bin" || exit 1
-before=$(pgrep -x icinga2)
-check "install icinga2-bin icinga2-common python3" need_packages icinga2-bin icinga2-common python3
-check "package install started no icinga2 daemon" test -z "$(pgrep -x icinga2 | grep -vxF "${before:-none}")"
-
-mkdir -p "$T"/{etc,plugins,data,log,cache,spool,run}
-install -m 755 "$bin" "$T/plugins/check_ephemeral_ports"
+mkdir -p "$T/etc"
+install_plugin_into "$T/plugins"
+icinga2_private_dirs "$T"
 
 # A Graphite "server" on 127.0.0.1: the GraphiteWriter sends one metric per parsed perfdata
 # value, which shows how the daemon itself parsed the plugin's perfdata. (Icinga 2.13 often
 # connects only on its 10 s reconnect timer: results take 2 to 12 s.)
-/usr/bin/python3 - "$T/graphite.port" "$T/graphite.txt" <<'EOF' &
+start_daemon "$T/graphite.log" /usr/bin/python3 - "$T/graphite.port" "$T/graphite.txt" <<'EOF'
 import os, socket, sys
 server = socket.create_server(("127.0.0.1", 0))
 with open(sys.argv[1] + ".tmp", "w") as f:
@@ -75,7 +30,6 @@ with open(sys.argv[2], "ab", buffering=0) as out:
         while data := conn.recv(65536):
             out.write(data)
 EOF
-pids+=($!)
 for _ in $(seq 100); do [ -s "$T/graphite.port" ] && break; sleep 0.1; done
 graphite_port=$(cat "$T/graphite.port" 2>/dev/null)
 
@@ -149,21 +103,16 @@ object Host "master1" { check_command = "dummy"; vars.os = "Linux"; zone = "mast
 object Host "agent1" { check_command = "dummy"; vars.os = "Linux"; vars.agent_endpoint = "agent1"; zone = "master" }
 EOF
 
-dirs=(-DConfiguration.DataDir="$T/data" -DConfiguration.LogDir="$T/log" -DConfiguration.CacheDir="$T/cache"
-    -DConfiguration.SpoolDir="$T/spool" -DConfiguration.InitRunDir="$T/run"
-    -DConfiguration.RunAsUser=root -DConfiguration.RunAsGroup=root)
-
-check "icinga2 daemon -C accepts the agent variant" quiet "$T/validate-agent.log" icinga2 daemon -C -c "$T/etc/agent.conf" "${dirs[@]}"
-service() { icinga2 object list "${dirs[@]}" --type Service --name "$1" 2>&1; }
+check "icinga2 daemon -C accepts the agent variant" quiet "$T/validate-agent.log" icinga2 daemon -C -c "$T/etc/agent.conf" "${icinga2_dirs[@]}"
+service() { icinga2 object list "${icinga2_dirs[@]}" --type Service --name "$1" 2>&1; }
 check "agent rule: agent1!ephemeral_ports has command_endpoint agent1" \
     grep -q 'command_endpoint = "agent1"' <<<"$(service 'agent1!ephemeral_ports' | grep -A99 agent-ephemeral_ports.conf)"
 check "local rule: master1!ephemeral_ports runs locally, agent1 only from the agent rule" \
     test "$(service '*!ephemeral_ports' | grep -c "declared in '$conf/services-ephemeral_ports.conf'")" = 1
 
-check "icinga2 daemon -C accepts the config" quiet "$T/validate.log" icinga2 daemon -C -c "$T/etc/icinga2.conf" "${dirs[@]}"
+check "icinga2 daemon -C accepts the config" quiet "$T/validate.log" icinga2 daemon -C -c "$T/etc/icinga2.conf" "${icinga2_dirs[@]}"
 
-icinga2 daemon -c "$T/etc/icinga2.conf" "${dirs[@]}" >"$T/log/daemon.log" 2>&1 &
-pids+=($!)
+start_daemon "$T/log/daemon.log" icinga2 daemon -c "$T/etc/icinga2.conf" "${icinga2_dirs[@]}"
 
 # First check result of service $1 as the PerfdataWriter wrote it (several lines).
 record() { cat "$T"/spool/perfdata.done.* 2>/dev/null | awk -v s="SERVICE::$1"$'\t' 'index($0, "SERVICE::") == 1 { if (on) exit; on = index($0, s) == 1 } on'; }
@@ -188,7 +137,7 @@ check "ephemeral_ports: state $state = the plugin's own exit code $direct_rc" te
 check "ephemeral_ports: state 0 on this idle machine" test "$state" = 0
 check "ephemeral_ports: output starts with 'EPHEMERAL PORTS OK - '" grep -q $'\tOUTPUT::EPHEMERAL PORTS OK - ' <<<"$first"
 check "ephemeral_ports: no perfdata left in the output" test "$(grep -c '|' <<<"$rec")" = 0
-for label in $labels; do
+for label in $perfdata_labels; do
     check "ephemeral_ports: icinga parsed $label as a number ($(metric ephemeral_ports "$label" | cut -d' ' -f2))" \
         test -n "$(metric ephemeral_ports "$label")"
 done

@@ -4,63 +4,17 @@
 # Runs as root; prints "ok - ..." / "not ok - ..." lines; exits 1 on any failure.
 # The daemon runs from a temp dir (kept on failure or with KEEP_TMP=1) and is stopped by PID on exit.
 set -u
-here=$(cd "$(dirname "$0")" && pwd)
-conf=$(cd "$here/../../icinga/nagios" && pwd)
-bin=${CHECK_EPHEMERAL_PORTS_BIN:-$here/../../dist/check_ephemeral_ports}
-labels="tcp_busiest_pct tcp_busiest_used tcp_ports_in_use tcp_time_wait tcp_tuples udp_used_pct udp_used capacity"
+. "$(dirname "$0")/lib/common.sh"
+conf=$root/icinga/nagios
 
-failed=0 pids=() policy_created=
-ok() { echo "ok - $*"; }
-nok() { echo "not ok - $*"; failed=1; }
-check() { local what=$1; shift; if "$@"; then ok "$what"; else nok "$what"; fi; }
-quiet() { local log=$1; shift; "$@" >"$log" 2>&1; }
-
-descendants() { local c; for c in $(pgrep -P "$1"); do echo "$c"; descendants "$c"; done; }
-stop_all() { # last started first: TERM it, KILL it and what it forked if still there after 30 s
-    local n pid tree
-    for ((n = ${#pids[@]} - 1; n >= 0; n--)); do
-        pid=${pids[n]} tree="${pids[n]} $(descendants "${pids[n]}")"
-        kill -TERM "$pid" 2>/dev/null  # only the parent: the daemons stop their own children
-        for _ in $(seq 60); do kill -0 $tree 2>/dev/null || break; sleep 0.5; done
-        kill -KILL $tree 2>/dev/null
-        wait "$pid" 2>/dev/null
-    done
-    pids=()
-}
-cleanup() {
-    stop_all
-    if [ -n "$policy_created" ]; then rm -f /usr/sbin/policy-rc.d; fi
-    if [ "$failed" = 0 ] && [ -z "${KEEP_TMP:-}" ]; then rm -rf "$T"; else echo "# files kept in $T"; fi
-}
-T=$(mktemp -d) && chmod 755 "$T" || exit 1
-trap cleanup EXIT
-
-# Install missing packages; policy-rc.d stops the maintainer scripts from starting daemons.
-need_packages() {
-    local p missing=()
-    for p in "$@"; do
-        dpkg-query -W -f '${Status}\n' "$p" 2>/dev/null | grep -q ' installed$' || missing+=("$p")
-    done
-    [ ${#missing[@]} = 0 ] && return 0
-    if [ ! -e /usr/sbin/policy-rc.d ]; then
-        printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d && chmod 755 /usr/sbin/policy-rc.d
-        policy_created=1
-    fi
-    apt-get update -qq >"$T/apt.log" 2>&1 &&
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >>"$T/apt.log" 2>&1
-    local rc=$?
-    if [ -n "$policy_created" ]; then rm -f /usr/sbin/policy-rc.d; policy_created=; fi
-    return $rc
-}
-check "plugin binary $bin exists" test -x "$bin" || exit 1
-before=$(pgrep -x nagios4)
-check "install nagios4-core" need_packages nagios4-core
-check "package install started no nagios4 daemon" test -z "$(pgrep -x nagios4 | grep -vxF "${before:-none}")"
+setup_temp_dir
+require_plugin_binary
+install_without_daemon nagios4 nagios4-core
 
 # Nagios reads the config as root, then runs as nagios: it writes to var/ and runs the
 # plugin copy in plugins/ (the temp dir itself is 755).
-mkdir -p "$T"/{etc,plugins,var/checkresults}
-install -m 755 "$bin" "$T/plugins/check_ephemeral_ports"
+mkdir -p "$T"/{etc,var/checkresults}
+install_plugin_into "$T/plugins"
 chown -R nagios:nagios "$T/var"
 
 # Our commands.cfg and services.cfg as they ship, plus what Debian's sample config would
@@ -194,8 +148,7 @@ EOF
 check "nagios4 -v accepts the NRPE example of services.cfg" quiet "$T/verify-nrpe.log" nagios4 -v "$T/etc/nagios-nrpe.cfg"
 check "the NRPE example adds a fourth service" grep -q 'Checked 4 services' "$T/verify-nrpe.log"
 
-nagios4 "$T/etc/nagios.cfg" >"$T/daemon.log" 2>&1 &
-pids+=($!)
+start_daemon "$T/daemon.log" nagios4 "$T/etc/nagios.cfg"
 
 # Field $2 of service $1 in status.dat (long output and such have their newlines as "\n").
 field() {
@@ -225,15 +178,15 @@ check "$svc: state 0 on this idle machine" test "$state" = 0
 check "$svc: output starts with 'EPHEMERAL PORTS OK - '" grep -q '^EPHEMERAL PORTS OK - ' <<<"$(field "$svc" plugin_output)"
 check "$svc: long output has the detail lines" grep -q '^range [0-9]*-[0-9]*: ' <<<"$(field "$svc" long_plugin_output)"
 # Nagios keeps perfdata as text: check each label has a plain number and a valid UOM.
-numeric() { grep -qE "(^| )'?$1'?=-?[0-9]+(\.[0-9]+)?(%|s|ms|us|B|KB|MB|TB|c)?(;|$| )" <<<"$2"; }
+numeric() { perfdata_is_numeric "'?$1'?" "$2"; }
 perf=$(field "$svc" performance_data)
-for label in $labels; do
+for label in $perfdata_labels; do
     check "$svc: perfdata $label has a numeric value" numeric "$label" "$perf"
 done
 # The service perfdata file (what a graphing add-on reads): first line of the service.
 IFS=$'\t' read -r _ p_state p_output p_perf < <(grep -m1 "^$svc"$'\t' "$T/var/service-perfdata" 2>/dev/null)
 absent=""
-for label in $labels; do numeric "$label" "${p_perf:-}" || absent+=" $label"; done
+for label in $perfdata_labels; do numeric "$label" "${p_perf:-}" || absent+=" $label"; done
 check "$svc: service_perfdata_file has state ${p_state:-?}, the output and every label${absent:+ (missing:$absent)}" \
     test "${p_state:-}" = 0 -a -z "$absent" -a "${p_output:0:21}" = "EPHEMERAL PORTS OK - "
 

@@ -5,62 +5,17 @@
 # The daemon listens on 127.0.0.1 only, runs from a temp dir (kept on failure or with
 # KEEP_TMP=1) and is stopped by PID on exit.
 set -u
-here=$(cd "$(dirname "$0")" && pwd)
-snippet=$(cd "$here/../../icinga/nrpe" && pwd)/check_ephemeral_ports.cfg
-bin=${CHECK_EPHEMERAL_PORTS_BIN:-$here/../../dist/check_ephemeral_ports}
-labels="tcp_busiest_pct tcp_busiest_used tcp_ports_in_use tcp_time_wait tcp_tuples udp_used_pct udp_used capacity"
+. "$(dirname "$0")/lib/common.sh"
+snippet=$root/icinga/nrpe/check_ephemeral_ports.cfg
 check_nrpe=/usr/lib/nagios/plugins/check_nrpe
 
-failed=0 pids=() policy_created=
-ok() { echo "ok - $*"; }
-nok() { echo "not ok - $*"; failed=1; }
-check() { local what=$1; shift; if "$@"; then ok "$what"; else nok "$what"; fi; }
-
-descendants() { local c; for c in $(pgrep -P "$1"); do echo "$c"; descendants "$c"; done; }
-stop_all() { # last started first: TERM it, KILL it and what it forked if still there after 30 s
-    local n pid tree
-    for ((n = ${#pids[@]} - 1; n >= 0; n--)); do
-        pid=${pids[n]} tree="${pids[n]} $(descendants "${pids[n]}")"
-        kill -TERM "$pid" 2>/dev/null  # only the parent: the daemons stop their own children
-        for _ in $(seq 60); do kill -0 $tree 2>/dev/null || break; sleep 0.5; done
-        kill -KILL $tree 2>/dev/null
-        wait "$pid" 2>/dev/null
-    done
-    pids=()
-}
-cleanup() {
-    stop_all
-    if [ -n "$policy_created" ]; then rm -f /usr/sbin/policy-rc.d; fi
-    if [ "$failed" = 0 ] && [ -z "${KEEP_TMP:-}" ]; then rm -rf "$T"; else echo "# files kept in $T"; fi
-}
-T=$(mktemp -d) && chmod 755 "$T" || exit 1
-trap cleanup EXIT
-
-# Install missing packages; policy-rc.d stops the maintainer scripts from starting daemons.
-need_packages() {
-    local p missing=()
-    for p in "$@"; do
-        dpkg-query -W -f '${Status}\n' "$p" 2>/dev/null | grep -q ' installed$' || missing+=("$p")
-    done
-    [ ${#missing[@]} = 0 ] && return 0
-    if [ ! -e /usr/sbin/policy-rc.d ]; then
-        printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d && chmod 755 /usr/sbin/policy-rc.d
-        policy_created=1
-    fi
-    apt-get update -qq >"$T/apt.log" 2>&1 &&
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >>"$T/apt.log" 2>&1
-    local rc=$?
-    if [ -n "$policy_created" ]; then rm -f /usr/sbin/policy-rc.d; policy_created=; fi
-    return $rc
-}
-check "plugin binary $bin exists" test -x "$bin" || exit 1
-before=$(pgrep -x nrpe)
-check "install nagios-nrpe-server nagios-nrpe-plugin python3" need_packages nagios-nrpe-server nagios-nrpe-plugin python3
-check "package install started no nrpe daemon" test -z "$(pgrep -x nrpe | grep -vxF "${before:-none}")"
+setup_temp_dir
+require_plugin_binary
+install_without_daemon nrpe nagios-nrpe-server nagios-nrpe-plugin python3
 
 # NRPE drops to user nagios: the plugin copy must be executable by it, var/ writable.
-mkdir -p "$T"/{plugins,nrpe.d,var}
-install -m 755 "$bin" "$T/plugins/check_ephemeral_ports"
+mkdir -p "$T"/{nrpe.d,var}
+install_plugin_into "$T/plugins"
 chown nagios:nagios "$T/var"
 
 # Our snippet as shipped, with only the plugin directory pointed at the temp copy.
@@ -68,8 +23,7 @@ sed "s|/usr/lib/nagios/plugins/|$T/plugins/|" "$snippet" >"$T/nrpe.d/check_ephem
 check "snippet defines command[check_ephemeral_ports] with -w 70 -c 85" \
     grep -qxF "command[check_ephemeral_ports]=$T/plugins/check_ephemeral_ports -w 70 -c 85" "$T/nrpe.d/check_ephemeral_ports.cfg"
 
-# A port the kernel just handed out and released: free, barring a race.
-port=$(/usr/bin/python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+port=$(free_port)
 cat >"$T/nrpe.cfg" <<EOF
 log_file=$T/var/nrpe.log
 debug=1
@@ -85,8 +39,7 @@ connection_timeout=300
 include_dir=$T/nrpe.d
 EOF
 
-nrpe -c "$T/nrpe.cfg" -f >"$T/daemon.log" 2>&1 &
-pids+=($!)
+start_daemon "$T/daemon.log" nrpe -c "$T/nrpe.cfg" -f
 start=$SECONDS
 until [ "$($check_nrpe -H 127.0.0.1 -p "$port" -t 2 2>&1)" = "NRPE v4.1.0" ] ||
     [ $((SECONDS - start)) -ge 60 ] || ! kill -0 "${pids[0]}" 2>/dev/null; do sleep 0.2; done
@@ -102,8 +55,8 @@ check "check_nrpe exit code $rc = the plugin's own exit code $direct_rc (as nagi
 check "check_nrpe exit code 0 on this idle machine" test "$rc" = 0
 check "output starts with 'EPHEMERAL PORTS OK - '" grep -q '^EPHEMERAL PORTS OK - ' <<<"$first"
 perf=${first#*|}
-for label in $labels; do
-    check "perfdata $label has a numeric value" grep -qE "(^| )'$label'=-?[0-9]+(\.[0-9]+)?(%|s|ms|us|B|KB|MB|TB|c)?(;|$| )" <<<"$perf"
+for label in $perfdata_labels; do
+    check "perfdata $label has a numeric value" perfdata_is_numeric "'$label'" "$perf"
 done
 # nrpe.log holds what the plugin printed (debug=1): check_nrpe must return all of it.
 logged=$(awk '/Command completed with return code [0-9]+ and output: / { sub(/.*and output: /, ""); on = 1 }

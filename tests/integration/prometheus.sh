@@ -8,62 +8,19 @@
 # Python check still runs. Runs as root; prints "ok - ..." / "not ok - ..." lines; exits 1 on
 # any failure. Temp dir kept on failure or with KEEP_TMP=1; node_exporter is stopped by PID.
 set -u
-here=$(cd "$(dirname "$0")" && pwd)
-fixtures=$(cd "$here/../fixtures" && pwd)
-bin=${CHECK_EPHEMERAL_PORTS_BIN:-$here/../../dist/check_ephemeral_ports}
+. "$(dirname "$0")/lib/common.sh"
 py=/usr/bin/python3
 
-failed=0 pids=() policy_created= apt_updated=
-ok() { echo "ok - $*"; }
-nok() { echo "not ok - $*"; failed=1; }
 skip() { echo "ok - $* # SKIP"; }
-check() { local what=$1; shift; if "$@"; then ok "$what"; else nok "$what"; fi; }
-# prometheus and prometheus-node-exporter processes; zombies (exited, not yet reaped by init) excluded
-daemons() { local p; for p in $(pgrep '^prometheus'); do ps -o stat= -p "$p" | grep -qv '^Z' && echo "$p"; done; }
+# prometheus and prometheus-node-exporter processes
+daemons() { live_processes '^prometheus'; }
 as_prometheus() { setpriv --reuid=prometheus --regid=prometheus --init-groups -- "$@"; }
 
-stop_all() { # TERM, KILL after 15 s
-    local n pid
-    for ((n = ${#pids[@]} - 1; n >= 0; n--)); do
-        pid=${pids[n]}
-        kill -TERM "$pid" 2>/dev/null
-        for _ in $(seq 30); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
-        kill -KILL "$pid" 2>/dev/null
-        wait "$pid" 2>/dev/null
-    done
-    pids=()
-}
-cleanup() {
-    stop_all
-    if [ -n "$policy_created" ]; then rm -f /usr/sbin/policy-rc.d; fi
-    if [ "$failed" = 0 ] && [ -z "${KEEP_TMP:-}" ]; then rm -rf "$T"; else echo "# files kept in $T"; fi
-}
-T=$(mktemp -d) && chmod 755 "$T" || exit 1  # 755: node_exporter runs as user prometheus
-trap cleanup EXIT
-
-# Install missing packages; policy-rc.d stops the maintainer scripts from starting the daemons
-# (Debian enables and starts prometheus and prometheus-node-exporter on install).
-need_packages() {
-    local p missing=()
-    for p in "$@"; do
-        dpkg-query -W -f '${Status}\n' "$p" 2>/dev/null | grep -q ' installed$' || missing+=("$p")
-    done
-    [ ${#missing[@]} = 0 ] && return 0
-    if [ ! -e /usr/sbin/policy-rc.d ]; then
-        printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d && chmod 755 /usr/sbin/policy-rc.d
-        policy_created=1
-    fi
-    { [ -n "$apt_updated" ] || apt-get update -qq >>"$T/apt.log" 2>&1 && apt_updated=1; } &&
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-            -o DPkg::Lock::Timeout=300 "${missing[@]}" >>"$T/apt.log" 2>&1
-    local rc=$?
-    if [ -n "$policy_created" ]; then rm -f /usr/sbin/policy-rc.d; policy_created=; fi
-    return $rc
-}
-check "plugin binary $bin exists" test -x "$bin" || exit 1
+setup_temp_dir
+require_plugin_binary
 before=$(daemons)
 check "install python3" need_packages python3 || exit 1
-have_promtool= have_node_exporter=
+have_promtool='' have_node_exporter=''
 if need_packages prometheus && [ -x /usr/bin/promtool ]; then
     have_promtool=1; ok "install prometheus (for promtool): $(promtool --version 2>&1 | head -1)"
 else
@@ -76,8 +33,8 @@ else
 fi
 check "package install started no prometheus daemon" test "$(daemons)" = "$before"
 
-mkdir -p "$T/bin" "$T/out" "$T/textfile"
-install -m 755 "$bin" "$T/bin/check_ephemeral_ports"  # a rebuild of dist/ meanwhile does not matter
+mkdir -p "$T/out" "$T/textfile"
+install_plugin_into "$T/bin"
 plugin=$T/bin/check_ephemeral_ports
 
 # Strict check of the text exposition format 0.0.4, the values against --format json, scraping.
@@ -255,11 +212,6 @@ if __name__ == "__main__":
         sys.exit(1 if errors else 0)
     if cmd == "scrape":  # PORT OUTFILE
         open(args[1], "w").write(scrape(int(args[0])))
-    if cmd == "free-port":
-        import socket
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            print(s.getsockname()[1])
 EOF
 prom() { "$py" "$T/prom.py" "$@"; }
 
@@ -335,19 +287,17 @@ check "--output, this host: strict text-format check: $(head -3 "$T/out/host-out
 rc=$?
 check "--output into a missing directory: exit 3, one UNKNOWN line ($(head -c 100 "$T/out/nodir.stdout"))" \
     test "$rc" = 3 -a "$(wc -l <"$T/out/nodir.stdout")" = 1 -a ! -e "$T/no-such-dir"
-grep -q '^EPHEMERAL PORTS UNKNOWN' "$T/out/nodir.stdout" || nok "--output into a missing directory: UNKNOWN text"
+grep -q '^EPHEMERAL PORTS UNKNOWN' "$T/out/nodir.stdout" || not_ok "--output into a missing directory: UNKNOWN text"
 
 # --- node_exporter's textfile collector reads the file, as user prometheus ----------------------
 if [ -n "$have_node_exporter" ]; then
-    port=$(prom free-port)
+    port=$(free_port)
     # the WARNING fixture with IPv6 tuples, then the UNKNOWN exposition (it starts with a comment)
     "$plugin" --format prometheus --proc-root "$fixtures/ipv6-and-v4-mapped/proc" --output "$prom_file"
-    # setpriv directly, not as_prometheus: a function in the background would be a subshell and $!
-    # its PID, not node_exporter's (setpriv execs the program).
-    setpriv --reuid=prometheus --regid=prometheus --init-groups -- prometheus-node-exporter \
-        --web.listen-address="127.0.0.1:$port" --collector.disable-defaults --collector.textfile \
-        --collector.textfile.directory="$T/textfile" >"$T/node_exporter.log" 2>&1 &
-    pids+=($!)
+    # setpriv directly, not as_prometheus: start_daemon needs a program (setpriv execs it).
+    start_daemon "$T/node_exporter.log" setpriv --reuid=prometheus --regid=prometheus --init-groups -- \
+        prometheus-node-exporter --web.listen-address="127.0.0.1:$port" --collector.disable-defaults \
+        --collector.textfile --collector.textfile.directory="$T/textfile"
     prom scrape "$port" "$T/out/scrape1.txt"
     check "node_exporter: textfile collector read the file without error" \
         grep -qx 'node_textfile_scrape_error 0' "$T/out/scrape1.txt"

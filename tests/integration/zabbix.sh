@@ -8,69 +8,25 @@
 # Runs as root; prints "ok - ..." / "not ok - ..." lines; exits 1 on any failure.
 # Temp dir kept on failure or with KEEP_TMP=1; agent daemons are stopped by PID on exit.
 set -u
-here=$(cd "$(dirname "$0")" && pwd)
-zconf=$(cd "$here/../../icinga/zabbix" && pwd)
-fixtures=$(cd "$here/../fixtures" && pwd)
-bin=${CHECK_EPHEMERAL_PORTS_BIN:-$here/../../dist/check_ephemeral_ports}
+. "$(dirname "$0")/lib/common.sh"
+zconf=$root/icinga/zabbix
 py=/usr/bin/python3  # Debian's, for python3-yaml (a pyenv python3 may be first in PATH)
 
-failed=0 pids=() policy_created=
-ok() { echo "ok - $*"; }
-nok() { echo "not ok - $*"; failed=1; }
-check() { local what=$1; shift; if "$@"; then ok "$what"; else nok "$what"; fi; }
-# zabbix_agentd, its workers, zabbix_agent2; zombies (exited, not yet reaped by init) excluded
-agents() { local p; for p in $(pgrep '^zabbix_agent'); do ps -o stat= -p "$p" | grep -qv '^Z' && echo "$p"; done; }
+# zabbix_agentd, its workers, zabbix_agent2
+agents() { live_processes '^zabbix_agent'; }
 
-stop_all() { # last started first: TERM (the agent stops its own children), KILL after 15 s
-    local n pid
-    for ((n = ${#pids[@]} - 1; n >= 0; n--)); do
-        pid=${pids[n]}
-        kill -TERM "$pid" 2>/dev/null
-        for _ in $(seq 30); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
-        kill -KILL "$pid" 2>/dev/null
-        wait "$pid" 2>/dev/null
-    done
-    pids=()
-}
-cleanup() {
-    stop_all
-    if [ -n "$policy_created" ]; then rm -f /usr/sbin/policy-rc.d; fi
-    if [ "$failed" = 0 ] && [ -z "${KEEP_TMP:-}" ]; then rm -rf "$T"; else echo "# files kept in $T"; fi
-}
-T=$(mktemp -d) && chmod 755 "$T" || exit 1  # 755: the daemons run as user zabbix
-trap cleanup EXIT
-
-# Install missing packages; policy-rc.d stops the maintainer scripts from starting the agents
-# (Debian enables and starts zabbix-agent/zabbix-agent2 on install). The lock timeout lets this
-# wait for another test's apt-get instead of failing.
-need_packages() {
-    local p missing=()
-    for p in "$@"; do
-        dpkg-query -W -f '${Status}\n' "$p" 2>/dev/null | grep -q ' installed$' || missing+=("$p")
-    done
-    [ ${#missing[@]} = 0 ] && return 0
-    if [ ! -e /usr/sbin/policy-rc.d ]; then
-        printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d && chmod 755 /usr/sbin/policy-rc.d
-        policy_created=1
-    fi
-    apt-get update -qq >"$T/apt.log" 2>&1 &&
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-            -o DPkg::Lock::Timeout=300 "${missing[@]}" >>"$T/apt.log" 2>&1
-    local rc=$?
-    if [ -n "$policy_created" ]; then rm -f /usr/sbin/policy-rc.d; policy_created=; fi
-    return $rc
-}
-check "plugin binary $bin exists" test -x "$bin" || exit 1
+setup_temp_dir
+require_plugin_binary
 before=$(agents)
 check "install zabbix-agent zabbix-agent2 python3 python3-yaml" \
     need_packages zabbix-agent zabbix-agent2 python3 python3-yaml || exit 1
 check "package install started no zabbix agent" test "$(agents)" = "$before"
 
 # --- the files under test, copied into the temp dir -------------------------------------------
-# The binary is copied (a rebuild of dist/ during the test does not matter) where user zabbix can
-# run it; the fixture tree gives a WARNING; a missing --proc-root gives the UNKNOWN document.
-mkdir -p "$T/bin" "$T/run" && chown zabbix:zabbix "$T/run"  # run/: PID files and sockets
-install -m 755 "$bin" "$T/bin/check_ephemeral_ports"
+# The binary is copied where user zabbix can run it; the fixture tree gives a WARNING; a missing
+# --proc-root gives the UNKNOWN document.
+mkdir -p "$T/run" && chown zabbix:zabbix "$T/run"  # run/: PID files and sockets
+install_plugin_into "$T/bin"
 cp -r "$fixtures/format-json/proc" "$T/proc" && chmod -R a+rX "$T/proc"
 up=$zconf/userparameter_ephemeral_ports.conf
 check "userparameter file has exactly one UserParameter, ephemeral_ports.json -> /usr/lib/nagios/plugins/check_ephemeral_ports --format json" \
@@ -303,16 +259,6 @@ if __name__ == "__main__":
         print(query(int(args[0]), args[1]))
     elif cmd == "document":  # TEMPLATE LABEL FILE EXPECT_STATE
         cmd_document(args[0], open(args[2]).read().rstrip("\n"), args[1], args[3] or None)
-    elif cmd == "free-port":  # Zabbix accepts ListenPort 1024-32767 only (below the ephemeral range)
-        import random
-        for port in random.sample(range(20000, 32768), 200):
-            with socket.socket() as s:
-                try:
-                    s.bind(("127.0.0.1", port))
-                except OSError:
-                    continue
-            print(port)
-            break
     sys.exit(1 if failed else 0)
 EOF
 template=$zconf/template_ephemeral_ports.yaml
@@ -339,12 +285,13 @@ zbx document "$template" "non-JSON agent value" "$T/garbage.txt" garbage || fail
 # --- zabbix_agentd -t / zabbix_agent2 -t: run the items once, in the foreground ---------------
 # Started as root, -t does not drop privileges: the commands run as root (test.whoami shows it).
 # The value comes back as "KEY<spaces>[t|VALUE]" (zabbix_agentd, t = text) or "[s|VALUE]" (agent2).
+# Zabbix accepts ListenPort 1024-32767 only (below the ephemeral range).
 cat >"$T/zabbix_agentd.conf" <<EOF
 LogType=console
 PidFile=$T/run/zabbix_agentd.pid
 Server=127.0.0.1
 ListenIP=127.0.0.1
-ListenPort=$(zbx free-port)
+ListenPort=$(free_port 20000 32767)
 StartAgents=1
 Include=$T/userparameter.conf
 EOF
@@ -354,7 +301,7 @@ LogType=console
 PidFile=$T/run/zabbix_agent2.pid
 Server=127.0.0.1
 ListenIP=127.0.0.1
-ListenPort=$(zbx free-port)
+ListenPort=$(free_port 20000 32767)
 ControlSocket=$T/run/agent2.sock
 PluginSocket=$T/run/agent2.plugin.sock
 Include=$T/userparameter.conf
@@ -385,9 +332,7 @@ for agent in zabbix_agentd zabbix_agent2; do
     cfg=$T/$agent.conf
     port=$(sed -n 's/^ListenPort=//p' "$cfg")
     extra=(); [ "$agent" = zabbix_agentd ] && extra=(-f)  # agent2 stays in the foreground anyway
-    setpriv --reuid=zabbix --regid=zabbix --init-groups -- "$agent" "${extra[@]}" -c "$cfg" \
-        >"$T/$agent.log" 2>&1 &
-    pids+=($!)
+    start_daemon "$T/$agent.log" setpriv --reuid=zabbix --regid=zabbix --init-groups -- "$agent" "${extra[@]}" -c "$cfg"
     zbx query "$port" test.whoami >"$T/$agent.d.whoami" 2>&1
     check "$agent daemon on 127.0.0.1:$port runs UserParameters as zabbix" \
         test "$(cat "$T/$agent.d.whoami")" = zabbix
