@@ -69,7 +69,7 @@ public static class ArgumentParser
 
     // Options that take a value; the word after them is theirs.
     private static readonly HashSet<string> TakesValue =
-        ["-w", "--warning", "-c", "--critical", "-t", "--timeout", "--top", "--protocol", "--proc-root", "--format", "--output", "--source"];
+        ["-w", "--warning", "-c", "--critical", "-t", "--timeout", "--top", "--protocol", "--proc-root", "--format", "--output", "--source", "--netns", "--pid"];
 
     // CommandLineParser drops positional words silently and lets a value option without its value
     // fall back to the default: both would hide a broken command definition, so refuse them here.

@@ -38,6 +38,22 @@ public sealed class Options
         HelpText = "Where sockets are read: netlink sock_diag (fast, filtered in the kernel, sees bound-but-idle sockets) or /proc/net/*. auto: netlink for /proc, falling back to /proc/net where netlink is refused; proc with --proc-root.")]
     public string Source { get; set; } = "auto";
 
+    [Option("all-namespaces",
+        HelpText = "Check every network namespace on the host (containers, pods, ip netns); the worst one drives the state. Needs root to enter other namespaces; what is skipped is said.")]
+    public bool AllNamespaces { get; set; }
+
+    [Option("netns", MetaValue = "NAME|PATH",
+        HelpText = "Check one network namespace: a name under /run/netns (ip netns add) or an nsfs path such as /proc/PID/ns/net. Needs root.")]
+    public string? Netns { get; set; }
+
+    [Option("pid", MetaValue = "PID",
+        HelpText = "Check the network namespace of process PID (e.g. a container's). Needs root unless it is your own.")]
+    public string? Pid { get; set; }
+
+    [Option("processes",
+        HelpText = "Name the processes holding the busiest tuples' sockets (walks /proc/*/fd: costs time on big hosts; as non-root only your own processes).")]
+    public bool Processes { get; set; }
+
     [Option("format", Default = "nagios", MetaValue = "nagios|json|prometheus",
         HelpText = "Output format: Nagios plugin text, one JSON document (for Zabbix; exits 0 once written, the state is inside), or the Prometheus text format.")]
     public string Format { get; set; } = "nagios";

@@ -1,9 +1,5 @@
-using System.Diagnostics;
 using EphemeralPorts.Plugin;
-using EphemeralPorts.Ports;
-using EphemeralPorts.ProcFs;
 using EphemeralPorts.Rendering;
-using EphemeralPorts.SockDiag;
 
 namespace EphemeralPorts.Cli;
 
@@ -58,7 +54,7 @@ public static class PluginMain
         {
             try
             {
-                outcome = Render(settings, Scan(settings, s => Volatile.Write(ref step, s)));
+                outcome = Render(settings, Scanner.Run(settings, s => Volatile.Write(ref step, s)));
             }
             catch (Exception e)
             {
@@ -81,57 +77,6 @@ public static class PluginMain
             CheckException e => Failure(settings, ServiceState.Unknown, e.Message),
             _ => Failure(settings, ServiceState.Unknown, $"internal error: {failure.GetType().Name}: {failure.Message}"),
         };
-    }
-
-    /// <summary>Acquisition → model → evaluation, for one /proc tree.</summary>
-    public static CheckReport Scan(Settings settings, Action<string>? progress = null)
-    {
-        var clock = Stopwatch.StartNew();
-        var scanner = new ProcScanner(new ProcRoot(settings.ProcRoot), progress);
-        var kernel = scanner.ReadSettings();
-        var calculator = new PortUsageCalculator(kernel);
-        var notes = new List<string>();
-        var diagnostics = new List<string>();
-        var blindSpots = "sockets given their port by bind() before connect(), per-socket IP_LOCAL_PORT_RANGE, whether timestamps were negotiated";
-        if (!ReadThroughNetlink(settings, kernel, calculator, progress, notes))
-        {
-            blindSpots = "bound-but-idle sockets (netlink only), " + blindSpots;
-            var reads = scanner.ReadTables(calculator, settings.CheckTcp, settings.CheckUdp);
-            diagnostics.AddRange(reads.Select(r => r.Present ? $"read {r.Path}: {r.Sockets} sockets" : $"read {r.Path}: absent (IPv6 disabled?)"));
-        }
-
-        var usage = calculator.Finish(settings.CheckTcp, settings.CheckUdp);
-        var evaluation = PortEvaluation.Evaluate(usage, settings.Thresholds);
-        diagnostics.Add($"scan took {clock.Elapsed.TotalMilliseconds:0.0} ms");
-        return new CheckReport(usage, evaluation, settings.Thresholds, new ReportOptions(settings.Top, settings.Verbosity, diagnostics, notes, blindSpots));
-    }
-
-    // netlink where it is ours to use (our own namespace) and the kernel lets us; otherwise the
-    // /proc tables, saying why at -v. A refusal midway would leave half a count, so the calculator
-    // is only fed by netlink once the first dump was accepted (refusals come on the first reply).
-    private static bool ReadThroughNetlink(Settings settings, KernelSettings kernel, PortUsageCalculator calculator, Action<string>? progress, List<string> notes)
-    {
-        if (settings.Source == SocketSource.Proc || (settings.Source == SocketSource.Auto && !SettingsBinder.IsOwnProc(settings.ProcRoot)))
-        {
-            notes.Add($"sockets read from {Path.Join(settings.ProcRoot, "net")}/{{tcp,tcp6,udp,udp6}}");
-            return false;
-        }
-
-        try
-        {
-            SockDiagScanner.Scan(kernel.Range, settings.CheckTcp, settings.CheckUdp, calculator, progress);
-            notes.Add("sockets read through netlink sock_diag, filtered in the kernel to the range");
-            return true;
-        }
-        catch (NetlinkUnavailableException e) when (settings.Source == SocketSource.Auto && calculator.IsEmpty)
-        {
-            notes.Add($"netlink unavailable ({e.Message}): sockets read from /proc/net instead, bound-but-idle sockets not seen");
-            return false;
-        }
-        catch (NetlinkUnavailableException e)
-        {
-            throw new CheckException($"--source netlink: {e.Message}", e);
-        }
     }
 
     // Nagios text exits with the state; JSON and Prometheus exit 0 once written, because their

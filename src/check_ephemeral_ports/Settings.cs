@@ -4,6 +4,9 @@ using EphemeralPorts.Rendering;
 
 namespace EphemeralPorts.Cli;
 
+/// <summary>Which network namespaces to check: all of them, one by name or path, or one by pid.</summary>
+public sealed record NamespaceChoice(bool All, string? Netns, int? Pid);
+
 public enum SocketSource
 {
     Auto,
@@ -29,7 +32,9 @@ public sealed record Settings(
     int Verbosity,
     OutputFormat Format = OutputFormat.Nagios,
     string? Output = null,
-    SocketSource Source = SocketSource.Auto)
+    SocketSource Source = SocketSource.Auto,
+    NamespaceChoice? Namespaces = null,
+    bool Processes = false)
 {
     public bool CheckTcp => Protocol != ProtocolChoice.Udp;
 
@@ -88,7 +93,40 @@ public static class SettingsBinder
             throw new CheckException($"--source netlink reads this process's own network namespace: it cannot go with --proc-root {options.ProcRoot}");
         }
 
-        return new Settings(new Thresholds(warning, critical), timeout, timeoutState, options.Top, protocol, options.ProcRoot, options.Verbose, format, options.Output, source);
+        var namespaces = Namespaces(options);
+        if (namespaces is not null && !IsOwnProc(options.ProcRoot))
+        {
+            throw new CheckException($"--all-namespaces, --netns and --pid enter namespaces of this host: they cannot go with --proc-root {options.ProcRoot}");
+        }
+
+        return new Settings(new Thresholds(warning, critical), timeout, timeoutState, options.Top, protocol, options.ProcRoot, options.Verbose, format, options.Output, source, namespaces, options.Processes);
+    }
+
+    private static NamespaceChoice? Namespaces(Options options)
+    {
+        var chosen = (options.AllNamespaces ? 1 : 0) + (options.Netns is null ? 0 : 1) + (options.Pid is null ? 0 : 1);
+        if (chosen > 1)
+        {
+            throw new CheckException("--all-namespaces, --netns and --pid exclude each other: choose one");
+        }
+
+        if (options.Netns is { Length: 0 })
+        {
+            throw new CheckException("--netns: empty name");
+        }
+
+        int? pid = null;
+        if (options.Pid is { } text)
+        {
+            if (!int.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out var p) || p < 1)
+            {
+                throw new CheckException($"--pid '{text}': expected a process id");
+            }
+
+            pid = p;
+        }
+
+        return chosen == 0 ? null : new NamespaceChoice(options.AllNamespaces, options.Netns, pid);
     }
 
     public static bool IsOwnProc(string procRoot) => Path.TrimEndingDirectorySeparator(procRoot) == "/proc";

@@ -13,7 +13,7 @@ public static class ServiceStates
 {
     // Deliberate precedence for "the worst of several results": CRITICAL > UNKNOWN > WARNING > OK.
     // A port table we could read that says CRITICAL is more actionable than one we could not read.
-    private static int Severity(ServiceState state) => state switch
+    public static int Severity(ServiceState state) => state switch
     {
         ServiceState.Ok => 0,
         ServiceState.Warning => 1,

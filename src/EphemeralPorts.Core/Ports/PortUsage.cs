@@ -52,3 +52,6 @@ public sealed record UdpUsage(int Used, int Capacity, int Sockets)
 
 /// <summary>The model's answer for one network namespace; <c>Tcp</c> or <c>Udp</c> is null when not checked.</summary>
 public sealed record PortUsage(KernelSettings Settings, int ReservedInRange, TcpUsage? Tcp, UdpUsage? Udp);
+
+/// <summary>A process holding sockets of a tuple (<c>--processes</c>).</summary>
+public sealed record SocketHolder(int Pid, string Command, int Sockets);

@@ -12,8 +12,10 @@ namespace EphemeralPorts.Ports;
 /// <see cref="Finish"/> sorts them, drops duplicates (a /proc table read while it changes can show
 /// a socket twice) and the excluded ports, and counts per tuple.
 /// </summary>
-public sealed class PortUsageCalculator(KernelSettings settings) : SockDiag.ISocketSink
+public sealed class PortUsageCalculator(KernelSettings settings, bool recordInodes = false) : SockDiag.ISocketSink
 {
+    // With --processes only: (tuple id, socket inode) of every socket counted for a tuple.
+    private readonly List<(int TupleId, long Inode)>? _inodes = recordInodes ? [] : null;
     private readonly PortRange _range = settings.Range;
     private readonly PortSet _reserved = settings.Reserved;
     private readonly Dictionary<TupleKey, int> _tupleIds = [];
@@ -96,7 +98,20 @@ public sealed class PortUsageCalculator(KernelSettings settings) : SockDiag.ISoc
         }
 
         _tuplePorts.Add(((long)id << 16) | (uint)socket.LocalPort);
+        if (_inodes is not null && socket.Inode != 0)
+        {
+            _inodes.Add((id, socket.Inode));
+        }
     }
+
+    /// <summary>
+    /// The socket inodes of a tuple's counted sockets (recorded with <c>recordInodes</c>); a
+    /// TIME_WAIT socket has none, it belongs to no process any more.
+    /// </summary>
+    public IReadOnlySet<long> InodesOf(TupleKey tuple) =>
+        _inodes is not null && _tupleIds.TryGetValue(tuple, out var id)
+            ? _inodes.Where(i => i.TupleId == id).Select(i => i.Inode).ToHashSet()
+            : new HashSet<long>();
 
     // Listeners, and sockets bound but neither listening nor connected (visible through sock_diag
     // only), own their bind bucket: __inet_hash_connect() skips the port for every destination.

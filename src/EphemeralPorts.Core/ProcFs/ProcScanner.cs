@@ -11,7 +11,10 @@ public sealed record TableRead(string Path, bool Present, int Sockets);
 /// into a <see cref="PortUsageCalculator"/> one line at a time. Reports each file it opens through
 /// <paramref name="progress"/> so that a timeout can say where the read hung.
 /// </summary>
-public sealed class ProcScanner(ProcRoot root, Action<string>? progress = null)
+/// <paramref name="tablesDirectory"/> is where the socket tables are, below the root: <c>net</c>,
+/// or <c>thread-self/net</c> for a thread that entered another network namespace (/proc/net
+/// follows the process's main thread, /proc/thread-self/net the calling thread).
+public sealed class ProcScanner(ProcRoot root, Action<string>? progress = null, string tablesDirectory = "net")
 {
     private const string Ipv4Sysctl = "sys/net/ipv4/";
 
@@ -36,14 +39,14 @@ public sealed class ProcScanner(ProcRoot root, Action<string>? progress = null)
         var reads = new List<TableRead>(4);
         if (tcp)
         {
-            reads.Add(ReadTable("net/tcp", Transport.Tcp, ipv6: false, calculator));
-            reads.Add(ReadTable("net/tcp6", Transport.Tcp, ipv6: true, calculator));
+            reads.Add(ReadTable($"{tablesDirectory}/tcp", Transport.Tcp, ipv6: false, calculator));
+            reads.Add(ReadTable($"{tablesDirectory}/tcp6", Transport.Tcp, ipv6: true, calculator));
         }
 
         if (udp)
         {
-            reads.Add(ReadTable("net/udp", Transport.Udp, ipv6: false, calculator));
-            reads.Add(ReadTable("net/udp6", Transport.Udp, ipv6: true, calculator));
+            reads.Add(ReadTable($"{tablesDirectory}/udp", Transport.Udp, ipv6: false, calculator));
+            reads.Add(ReadTable($"{tablesDirectory}/udp6", Transport.Udp, ipv6: true, calculator));
         }
 
         return reads;

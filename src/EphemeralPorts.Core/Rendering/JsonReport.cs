@@ -46,7 +46,7 @@ public static class JsonReport
                 tcp.StateCounts.ToDictionary(s => TcpState.Name(s.Key), s => s.Value),
                 tcp.Exclusive.Select(e => new JsonListener(e.Address.ToString(), e.Port, TcpState.Name(e.State))).ToList()),
             Udp = udp is null ? null : new JsonUdp(evaluation.UdpState.Label(), Round(udp.Percent), udp.Used, udp.Capacity, udp.Sockets),
-            TopDestinations = tuples.Select(t => new JsonTuple(
+            TopDestinations = tuples.Select((t, i) => new JsonTuple(
                 t.Tuple.Source.ToString(),
                 t.Tuple.Destination.ToString(),
                 t.Tuple.DestinationPort,
@@ -54,7 +54,12 @@ public static class JsonReport
                 tcp!.Capacity,
                 Round(Numbers.Percent(t.Used, tcp.Capacity)),
                 t.TimeWait,
-                t.ReusableTimeWait)).ToList(),
+                t.ReusableTimeWait,
+                report.Holders is { } h && i < h.Count ? h[i].Select(x => new JsonHolder(x.Pid, x.Command, x.Sockets)).ToList() : null)).ToList(),
+            Namespace = report.Namespace,
+            Namespaces = report.Namespaces?.Checked.Select(n => new JsonNamespace(n.Name, n.State.Label(), Round(n.Percent), n.Summary)).ToList(),
+            Skipped = report.Namespaces?.Skipped is { Count: > 0 } skipped ? skipped
+                : report.UnreadableProcesses > 0 ? [$"the open files of {report.UnreadableProcesses} processes could not be read"] : null,
             Perfdata = nagios.PerfData.ToDictionary(p => p.Label, p => Round(p.Value)),
             Advice = evaluation.Advice,
 
@@ -126,6 +131,12 @@ public sealed class JsonDocumentModel
 
     public IReadOnlyList<JsonTuple>? TopDestinations { get; init; }
 
+    public string? Namespace { get; init; }
+
+    public IReadOnlyList<JsonNamespace>? Namespaces { get; init; }
+
+    public IReadOnlyList<string>? Skipped { get; init; }
+
     public IReadOnlyDictionary<string, double>? Perfdata { get; init; }
 
     public IReadOnlyList<string>? Advice { get; init; }
@@ -171,7 +182,11 @@ public sealed record JsonTcp(
 
 public sealed record JsonUdp(string State, double UsedPct, int Used, int Capacity, int Sockets);
 
-public sealed record JsonTuple(string Source, string Destination, int Port, int Used, int Capacity, double Percent, int TimeWait, int TimeWaitReusable);
+public sealed record JsonTuple(string Source, string Destination, int Port, int Used, int Capacity, double Percent, int TimeWait, int TimeWaitReusable, IReadOnlyList<JsonHolder>? Holders);
+
+public sealed record JsonHolder(int Pid, string Command, int Sockets);
+
+public sealed record JsonNamespace(string Name, string State, double Percent, string Summary);
 
 /// <summary>A "system-ports" top consumer: the kernel's hex source address and a readable one.</summary>
 public sealed record JsonConsumer(string LocalAddr, string Address, string Destination, int Count);

@@ -17,8 +17,8 @@ public static class NagiosReport
     public static CheckResult Build(CheckReport report)
     {
         var (usage, evaluation, thresholds, options) = report;
-        var result = new CheckResult(evaluation.State, Summary(usage, evaluation), PerfData(usage, thresholds), []);
-        var details = Details(usage, evaluation, options);
+        var result = new CheckResult(evaluation.State, Summary(report), PerfData(report), []);
+        var details = Details(report);
         if (options.Verbosity == 0)
         {
             FitBudget(details, DefaultOutputBudget - NagiosText.Render(result).Length);
@@ -49,7 +49,27 @@ public static class NagiosReport
         }
     }
 
-    private static string Summary(PortUsage usage, PortEvaluation evaluation)
+    private static string Summary(CheckReport report)
+    {
+        var text = Sentence(report.Usage, report.Evaluation);
+        if (report.Namespace is { } name)
+        {
+            text = $"namespace {name}: {text}";
+        }
+
+        if (report.Namespaces is { } all)
+        {
+            // What was not seen is said on the status line: the state speaks only for what was.
+            var unseen = all.Skipped.Count > 0 ? $" - NOT checked: {string.Join(", ", all.Skipped)}" : string.Empty;
+            text += $" ({Count(all.Checked.Count, "namespace")} checked, {all.Count(ServiceState.Critical)} critical, {all.Count(ServiceState.Warning)} warning{unseen})";
+        }
+
+        return text;
+    }
+
+    /// <summary>The one sentence about one namespace's TCP and UDP usage.</summary>
+    /// <remarks>Also the summary of a namespace in the JSON overview.</remarks>
+    public static string Sentence(PortUsage usage, PortEvaluation evaluation)
     {
         var parts = new List<(ServiceState State, string Text)>();
         if (usage.Tcp is { } tcp)
@@ -80,8 +100,9 @@ public static class NagiosReport
         return busiest.Used >= tcp.Capacity ? text + ", new connections to it fail now" : text;
     }
 
-    private static List<PerfDatum> PerfData(PortUsage usage, Thresholds thresholds)
+    private static List<PerfDatum> PerfData(CheckReport report)
     {
+        var (usage, _, thresholds, _) = report;
         var warn = thresholds.Warning.PerfDataValue;
         var crit = thresholds.Critical.PerfDataValue;
         var perf = new List<PerfDatum>();
@@ -101,13 +122,34 @@ public static class NagiosReport
         }
 
         perf.Add(new PerfDatum("capacity", usage.Tcp?.Capacity ?? usage.Udp!.Capacity, Min: 0));
+        if (report.Namespaces is { } all)
+        {
+            perf.Add(new PerfDatum("namespaces", all.Checked.Count, Min: 0));
+            perf.Add(new PerfDatum("namespaces_warning", all.Count(ServiceState.Warning), Min: 0));
+            perf.Add(new PerfDatum("namespaces_critical", all.Count(ServiceState.Critical), Min: 0));
+            perf.Add(new PerfDatum("namespaces_skipped", all.Skipped.Count, Min: 0));
+        }
+
         return perf;
     }
 
-    private static List<Detail> Details(PortUsage usage, PortEvaluation evaluation, ReportOptions options)
+    private static List<Detail> Details(CheckReport report)
     {
+        var (usage, evaluation, _, options) = report;
         var settings = usage.Settings;
         var lines = new List<Detail>();
+        if (report.Namespaces is { } all)
+        {
+            lines.Add(new($"namespaces, worst first ({all.Checked.Count} checked):", 0));
+            var rank = 0;
+            foreach (var ns in all.Checked.Take(options.Verbosity >= 1 ? all.Checked.Count : 10))
+            {
+                lines.Add(new($"  {ns.Name}: {ns.State.Label()} {Numbers.Format(ns.Percent)}%", rank++ < 5 ? 0 : 3));
+            }
+
+            lines.Add(new($"details of the worst, namespace {report.Namespace}:", 1));
+        }
+
         var tcp = usage.Tcp;
         var range = $"range {settings.Range}: {settings.Range.Size} ports, {usage.ReservedInRange} reserved";
         lines.Add(new(
@@ -127,11 +169,20 @@ public static class NagiosReport
             if (options.Top > 0 && tcp.Tuples.Count > 0)
             {
                 lines.Add(new($"top destinations (source -> destination:port used/capacity), {tcp.Tuples.Count} in all:", 1));
-                var rank = 0;
+                var index = 0;
                 foreach (var tuple in tcp.Tuples.Take(options.Top))
                 {
                     var timeWait = tuple.TimeWait > 0 ? $", TIME_WAIT {tuple.TimeWait} ({tuple.ReusableTimeWait} reusable)" : string.Empty;
-                    lines.Add(new($"  {tuple.Tuple} {tuple.Used}/{tcp.Capacity} ({Numbers.Format(Numbers.Percent(tuple.Used, tcp.Capacity))}%){timeWait}", rank++ == 0 ? 1 : 3));
+                    lines.Add(new($"  {tuple.Tuple} {tuple.Used}/{tcp.Capacity} ({Numbers.Format(Numbers.Percent(tuple.Used, tcp.Capacity))}%){timeWait}", index == 0 ? 1 : 3));
+                    if (report.Holders is { } holders && index < holders.Count)
+                    {
+                        var who = holders[index].Count == 0
+                            ? "no process found (TIME_WAIT sockets belong to none)"
+                            : string.Join(", ", holders[index].Take(3).Select(h => $"pid {h.Pid} ({h.Command}) {h.Sockets}"));
+                        lines.Add(new($"    held by {who}", index == 0 ? 1 : 3));
+                    }
+
+                    index++;
                 }
             }
 
@@ -139,6 +190,11 @@ public static class NagiosReport
                 ? "none"
                 : string.Join(", ", tcp.StateCounts.Select(s => $"{TcpState.Name(s.Key)} {s.Value}"));
             lines.Add(new($"TCP: {Count(tcp.StateCounts.Values.Sum(), "socket")} on {tcp.PortsInUse} ports of the range ({states}), {tcp.ReusableTimeWait} of {tcp.TimeWait} TIME_WAIT reusable", 4));
+        }
+
+        if (report.UnreadableProcesses > 0)
+        {
+            lines.Add(new($"processes: the open files of {report.UnreadableProcesses} processes could not be read (other users', needs root): their sockets are not attributed", 0));
         }
 
         if (usage.Udp is { } udp)

@@ -35,6 +35,14 @@ public static class PrometheusReport
             Gauge(text, "tcp_exclusive_ports", "Ports of the range held by listen()/bind(), lost to every tuple.", tcp.ExclusivePortCount);
         }
 
+        if (report.Namespaces is { } all)
+        {
+            Gauge(text, "namespaces", "Network namespaces checked (--all-namespaces); the other figures are the worst one's.", all.Checked.Count);
+            Gauge(text, "namespaces_critical", "Namespaces in CRITICAL.", all.Count(ServiceState.Critical));
+            Gauge(text, "namespaces_warning", "Namespaces in WARNING.", all.Count(ServiceState.Warning));
+            Gauge(text, "namespaces_skipped", "Namespaces or processes that could not be looked at.", all.Skipped.Count);
+        }
+
         if (usage.Udp is { } udp)
         {
             Gauge(text, "udp_capacity", "UDP ports of the range, less reserved ports.", udp.Capacity);

@@ -1,0 +1,61 @@
+using System.Runtime.InteropServices;
+using Microsoft.Win32.SafeHandles;
+
+namespace EphemeralPorts.Namespaces;
+
+/// <summary>
+/// setns(2) with CLONE_NEWNET for the calling thread only (namespaces are per thread in Linux).
+/// The caller runs this on a thread of its own, so the rest of the process never leaves its
+/// namespace; <see cref="Dispose"/> switches back all the same.
+/// </summary>
+public sealed partial class NamespaceSwitch : IDisposable
+{
+    private const int CloneNewNet = 0x40000000;
+    private readonly SafeFileHandle _home;
+
+    private NamespaceSwitch(SafeFileHandle home) => _home = home;
+
+    /// <summary>Enters the namespace at <paramref name="path"/>; null and the errno when refused.</summary>
+    public static NamespaceSwitch? Enter(string path, out int errno)
+    {
+        SafeFileHandle home;
+        SafeFileHandle target;
+        try
+        {
+            home = File.OpenHandle("/proc/thread-self/ns/net");
+            target = File.OpenHandle(path);
+        }
+        catch (UnauthorizedAccessException)
+        {
+            errno = 13;
+            return null;
+        }
+        catch (IOException)
+        {
+            errno = 2;
+            return null;
+        }
+
+        using (target)
+        {
+            if (setns(target, CloneNewNet) != 0)
+            {
+                errno = Marshal.GetLastPInvokeError();
+                home.Dispose();
+                return null;
+            }
+        }
+
+        errno = 0;
+        return new NamespaceSwitch(home);
+    }
+
+    public void Dispose()
+    {
+        _ = setns(_home, CloneNewNet);
+        _home.Dispose();
+    }
+
+    [LibraryImport("libc", SetLastError = true)]
+    private static partial int setns(SafeFileHandle fd, int nstype);
+}

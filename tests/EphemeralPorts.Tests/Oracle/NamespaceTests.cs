@@ -1,0 +1,174 @@
+using System.Diagnostics;
+using EphemeralPorts.Tests.Support;
+
+namespace EphemeralPorts.Tests.Oracle;
+
+/// <summary>
+/// Three named network namespaces (ip netns add), each with its own range and load, held by a
+/// holder.py process living inside it: one filled until the kernel refuses connect(), one at 75%
+/// of a 20-port range, one at 50%. Removed again when the tests are done.
+/// </summary>
+public sealed class NamespaceLab : IDisposable
+{
+    private readonly List<Process> _holders = [];
+    private readonly List<string> _namespaces = [];
+
+    public NamespaceLab()
+    {
+        if (Environments.WhyNotRoot() is not null || Environments.WhyNoNamespaces() is not null)
+        {
+            return;
+        }
+
+        var tag = Environment.ProcessId;
+        Full = Start($"cep-full-{tag}", 40000, 40009, "fill");
+        Warm = Start($"cep-warm-{tag}", 41000, 41019, "15");
+        Half = Start($"cep-half-{tag}", 42000, 42009, "5");
+    }
+
+    public Holder Full { get; } = null!;
+
+    public Holder Warm { get; } = null!;
+
+    public Holder Half { get; } = null!;
+
+    public sealed record Holder(string Namespace, int Pid, int Connections, string Refusal);
+
+    private Holder Start(string name, int low, int high, string count)
+    {
+        Run("ip", "netns", "add", name);
+        _namespaces.Add(name);
+        var start = new ProcessStartInfo("ip") { RedirectStandardInput = true, RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (var arg in new[] { "netns", "exec", name, "/usr/bin/python3", Path.Combine(Repo.Root, "tests", "oracle", "holder.py"), $"{low}", $"{high}", count })
+        {
+            start.ArgumentList.Add(arg);
+        }
+
+        var process = Process.Start(start)!;
+        _holders.Add(process);
+        var ready = process.StandardOutput.ReadLine() ?? throw new InvalidOperationException($"holder in {name} failed: {process.StandardError.ReadToEnd()}");
+        var parts = ready.Split(' ');
+        return new Holder(name, process.Id, int.Parse(parts[1], System.Globalization.CultureInfo.InvariantCulture), parts[2]);
+    }
+
+    private static void Run(params string[] args)
+    {
+        var start = new ProcessStartInfo(args[0]) { RedirectStandardError = true };
+        foreach (var arg in args.Skip(1))
+        {
+            start.ArgumentList.Add(arg);
+        }
+
+        using var p = Process.Start(start)!;
+        p.WaitForExit();
+        p.ExitCode.ShouldBe(0, $"{string.Join(' ', args)}: {p.StandardError.ReadToEnd()}");
+    }
+
+    public void Dispose()
+    {
+        foreach (var holder in _holders)
+        {
+            holder.StandardInput.Close();
+            if (!holder.WaitForExit(10_000))
+            {
+                holder.Kill();
+            }
+
+            holder.Dispose();
+        }
+
+        foreach (var name in _namespaces)
+        {
+            Run("ip", "netns", "del", name);
+        }
+    }
+}
+
+/// <summary>--all-namespaces, --netns, --pid and --processes against namespaces made for real.</summary>
+public class NamespaceTests(NamespaceLab lab) : IClassFixture<NamespaceLab>
+{
+    private static PluginRun Check(params string[] args) => Support.Plugin.Native(args);
+
+    [NamespaceFact]
+    public void A_full_namespace_makes_the_whole_check_critical_and_is_named_with_its_figures()
+    {
+        lab.Full.Refusal.ShouldBe("EADDRNOTAVAIL");
+        lab.Full.Connections.ShouldBe(10);
+        var run = Check("--all-namespaces");
+        run.Stderr.ShouldBeEmpty();
+        run.ExitCode.ShouldBe(2, run.Stdout);
+        run.FirstLine.ShouldStartWith($"EPHEMERAL PORTS CRITICAL - namespace netns {lab.Full.Namespace}: busiest TCP tuple 127.0.0.1 -> 127.0.0.1:5000 uses 10 of 10 ports (100%), new connections to it fail now");
+        run.Perf["tcp_busiest_used"].ShouldBe(lab.Full.Connections);
+        run.Perf["capacity"].ShouldBe(10);
+        run.Perf["namespaces"].ShouldBeGreaterThanOrEqualTo(4, "the host's own and the three made here");
+        run.Perf["namespaces_critical"].ShouldBeGreaterThanOrEqualTo(1);
+        run.Perf["namespaces_warning"].ShouldBeGreaterThanOrEqualTo(1);
+        run.Stdout.ShouldContain($"  netns {lab.Warm.Namespace}: WARNING 75%");
+        run.Stdout.ShouldContain($"  netns {lab.Half.Namespace}: OK 50%");
+        run.Stdout.ShouldContain("  host: ");
+    }
+
+    [NamespaceFact]
+    public void The_host_namespace_alone_is_not_critical_while_a_container_is()
+    {
+        // The test's own namespace is idle: the CRITICAL above came from the namespace, not from here.
+        var own = Check();
+        own.ExitCode.ShouldBeLessThan(2, own.Stdout);
+        own.Stdout.ShouldNotContain("127.0.0.1:5000 uses 10 of 10");
+    }
+
+    [NamespaceFact]
+    public void Netns_by_name_and_pid_check_that_namespace_only()
+    {
+        var byName = Check("--netns", lab.Warm.Namespace);
+        byName.ExitCode.ShouldBe(1, byName.Stdout);
+        byName.FirstLine.ShouldStartWith($"EPHEMERAL PORTS WARNING - namespace netns {lab.Warm.Namespace}: busiest TCP tuple 127.0.0.1 -> 127.0.0.1:5000 uses 15 of 20 ports (75%)");
+        byName.Perf.ContainsKey("namespaces").ShouldBeFalse();
+
+        var byPid = Check("--pid", lab.Half.Pid.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        byPid.ExitCode.ShouldBe(0, byPid.Stdout);
+        byPid.Perf["tcp_busiest_used"].ShouldBe(5);
+        byPid.Perf["capacity"].ShouldBe(10);
+        byPid.FirstLine.ShouldContain($"namespace netns {lab.Half.Namespace}:");
+
+        var byPath = Check("--netns", $"/proc/{lab.Full.Pid}/ns/net", "--source", "proc");
+        byPath.ExitCode.ShouldBe(2, byPath.Stdout);
+        byPath.Perf["tcp_busiest_used"].ShouldBe(10, "the /proc reader inside the namespace reads /proc/thread-self/net");
+    }
+
+    [NamespaceFact]
+    public void Processes_names_the_holder_with_its_count()
+    {
+        var run = Check("--netns", lab.Full.Namespace, "--processes");
+        run.Stdout.ShouldContain($"    held by pid {lab.Full.Pid} (python3) {lab.Full.Connections}");
+        var json = Check("--netns", lab.Full.Namespace, "--processes", "--format", "json");
+        using var doc = System.Text.Json.JsonDocument.Parse(json.Stdout);
+        var holder = doc.RootElement.GetProperty("topDestinations")[0].GetProperty("holders")[0];
+        holder.GetProperty("pid").GetInt32().ShouldBe(lab.Full.Pid);
+        holder.GetProperty("command").GetString().ShouldBe("python3");
+        holder.GetProperty("sockets").GetInt32().ShouldBe(lab.Full.Connections);
+    }
+
+    [NamespaceFact]
+    public void Unprivileged_says_what_it_skipped_and_never_claims_it_checked_it()
+    {
+        var all = Support.Plugin.Native(["--all-namespaces"], runAs: "nobody");
+        all.Stderr.ShouldBeEmpty();
+        all.ExitCode.ShouldBeLessThan(3, all.Stdout);
+        all.FirstLine.ShouldContain("NOT checked: ");
+        all.FirstLine.ShouldContain($"netns {lab.Full.Namespace} (setns: permission denied (needs root))");
+        all.FirstLine.ShouldNotContain("namespace netns ");
+        all.Perf["namespaces_skipped"].ShouldBeGreaterThanOrEqualTo(1);
+
+        var one = Support.Plugin.Native(["--netns", lab.Full.Namespace], runAs: "nobody");
+        one.ShouldBeOneUnknownLine("a namespace nobody may not enter");
+        one.Stdout.ShouldBe($"EPHEMERAL PORTS UNKNOWN - no network namespace could be read: netns {lab.Full.Namespace} (setns: permission denied (needs root))\n");
+
+        var processes = Support.Plugin.Native(["--processes", "-v"], runAs: "nobody");
+        processes.ExitCode.ShouldBeLessThan(3);
+        if (processes.Stdout.Contains("top destinations", StringComparison.Ordinal))
+        {
+            processes.Stdout.ShouldContain("could not be read (other users', needs root)");
+        }
+    }
+}
