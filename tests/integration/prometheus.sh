@@ -176,8 +176,12 @@ def compare(samples, doc):
     want("ephemeral_ports_reserved", doc["reservedInRange"])
     tcp, udp = doc["tcp"], doc["udp"]
     want("ephemeral_ports_tcp_capacity", tcp["capacity"])
-    labels = want("ephemeral_ports_tcp_busiest_used", tcp["busiestUsed"])
+    want("ephemeral_ports_tcp_busiest_used", tcp["busiestUsed"])
     want("ephemeral_ports_tcp_busiest_ratio", tcp["busiestPct"] / 100, 0.00006)  # JSON: 2 decimals
+    # Which tuple is the busiest is an info metric's labels, so the series above keep one identity.
+    labels = want("ephemeral_ports_tcp_busiest_info", 1) if doc["topDestinations"] else None
+    if not doc["topDestinations"] and value_of(samples, "ephemeral_ports_tcp_busiest_info")[1] is not None:
+        errors.append("ephemeral_ports_tcp_busiest_info present without a busiest tuple")
     want("ephemeral_ports_tcp_ports_in_use", tcp["portsInUse"])
     want("ephemeral_ports_tcp_time_wait", tcp["timeWait"])
     want("ephemeral_ports_tcp_time_wait_reusable", tcp["timeWaitReusable"])
@@ -303,8 +307,8 @@ if [ -n "$have_node_exporter" ]; then
         grep -qx 'node_textfile_scrape_error 0' "$T/out/scrape1.txt"
     check "node_exporter: serves ephemeral_ports_state 1 and ephemeral_ports_up 1 (WARNING fixture)" \
         test "$(grep -cx 'ephemeral_ports_state 1\|ephemeral_ports_up 1' "$T/out/scrape1.txt")" = 2
-    check "node_exporter: serves the busiest tuple's labels" \
-        grep -q '^ephemeral_ports_tcp_busiest_ratio{destination="127.0.0.1",port="5000",source="127.0.0.1"} 0.8$' "$T/out/scrape1.txt"
+    check "node_exporter: serves the busiest tuple's labels and its ratio" \
+        sh -c "grep -q '^ephemeral_ports_tcp_busiest_info{destination=\"127.0.0.1\",port=\"5000\",source=\"127.0.0.1\"} 1\$' '$T/out/scrape1.txt' && grep -q '^ephemeral_ports_tcp_busiest_ratio 0.8\$' '$T/out/scrape1.txt'"
     check "node_exporter: serves every series of the file" \
         test "$(grep -c '^ephemeral_ports_' "$T/out/scrape1.txt")" = "$(grep -c '^ephemeral_ports_' "$prom_file")"
     "$plugin" --format prometheus --proc-root "$fixtures/error-tcp-missing/proc" --output "$prom_file"

@@ -22,12 +22,17 @@ public static class PrometheusReport
         Gauge(text, "reserved", "Ports of the range in net.ipv4.ip_local_reserved_ports.", usage.ReservedInRange);
         if (usage.Tcp is { } tcp)
         {
-            var labels = tcp.Busiest is { } b
-                ? $"{{source=\"{Escape(b.Tuple.Source.ToString())}\",destination=\"{Escape(b.Tuple.Destination.ToString())}\",port=\"{b.Tuple.DestinationPort}\"}}"
-                : string.Empty;
             Gauge(text, "tcp_capacity", "Ports each (source, destination, port) tuple can use.", tcp.Capacity);
-            Gauge(text, "tcp_busiest_used", "Ports used by the busiest (source, destination, port) tuple.", tcp.BusiestUsed, labels);
-            Gauge(text, "tcp_busiest_ratio", "Busiest tuple's used ports over its capacity.", tcp.BusiestPercent / 100, labels);
+            Gauge(text, "tcp_busiest_used", "Ports used by the busiest (source, destination, port) tuple.", tcp.BusiestUsed);
+            Gauge(text, "tcp_busiest_ratio", "Busiest tuple's used ports over its capacity.", tcp.BusiestPercent / 100);
+
+            // Which tuple that is goes into an info metric: the series above keep one identity
+            // when the busiest tuple changes, as graphs need.
+            if (tcp.Busiest is { } b)
+            {
+                var labels = $"{{source=\"{Escape(b.Tuple.Source.ToString())}\",destination=\"{Escape(b.Tuple.Destination.ToString())}\",port=\"{b.Tuple.DestinationPort}\"}}";
+                Gauge(text, "tcp_busiest_info", "The busiest (source, destination, port) tuple, in its labels.", 1, labels);
+            }
             Gauge(text, "tcp_ports_in_use", "Distinct TCP local ports of the range in use by any socket.", tcp.PortsInUse);
             Gauge(text, "tcp_time_wait", "TIME_WAIT sockets on ports of the range.", tcp.TimeWait);
             Gauge(text, "tcp_time_wait_reusable", "TIME_WAIT sockets connect() would reuse.", tcp.ReusableTimeWait);

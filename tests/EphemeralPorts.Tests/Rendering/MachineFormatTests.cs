@@ -69,8 +69,9 @@ public partial class MachineFormatTests
         var samples = ParseExposition(prom.Stdout);
         samples["ephemeral_ports_up"].ShouldBe(1);
         samples["ephemeral_ports_state"].ShouldBe(nagios.ExitCode);
-        samples["ephemeral_ports_tcp_busiest_used{source=\"127.0.0.1\",destination=\"127.0.0.1\",port=\"5000\"}"].ShouldBe(nagios.Perf["tcp_busiest_used"]);
-        samples["ephemeral_ports_tcp_busiest_ratio{source=\"127.0.0.1\",destination=\"127.0.0.1\",port=\"5000\"}"].ShouldBe(Math.Round(nagios.Perf["tcp_busiest_pct"] / 100, 4), 0.0001);
+        samples["ephemeral_ports_tcp_busiest_used"].ShouldBe(nagios.Perf["tcp_busiest_used"]);
+        samples["ephemeral_ports_tcp_busiest_ratio"].ShouldBe(Math.Round(nagios.Perf["tcp_busiest_pct"] / 100, 4), 0.0001);
+        samples["ephemeral_ports_tcp_busiest_info{source=\"127.0.0.1\",destination=\"127.0.0.1\",port=\"5000\"}"].ShouldBe(1);
         samples["ephemeral_ports_tcp_capacity"].ShouldBe(nagios.Perf["capacity"]);
         samples["ephemeral_ports_udp_used"].ShouldBe(nagios.Perf["udp_used"]);
         samples["ephemeral_ports_tcp_time_wait"].ShouldBe(nagios.Perf["tcp_time_wait"]);
