@@ -14,7 +14,9 @@ internal static class HelpTexts
         "the share of the range held by UDP sockets (one port per socket, for every destination).",
         "",
         "Usage: check_ephemeral_ports [-w RANGE] [-c RANGE] [-t SECONDS[:STATE]] [--top N]",
-        "                             [--protocol tcp|udp|all] [--proc-root DIR] [-v...]",
+        "         [--protocol tcp|udp|all] [--source auto|netlink|proc] [--proc-root DIR]",
+        "         [--all-namespaces | --netns NAME|PATH | --pid PID] [--processes]",
+        "         [--format nagios|json|prometheus] [--output FILE] [-v...]",
         "",
     ];
 
@@ -25,14 +27,16 @@ internal static class HelpTexts
         "  70 alerts above 70, ~:70 likewise, 10: below 10, 10:20 outside, @10:20 inside. '%' may follow a number.",
         "",
         "Perfdata: tcp_busiest_pct, tcp_busiest_used, tcp_ports_in_use, tcp_time_wait, tcp_tuples,",
-        "  udp_used_pct, udp_used, capacity (ports per TCP tuple). See README.md.",
+        "  udp_used_pct, udp_used, capacity (ports per TCP tuple); with --all-namespaces also",
+        "  namespaces, namespaces_warning, namespaces_critical, namespaces_skipped. See README.md.",
         "",
         "Exit codes: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN (bad arguments, unreadable or malformed",
         "  /proc files, timeout; also after --help and --version, as the Monitoring Plugins do).",
         "",
-        "Cannot be seen from /proc, so not counted: sockets bound but idle, a connection's port taken",
-        "  by bind() before connect() (it holds that port for every destination), per-socket",
-        "  IP_LOCAL_PORT_RANGE, SO_REUSEADDR, and whether a TIME_WAIT connection negotiated timestamps",
-        "  (tcp_timestamps stands in). An odd-sized range may run out one port early.",
+        "Cannot be seen, so not counted: a connection's port taken by bind() before connect() (it",
+        "  holds that port for every destination), per-socket IP_LOCAL_PORT_RANGE, SO_REUSEADDR, and",
+        "  whether a TIME_WAIT connection negotiated timestamps (tcp_timestamps stands in). Sockets",
+        "  bound but idle are seen through netlink only, not in /proc/net (--source proc, --proc-root).",
+        "  An odd-sized range may run out one port early.",
     ];
 }
