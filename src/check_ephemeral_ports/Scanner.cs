@@ -36,16 +36,20 @@ public static class Scanner
 
         var usage = calculator.Finish(settings.CheckTcp, settings.CheckUdp);
         var evaluation = PortEvaluation.Evaluate(usage, settings.Thresholds);
-        var report = new CheckReport(usage, evaluation, settings.Thresholds, new ReportOptions(settings.Top, settings.Verbosity, diagnostics, notes, blindSpots));
+        List<List<SocketHolder>>? holders = null;
+        var unreadable = 0;
         if (settings.Processes && usage.Tcp is { } tcp)
         {
             var sets = tcp.Tuples.Take(Math.Max(settings.Top, 1)).Select(t => calculator.InodesOf(t.Tuple)).ToList();
-            var (holders, unreadable) = SocketOwners.Find(sets, "/proc", progress);
-            report = report with { Holders = holders, UnreadableProcesses = unreadable };
+            (holders, unreadable) = SocketOwners.Find(sets, "/proc", progress);
         }
 
         diagnostics.Add($"scan took {clock.Elapsed.TotalMilliseconds:0.0} ms");
-        return report;
+        return new CheckReport(usage, evaluation, settings.Thresholds, new ReportOptions(settings.Top, settings.Verbosity, diagnostics, notes, blindSpots))
+        {
+            Holders = holders,
+            UnreadableProcesses = unreadable,
+        };
     }
 
     // netlink where it is ours to use (our own namespace) and the kernel lets us; otherwise the

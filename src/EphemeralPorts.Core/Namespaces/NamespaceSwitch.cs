@@ -27,12 +27,12 @@ public sealed partial class NamespaceSwitch : IDisposable
         }
         catch (UnauthorizedAccessException)
         {
-            errno = 13;
+            errno = Native.Errno.Eacces;
             return null;
         }
         catch (IOException)
         {
-            errno = 2;
+            errno = Native.Errno.Enoent;
             return null;
         }
 

@@ -50,7 +50,7 @@ public static partial class NamespaceFinder
             if (inode is null)
             {
                 // A process that ended while we looked is not worth a word; a refusal is.
-                denied += errno is Eacces or Eperm ? 1 : 0;
+                denied += errno is Native.Errno.Eacces or Native.Errno.Eperm ? 1 : 0;
                 continue;
             }
 
@@ -163,14 +163,11 @@ public static partial class NamespaceFinder
 
     public static string Describe(int errno) => errno switch
     {
-        Enoent => "no such namespace",
-        Eacces or Eperm => "permission denied (needs root)",
+        Native.Errno.Enoent => "no such namespace",
+        Native.Errno.Eacces or Native.Errno.Eperm => "permission denied (needs root)",
         _ => $"errno {errno}",
     };
 
-    private const int Eperm = 1;
-    private const int Enoent = 2;
-    private const int Eacces = 13;
 
     private static unsafe int StatNative(string path, Span<byte> buffer)
     {

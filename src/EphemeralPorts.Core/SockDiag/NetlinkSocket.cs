@@ -8,7 +8,6 @@ internal sealed partial class NetlinkSocket : IDisposable
     private const int AfNetlink = 16;
     private const int SockRaw = 3;
     private const int SockCloexec = 0x80000;
-    private const int Eintr = 4;
 
     private readonly int _fd;
 
@@ -41,7 +40,7 @@ internal sealed partial class NetlinkSocket : IDisposable
                 }
 
                 var errno = Marshal.GetLastPInvokeError();
-                if (errno != Eintr)
+                if (errno != Native.Errno.Eintr)
                 {
                     return errno;
                 }
@@ -63,7 +62,7 @@ internal sealed partial class NetlinkSocket : IDisposable
                 }
 
                 var errno = Marshal.GetLastPInvokeError();
-                if (errno != Eintr)
+                if (errno != Native.Errno.Eintr)
                 {
                     return -errno;
                 }

@@ -1,3 +1,4 @@
+using EphemeralPorts.Native;
 using EphemeralPorts.Plugin;
 using EphemeralPorts.Ports;
 
@@ -13,13 +14,6 @@ public sealed class NetlinkUnavailableException(string message) : Exception(mess
 /// </summary>
 public static class SockDiagScanner
 {
-    private const int Eperm = 1;
-    private const int Enoent = 2;
-    private const int Eacces = 13;
-    private const int Einval = 22;
-    private const int EprotoNoSupport = 93;
-    private const int EafNoSupport = 97;
-
     /// <summary>Large enough for the kernel's biggest dump skb (32 KiB and more on big-page hosts).</summary>
     private const int ReceiveBufferBytes = 256 * 1024;
 
@@ -152,13 +146,13 @@ public static class SockDiagScanner
             if (outcome == SockDiagProtocol.Outcome.Error)
             {
                 // IPv6 compiled out answers ENOENT: like a missing /proc/net/tcp6, that is normal.
-                if (ipv6 && error == Enoent && first)
+                if (ipv6 && error == Errno.Enoent && first)
                 {
                     return;
                 }
 
                 // A kernel that refuses the request itself (old, or a sandbox) leaves /proc.
-                if (first && error is Eperm or Eacces or Einval or EprotoNoSupport or EafNoSupport or Enoent)
+                if (first && error is Errno.Eperm or Errno.Eacces or Errno.Einval or Errno.EprotoNoSupport or Errno.EafNoSupport or Errno.Enoent)
                 {
                     throw new NetlinkUnavailableException($"the kernel refused the sock_diag dump: {ErrnoName(error)}");
                 }
@@ -172,14 +166,5 @@ public static class SockDiagScanner
 
     private readonly record struct DumpSpec(byte Family, byte Protocol, Transport Transport, PortRange Ports, string Name);
 
-    public static string ErrnoName(int errno) => errno switch
-    {
-        Eperm => "EPERM (operation not permitted)",
-        Enoent => "ENOENT (not supported by this kernel)",
-        Eacces => "EACCES (permission denied)",
-        Einval => "EINVAL (invalid request)",
-        EprotoNoSupport => "EPROTONOSUPPORT (no sock_diag in this kernel)",
-        EafNoSupport => "EAFNOSUPPORT (no netlink here)",
-        _ => $"errno {errno}",
-    };
+    public static string ErrnoName(int errno) => Errno.Describe(errno);
 }

@@ -92,9 +92,10 @@ public static class Plugin
         }
         else
         {
-            // setpriv(1) drops to an unprivileged user without a login shell or PAM.
+            // setpriv(1) drops to an unprivileged user without a login shell or PAM. The clone may
+            // live below a directory that user cannot enter (/root): run a world-readable copy.
             start.FileName = "setpriv";
-            foreach (var a in new[] { $"--reuid={runAs}", "--init-groups", "--", binary })
+            foreach (var a in new[] { $"--reuid={runAs}", "--init-groups", "--", SharedCopy.Value })
             {
                 start.ArgumentList.Add(a);
             }
@@ -107,6 +108,17 @@ public static class Plugin
 
         return Run(start, limit ?? TimeSpan.FromSeconds(60));
     }
+
+    private static readonly Lazy<string> SharedCopy = new(() =>
+    {
+        var dir = Directory.CreateTempSubdirectory("cep-bin-").FullName;
+        File.SetUnixFileMode(dir, (UnixFileMode)0b111_101_101);
+        var copy = Path.Combine(dir, "check_ephemeral_ports");
+        File.Copy(Repo.NativeBinary, copy);
+        File.SetUnixFileMode(copy, (UnixFileMode)0b111_101_101);
+        AppDomain.CurrentDomain.ProcessExit += (_, _) => Directory.Delete(dir, recursive: true);
+        return copy;
+    });
 
     public static PluginRun Run(ProcessStartInfo start, TimeSpan limit)
     {
