@@ -1,5 +1,4 @@
 using System.Diagnostics.CodeAnalysis;
-using System.Reflection;
 using CommandLine;
 using CommandLine.Text;
 using EphemeralPorts.Plugin;
@@ -57,15 +56,7 @@ public static class ArgumentParser
         return new Invocation(SettingsBinder.Bind(options), null);
     }
 
-    public static string Version
-    {
-        get
-        {
-            var version = typeof(ArgumentParser).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion ?? "0.0.0";
-            var plus = version.IndexOf('+', StringComparison.Ordinal);
-            return plus >= 0 ? version[..plus] : version;
-        }
-    }
+    public static string Version => ProductInfo.Version;
 
     // Options that take a value; the word after them is theirs.
     private static readonly HashSet<string> TakesValue =

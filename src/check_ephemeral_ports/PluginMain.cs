@@ -12,7 +12,6 @@ public static class PluginMain
 {
     public static int Run(IReadOnlyList<string> args, TextWriter stdout)
     {
-        JsonReport.Version = ArgumentParser.Version;
         Settings settings;
         try
         {

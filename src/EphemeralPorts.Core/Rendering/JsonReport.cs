@@ -95,8 +95,7 @@ public static class JsonReport
         Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping,
     });
 
-    /// <summary>Set by the executable: the plugin's version.</summary>
-    public static string Version { get; set; } = "0.0.0";
+    private static string Version => ProductInfo.Version;
 
     private static double Round(double value) => Math.Round(value, 2);
 
