@@ -41,7 +41,7 @@ public static class Scanner
         if (settings.Processes && usage.Tcp is { } tcp)
         {
             var sets = tcp.Tuples.Take(Math.Max(settings.Top, 1)).Select(t => calculator.InodesOf(t.Tuple)).ToList();
-            (holders, unreadable) = SocketOwners.Find(sets, "/proc", progress);
+            (holders, unreadable) = SocketOwners.Find(sets, settings.ProcRoot, progress);
         }
 
         diagnostics.Add($"scan took {clock.Elapsed.TotalMilliseconds:0.0} ms");
