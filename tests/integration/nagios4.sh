@@ -17,6 +17,13 @@ mkdir -p "$T"/{etc,var/checkresults}
 install_plugin_into "$T/plugins"
 chown -R nagios:nagios "$T/var"
 
+# Nagios drops to user nagios before it reads object files: read ours from a copy it can reach
+# (the clone may live below /root).
+mkdir -p "$T/etc/ours"
+cp "$conf"/commands.cfg "$conf"/services.cfg "$T/etc/ours/"
+chmod -R a+rX "$T/etc"
+conf=$T/etc/ours
+
 # Our commands.cfg and services.cfg as they ship, plus what Debian's sample config would
 # provide (generic-service, localhost) and two services that vary the arguments.
 echo "\$USER1\$=$T/plugins" >"$T/etc/resource.cfg"
