@@ -58,6 +58,8 @@ public static class ArgumentParser
 
     public static string Version => ProductInfo.Version;
 
+    private const string ShortWithValue = "wct";
+
     // Options that take a value; the word after them is theirs.
     private static readonly HashSet<string> TakesValue =
         ["-w", "--warning", "-c", "--critical", "-t", "--timeout", "--top", "--protocol", "--proc-root", "--format", "--output", "--source", "--netns", "--pid"];
@@ -78,9 +80,14 @@ public static class ArgumentParser
 
                 i++;
             }
-            else if (arg.Length == 0 || !arg.StartsWith('-'))
+            else if (arg.Length == 0 || !arg.StartsWith('-') || arg is "-" or "--")
             {
                 throw new CheckException($"unexpected argument '{arg}' (see --help)");
+            }
+            else if (arg.Length > 2 && arg[1] != '-' && !ShortWithValue.Contains(arg[1]) && arg.AsSpan(1).ContainsAnyExcept('v'))
+            {
+                // CommandLineParser counts -vx as -v and drops the x: only -vv... may be grouped.
+                throw new CheckException($"unknown option in '{arg}': only -v may be repeated in one word (see --help)");
             }
             else if (arg.StartsWith("--", StringComparison.Ordinal) && arg.EndsWith('='))
             {

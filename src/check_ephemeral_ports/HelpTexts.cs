@@ -34,9 +34,10 @@ internal static class HelpTexts
         "  /proc files, timeout; also after --help and --version, as the Monitoring Plugins do).",
         "",
         "Cannot be seen, so not counted: a connection's port taken by bind() before connect() (it",
-        "  holds that port for every destination), per-socket IP_LOCAL_PORT_RANGE, SO_REUSEADDR, and",
-        "  whether a TIME_WAIT connection negotiated timestamps (tcp_timestamps stands in). Sockets",
-        "  bound but idle are seen through netlink only, not in /proc/net (--source proc, --proc-root).",
-        "  An odd-sized range may run out one port early.",
+        "  holds that port for every destination), an accepted connection that outlived its in-range",
+        "  listener (it holds the port too, and looks outbound), per-socket IP_LOCAL_PORT_RANGE,",
+        "  SO_REUSEADDR, and whether a TIME_WAIT connection negotiated timestamps (tcp_timestamps",
+        "  stands in). Sockets bound but idle are seen through netlink only, not in /proc/net",
+        "  (--source proc, --proc-root). An odd-sized range may run out one port early.",
     ];
 }

@@ -63,7 +63,7 @@ public sealed class Options
     public string? Output { get; set; }
 
     [Option('v', "verbose", FlagCounter = true,
-        HelpText = "More detail: -v sysctls, -vv what /proc cannot show, -vvv files read and timings.")]
+        HelpText = "More detail: -v sysctls and how sockets were read, -vv what that way of reading cannot see, -vvv files read and timings.")]
     public int Verbose { get; set; }
 
     [Option('h', "help", HelpText = "Print this help and exit 3.")]

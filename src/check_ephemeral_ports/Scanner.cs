@@ -14,8 +14,23 @@ namespace EphemeralPorts.Cli;
 /// </summary>
 public static class Scanner
 {
-    public static CheckReport Run(Settings settings, Action<string>? progress) =>
-        settings.Namespaces is { } choice ? AcrossNamespaces(settings, choice, progress) : One(settings, progress);
+    public static CheckReport Run(Settings settings, Action<string>? progress)
+    {
+        var report = settings.Namespaces is { } choice ? AcrossNamespaces(settings, choice, progress) : One(settings, progress);
+        return settings.Processes ? WithHolders(report, settings, progress) : report;
+    }
+
+    // One walk over every process's fds, for the one report that is shown (the worst namespace's).
+    private static CheckReport WithHolders(CheckReport report, Settings settings, Action<string>? progress)
+    {
+        if (report.TupleInodes is not { Count: > 0 } sets)
+        {
+            return report;
+        }
+
+        var (holders, unreadable) = SocketOwners.Find(sets, settings.ProcRoot, progress);
+        return report with { Holders = holders, UnreadableProcesses = unreadable, TupleInodes = null };
+    }
 
     /// <summary>One namespace: the one this thread is in, read through <paramref name="tablesDirectory"/> or netlink.</summary>
     public static CheckReport One(Settings settings, Action<string>? progress, string tablesDirectory = "net")
@@ -23,56 +38,52 @@ public static class Scanner
         var clock = Stopwatch.StartNew();
         var scanner = new ProcScanner(new ProcRoot(settings.ProcRoot), progress, tablesDirectory);
         var kernel = scanner.ReadSettings();
-        var calculator = new PortUsageCalculator(kernel, recordInodes: settings.Processes);
         var notes = new List<string>();
         var diagnostics = new List<string>();
-        var blindSpots = "sockets given their port by bind() before connect(), per-socket IP_LOCAL_PORT_RANGE, whether timestamps were negotiated";
-        if (!ReadThroughNetlink(settings, kernel, calculator, progress, notes))
+        var blindSpots = "sockets given their port by bind() before connect(), accepted connections that outlived their in-range listener, per-socket IP_LOCAL_PORT_RANGE, SO_REUSEADDR, whether timestamps were negotiated";
+        var calculator = ReadThroughNetlink(settings, kernel, progress, notes);
+        if (calculator is null)
         {
             blindSpots = "bound-but-idle sockets (netlink only), " + blindSpots;
+            calculator = new PortUsageCalculator(kernel, recordInodes: settings.Processes);
             var reads = scanner.ReadTables(calculator, settings.CheckTcp, settings.CheckUdp);
             diagnostics.AddRange(reads.Select(r => r.Present ? $"read {r.Path}: {r.Sockets} sockets" : $"read {r.Path}: absent (IPv6 disabled?)"));
         }
 
         var usage = calculator.Finish(settings.CheckTcp, settings.CheckUdp);
         var evaluation = PortEvaluation.Evaluate(usage, settings.Thresholds);
-        List<List<SocketHolder>>? holders = null;
-        var unreadable = 0;
-        if (settings.Processes && usage.Tcp is { } tcp)
-        {
-            var sets = tcp.Tuples.Take(Math.Max(settings.Top, 1)).Select(t => calculator.InodesOf(t.Tuple)).ToList();
-            (holders, unreadable) = SocketOwners.Find(sets, settings.ProcRoot, progress);
-        }
-
         diagnostics.Add($"scan took {clock.Elapsed.TotalMilliseconds:0.0} ms");
         return new CheckReport(usage, evaluation, settings.Thresholds, new ReportOptions(settings.Top, settings.Verbosity, diagnostics, notes, blindSpots))
         {
-            Holders = holders,
-            UnreadableProcesses = unreadable,
+            // Only the inodes of the listed tuples are kept; the fd walk comes once, at the end.
+            TupleInodes = settings.Processes && usage.Tcp is { } tcp
+                ? calculator.InodesOf(tcp.Tuples.Take(settings.Top).Select(t => t.Tuple).ToList())
+                : null,
         };
     }
 
     // netlink where it is ours to use (our own namespace) and the kernel lets us; otherwise the
-    // /proc tables, saying why at -v. A refusal midway would leave half a count, so /proc is only
-    // the fallback while the calculator is still empty (refusals come on the first reply).
-    private static bool ReadThroughNetlink(Settings settings, KernelSettings kernel, PortUsageCalculator calculator, Action<string>? progress, List<string> notes)
+    // /proc tables, saying why at -v. A refusal can come from any of the parallel dumps after others
+    // have counted sockets, so a fallback starts again with a fresh calculator. Returns null for /proc.
+    private static PortUsageCalculator? ReadThroughNetlink(Settings settings, KernelSettings kernel, Action<string>? progress, List<string> notes)
     {
         if (settings.Source == SocketSource.Proc || (settings.Source == SocketSource.Auto && !SettingsBinder.IsOwnProc(settings.ProcRoot)))
         {
             notes.Add($"sockets read from {Path.Join(settings.ProcRoot, "net")}/{{tcp,tcp6,udp,udp6}}");
-            return false;
+            return null;
         }
 
+        var calculator = new PortUsageCalculator(kernel, recordInodes: settings.Processes);
         try
         {
             SockDiagScanner.Scan(kernel.Range, settings.CheckTcp, settings.CheckUdp, calculator, progress);
             notes.Add("sockets read through netlink sock_diag, filtered in the kernel to the range");
-            return true;
+            return calculator;
         }
-        catch (NetlinkUnavailableException e) when (settings.Source == SocketSource.Auto && calculator.IsEmpty)
+        catch (NetlinkUnavailableException e) when (settings.Source == SocketSource.Auto)
         {
             notes.Add($"netlink unavailable ({e.Message}): sockets read from /proc/net instead, bound-but-idle sockets not seen");
-            return false;
+            return null;
         }
         catch (NetlinkUnavailableException e)
         {
@@ -135,6 +146,14 @@ public static class Scanner
         var overview = new NamespaceOverview(
             ordered.Select(r => new NamespaceLine(r.Namespace!, r.Evaluation.State, r.HeadlinePercent, NagiosReport.Sentence(r.Usage, r.Evaluation))).ToList(),
             skipped);
+
+        // A namespace known to exist but not entered is not OK: it was not seen. What was seen
+        // still counts when it is worse (a WARNING or CRITICAL there is real).
+        if (refused.Count > 0 && ServiceStates.Severity(worst.Evaluation.State) < ServiceStates.Severity(ServiceState.Unknown))
+        {
+            worst = worst with { Evaluation = worst.Evaluation with { State = ServiceState.Unknown } };
+        }
+
         return worst with { Namespaces = overview };
     }
 

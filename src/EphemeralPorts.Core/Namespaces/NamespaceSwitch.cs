@@ -18,32 +18,22 @@ public sealed partial class NamespaceSwitch : IDisposable
     /// <summary>Enters the namespace at <paramref name="path"/>; null and the errno when refused.</summary>
     public static NamespaceSwitch? Enter(string path, out int errno)
     {
-        SafeFileHandle home;
-        SafeFileHandle target;
+        var home = File.OpenHandle("/proc/thread-self/ns/net");
         try
         {
-            home = File.OpenHandle("/proc/thread-self/ns/net");
-            target = File.OpenHandle(path);
-        }
-        catch (UnauthorizedAccessException)
-        {
-            errno = Native.Errno.Eacces;
-            return null;
-        }
-        catch (IOException)
-        {
-            errno = Native.Errno.Enoent;
-            return null;
-        }
-
-        using (target)
-        {
+            using var target = File.OpenHandle(path);
             if (setns(target, CloneNewNet) != 0)
             {
                 errno = Marshal.GetLastPInvokeError();
                 home.Dispose();
                 return null;
             }
+        }
+        catch (Exception e) when (e is UnauthorizedAccessException or IOException)
+        {
+            errno = e is UnauthorizedAccessException ? Native.Errno.Eacces : Native.Errno.Enoent;
+            home.Dispose();
+            return null;
         }
 
         errno = 0;

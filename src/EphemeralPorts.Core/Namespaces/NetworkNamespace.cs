@@ -30,8 +30,7 @@ public static partial class NamespaceFinder
         var byInode = new Dictionary<ulong, NetworkNamespace>();
         var skipped = new List<Skipped>();
         var own = OwnInode();
-        // The host's namespace is init's; kthreadd (pid 2) lives there too, where init is hidden.
-        var host = Inode($"{procRoot}/1/ns/net") ?? Inode($"{procRoot}/2/ns/net");
+        var host = HostInode(procRoot);
         foreach (var (name, path, inode) in named)
         {
             byInode.TryAdd(inode, new NetworkNamespace(path, inode, $"netns {name}", null));
@@ -76,6 +75,9 @@ public static partial class NamespaceFinder
         return (found, skipped);
     }
 
+    /// <summary>The host's namespace is init's; kthreadd (pid 2) lives there too, where init is hidden.</summary>
+    private static ulong? HostInode(string procRoot) => Inode($"{procRoot}/1/ns/net") ?? Inode($"{procRoot}/2/ns/net");
+
     /// <summary><c>--netns NAME|PATH</c>: a name under /run/netns, or any nsfs path.</summary>
     public static NetworkNamespace ByNameOrPath(string nameOrPath)
     {
@@ -91,7 +93,8 @@ public static partial class NamespaceFinder
         var path = $"{procRoot}/{pid}/ns/net";
         var inode = Inode(path, out var errno) ?? throw new Plugin.CheckException($"--pid {pid}: {path}: {Describe(errno)}");
         var named = NamedNamespaces().FirstOrDefault(n => n.Inode == inode);
-        return new NetworkNamespace(path, inode, named.Name is { } n ? $"netns {n}" : inode == OwnInode() ? "host" : NameOf(procRoot, pid), pid);
+        var name = named.Name is { } n ? $"netns {n}" : inode == HostInode(procRoot) ? "host" : NameOf(procRoot, pid);
+        return new NetworkNamespace(path, inode, name, pid);
     }
 
     /// <summary>
@@ -161,11 +164,13 @@ public static partial class NamespaceFinder
         return BitConverter.ToUInt64(stat[8..16]);
     }
 
+    /// <summary>What a failed stat(2) or setns(2) of a namespace file means to an operator.</summary>
     public static string Describe(int errno) => errno switch
     {
         Native.Errno.Enoent => "no such namespace",
         Native.Errno.Eacces or Native.Errno.Eperm => "permission denied (needs root)",
-        _ => $"errno {errno}",
+        Native.Errno.Einval => "not a network namespace",
+        _ => Native.Errno.Describe(errno),
     };
 
 

@@ -36,8 +36,11 @@ public sealed record TcpUsage(
     IReadOnlyList<ExclusivePort> Exclusive,
     int ExclusivePortCount)
 {
-    /// <summary>The busiest tuple, or null when no socket connects out of the range.</summary>
-    public TupleUsage? Busiest => Tuples.Count > 0 ? Tuples[0] : null;
+    /// <summary>The busiest tuple, or null when no tuple holds a port (reusable TIME_WAIT holds none).</summary>
+    public TupleUsage? Busiest => Tuples.Count > 0 && Tuples[0].Used > 0 ? Tuples[0] : null;
+
+    /// <summary>Tuples holding at least one port.</summary>
+    public int TuplesInUse => Tuples.Count(t => t.Used > 0);
 
     public int BusiestUsed => Busiest?.Used ?? 0;
 

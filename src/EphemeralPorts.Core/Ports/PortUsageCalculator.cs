@@ -7,10 +7,11 @@ namespace EphemeralPorts.Ports;
 /// used_T     = distinct ports of R \ Reserved \ Excl held by tuple T, reusable TIME_WAIT excepted
 /// UDP        = distinct UDP local ports of R \ Reserved, against |R| - |Reserved|
 /// </code>
-/// Excl (ports taken by bind()/listen()) is only known once every socket was seen, so each
-/// counted socket is kept as one packed (tuple, port) number, 8 bytes and no object per socket;
+/// Excl (ports taken by bind()/listen()) is only known once every socket was seen, so each socket
+/// of a tuple is kept as one packed (tuple, kind, port) number, 8 bytes and no object per socket;
 /// <see cref="Finish"/> sorts them, drops duplicates (a /proc table read while it changes can show
-/// a socket twice) and the excluded ports, and counts per tuple.
+/// a socket twice) and sockets on excluded ports (inbound children and TIME_WAITs of an in-range
+/// listener are no outbound tuple), and counts per tuple.
 /// </summary>
 public sealed class PortUsageCalculator(KernelSettings settings, bool recordInodes = false) : SockDiag.ISocketSink
 {
@@ -22,12 +23,10 @@ public sealed class PortUsageCalculator(KernelSettings settings, bool recordInod
     private readonly List<TupleAccumulator> _tuples = [];
     private readonly List<long> _tuplePorts = [];
     private readonly PortSet _exclusivePorts = new();
-    private readonly List<ExclusivePort> _exclusive = [];
+    private readonly HashSet<ExclusivePort> _exclusive = [];
     private readonly PortSet _tcpPortsInUse = new();
     private readonly PortSet _udpPorts = new();
     private readonly Dictionary<byte, int> _states = [];
-    private int _timeWait;
-    private int _reusableTimeWait;
     private int _udpSockets;
 
     /// <summary>True while no socket was added.</summary>
@@ -71,8 +70,14 @@ public sealed class PortUsageCalculator(KernelSettings settings, bool recordInod
 
         if (HoldsPortForEveryTuple(socket))
         {
+            // A SO_REUSEPORT group or many idle sockets on one port are one entry; the list is for
+            // naming, the count of ports is what costs.
             _exclusivePorts.Add(socket.LocalPort);
-            _exclusive.Add(new ExclusivePort(socket.LocalPort, socket.LocalAddress, socket.State));
+            if (_exclusive.Count < MaxListedExclusive)
+            {
+                _exclusive.Add(new ExclusivePort(socket.LocalPort, socket.LocalAddress, socket.State));
+            }
+
             return;
         }
 
@@ -84,34 +89,47 @@ public sealed class PortUsageCalculator(KernelSettings settings, bool recordInod
             _tuples.Add(new TupleAccumulator(key));
         }
 
-        var tuple = _tuples[id];
-        if (socket.State == TcpState.TimeWait)
-        {
-            _timeWait++;
-            tuple.TimeWait++;
-            if (settings.IsReusableTimeWait(socket))
-            {
-                _reusableTimeWait++;
-                tuple.ReusableTimeWait++;
-                return;
-            }
-        }
-
-        _tuplePorts.Add(((long)id << 16) | (uint)socket.LocalPort);
+        var kind = socket.State != TcpState.TimeWait ? Counted
+            : settings.IsReusableTimeWait(socket) ? ReusableTimeWait
+            : BlockingTimeWait;
+        _tuplePorts.Add(((long)id << 18) | ((long)kind << 16) | (uint)socket.LocalPort);
         if (_inodes is not null && socket.Inode != 0)
         {
             _inodes.Add((id, socket.Inode));
         }
     }
 
+    private const int Counted = 0;
+    private const int BlockingTimeWait = 1;
+    private const int ReusableTimeWait = 2;
+    private const int MaxListedExclusive = 1000;
+
     /// <summary>
-    /// The socket inodes of a tuple's counted sockets (recorded with <c>recordInodes</c>); a
-    /// TIME_WAIT socket has none, it belongs to no process any more.
+    /// The socket inodes of each tuple's sockets (recorded with <c>recordInodes</c>), in one pass;
+    /// a TIME_WAIT socket has none, it belongs to no process any more.
     /// </summary>
-    public IReadOnlySet<long> InodesOf(TupleKey tuple) =>
-        _inodes is not null && _tupleIds.TryGetValue(tuple, out var id)
-            ? _inodes.Where(i => i.TupleId == id).Select(i => i.Inode).ToHashSet()
-            : new HashSet<long>();
+    public IReadOnlyList<IReadOnlySet<long>> InodesOf(IReadOnlyList<TupleKey> tuples)
+    {
+        var sets = tuples.Select(_ => new HashSet<long>()).ToList();
+        var index = new Dictionary<int, int>();
+        for (var i = 0; i < tuples.Count; i++)
+        {
+            if (_tupleIds.TryGetValue(tuples[i], out var id))
+            {
+                index[id] = i;
+            }
+        }
+
+        foreach (var (id, inode) in _inodes ?? [])
+        {
+            if (index.TryGetValue(id, out var i))
+            {
+                sets[i].Add(inode);
+            }
+        }
+
+        return sets;
+    }
 
     // Listeners, and sockets bound but neither listening nor connected (visible through sock_diag
     // only), own their bind bucket: __inet_hash_connect() skips the port for every destination.
@@ -131,19 +149,35 @@ public sealed class PortUsageCalculator(KernelSettings settings, bool recordInod
     {
         foreach (var tuple in _tuples)
         {
-            tuple.Used = 0;
+            tuple.Used = tuple.TimeWait = tuple.ReusableTimeWait = 0;
         }
 
         _tuplePorts.Sort();
         var previous = -1L;
+        int timeWait = 0, reusableTimeWait = 0;
         foreach (var packed in _tuplePorts)
         {
-            if (packed != previous && !_exclusivePorts.Contains((int)(packed & 0xFFFF)))
+            if (packed == previous || _exclusivePorts.Contains((int)(packed & 0xFFFF)))
             {
-                _tuples[(int)(packed >> 16)].Used++;
+                previous = packed;
+                continue;
             }
 
             previous = packed;
+            var tuple = _tuples[(int)(packed >> 18)];
+            var kind = (int)((packed >> 16) & 3);
+            if (kind != ReusableTimeWait)
+            {
+                tuple.Used++;
+            }
+
+            if (kind != Counted)
+            {
+                tuple.TimeWait++;
+                timeWait++;
+                tuple.ReusableTimeWait += kind == ReusableTimeWait ? 1 : 0;
+                reusableTimeWait += kind == ReusableTimeWait ? 1 : 0;
+            }
         }
 
         var tuples = new List<TupleUsage>(_tuples.Count);
@@ -169,8 +203,8 @@ public sealed class PortUsageCalculator(KernelSettings settings, bool recordInod
             available - _exclusivePorts.Count,
             tuples,
             _tcpPortsInUse.Count,
-            _timeWait,
-            _reusableTimeWait,
+            timeWait,
+            reusableTimeWait,
             new SortedDictionary<byte, int>(_states),
             exclusive,
             _exclusivePorts.Count);

@@ -27,6 +27,9 @@ public sealed record CheckReport(PortUsage Usage, PortEvaluation Evaluation, Thr
 
     /// <summary><c>--processes</c>: processes whose open files could not be read (other users', without root).</summary>
     public int UnreadableProcesses { get; init; }
+
+    /// <summary><c>--processes</c>, before the fd walk: the socket inodes of each listed tuple.</summary>
+    public IReadOnlyList<IReadOnlySet<long>>? TupleInodes { get; init; }
 }
 
 /// <summary>One checked namespace as the overview shows it.</summary>

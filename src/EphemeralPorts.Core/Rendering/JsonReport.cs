@@ -21,7 +21,7 @@ public static class JsonReport
         var tcp = usage.Tcp;
         var udp = usage.Udp;
         var headline = report.HeadlinePercent;
-        var tuples = tcp?.Tuples.Take(Math.Max(options.Top, 1)).ToList() ?? [];
+        var tuples = tcp?.Tuples.Take(options.Top).ToList() ?? [];
         var nagios = NagiosReport.Build(report);
         var document = new JsonDocumentModel
         {
@@ -42,7 +42,7 @@ public static class JsonReport
                 tcp.PortsInUse,
                 tcp.TimeWait,
                 tcp.ReusableTimeWait,
-                tcp.Tuples.Count,
+                tcp.TuplesInUse,
                 tcp.StateCounts.ToDictionary(s => TcpState.Name(s.Key), s => s.Value),
                 tcp.Exclusive.Select(e => new JsonListener(e.Address.ToString(), e.Port, TcpState.Name(e.State))).ToList()),
             Udp = udp is null ? null : new JsonUdp(evaluation.UdpState.Label(), Round(udp.Percent), udp.Used, udp.Capacity, udp.Sockets),

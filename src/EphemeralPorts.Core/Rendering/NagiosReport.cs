@@ -92,7 +92,7 @@ public static class NagiosReport
         if (tcp.Busiest is not { } busiest)
         {
             return tcp.Capacity > 0
-                ? $"no outbound TCP connection uses the range {usage.Settings.Range}, {tcp.Capacity} ports free per destination"
+                ? $"no outbound TCP connection holds a port of the range {usage.Settings.Range}, {tcp.Capacity} ports free per destination"
                 : $"no port of the range {usage.Settings.Range} is left for outbound TCP connections";
         }
 
@@ -112,7 +112,7 @@ public static class NagiosReport
             perf.Add(new PerfDatum("tcp_busiest_used", tcp.BusiestUsed, Min: 0, Max: tcp.Capacity));
             perf.Add(new PerfDatum("tcp_ports_in_use", tcp.PortsInUse, Min: 0, Max: usage.Settings.Range.Size));
             perf.Add(new PerfDatum("tcp_time_wait", tcp.TimeWait, Min: 0));
-            perf.Add(new PerfDatum("tcp_tuples", tcp.Tuples.Count, Min: 0));
+            perf.Add(new PerfDatum("tcp_tuples", tcp.TuplesInUse, Min: 0));
         }
 
         if (usage.Udp is { } udp)

@@ -34,9 +34,9 @@ public static class PrometheusReport
                 Gauge(text, "tcp_busiest_info", "The busiest (source, destination, port) tuple, in its labels.", 1, labels);
             }
             Gauge(text, "tcp_ports_in_use", "Distinct TCP local ports of the range in use by any socket.", tcp.PortsInUse);
-            Gauge(text, "tcp_time_wait", "TIME_WAIT sockets on ports of the range.", tcp.TimeWait);
+            Gauge(text, "tcp_time_wait", "TIME_WAIT sockets of outbound tuples (the ones that can block connect()).", tcp.TimeWait);
             Gauge(text, "tcp_time_wait_reusable", "TIME_WAIT sockets connect() would reuse.", tcp.ReusableTimeWait);
-            Gauge(text, "tcp_tuples", "(source, destination, port) tuples using the range.", tcp.Tuples.Count);
+            Gauge(text, "tcp_tuples", "(source, destination, port) tuples using the range.", tcp.TuplesInUse);
             Gauge(text, "tcp_exclusive_ports", "Ports of the range held by listen()/bind(), lost to every tuple.", tcp.ExclusivePortCount);
         }
 

@@ -100,6 +100,12 @@ public static class SockDiagScanner
         {
             failures[lane] = e;
         }
+        catch (Exception e)
+        {
+            // A lane thread has no caller to catch for it: what it throws is carried to the main
+            // lane, which reports it as UNKNOWN like any other failure.
+            failures[lane] = new CheckException($"netlink sock_diag: {e.GetType().Name}: {e.Message}", e);
+        }
     }
 
     private static void Dump(NetlinkSocket socket, byte[] buffer, byte[] request, Transport transport, bool ipv6, ISocketSink sink)

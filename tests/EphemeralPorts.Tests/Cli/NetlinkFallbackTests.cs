@@ -41,4 +41,41 @@ public class NetlinkFallbackTests
         run.ShouldBeOneUnknownLine("netlink refused");
         run.Stdout.ShouldBe("EPHEMERAL PORTS UNKNOWN - --source netlink: socket(AF_NETLINK, NETLINK_SOCK_DIAG) failed: EPERM (operation not permitted)\n");
     }
+
+    /// <summary>
+    /// The dumps run in parallel lanes: a refusal of a later dump (UDP, IPv6: e.g. udp_diag not
+    /// loaded) comes after other lanes counted sockets. The fallback must start again, not add
+    /// /proc's sockets to netlink's. Made in a namespace holding 3 known connections.
+    /// </summary>
+    [NamespaceFact]
+    public void A_later_dump_refused_falls_back_without_counting_twice()
+    {
+        const string script = """
+            import json, socket, subprocess, sys
+            subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
+            server = socket.socket()
+            server.bind(("127.0.0.1", 5000))
+            server.listen(10)
+            held = [socket.create_connection(("127.0.0.1", 5000)) for _ in range(3)]
+            # strace counts per thread: every lane's first request goes through, later ones fail.
+            refused = subprocess.run(["strace", "-f", "-o", "/dev/null", "-e", "trace=sendto",
+                                      "-e", "inject=sendto:error=EPERM:when=2+", sys.argv[1], "-v"],
+                                     capture_output=True, text=True)
+            print(json.dumps({"exit": refused.returncode, "stdout": refused.stdout, "stderr": refused.stderr}))
+            """;
+        var start = new ProcessStartInfo("unshare") { RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (var arg in new[] { "-n", "/usr/bin/python3", "-c", script, Repo.NativeBinary })
+        {
+            start.ArgumentList.Add(arg);
+        }
+
+        var outer = Support.Plugin.Run(start, TimeSpan.FromSeconds(60));
+        outer.ExitCode.ShouldBe(0, outer.Stderr);
+        using var doc = System.Text.Json.JsonDocument.Parse(outer.Stdout);
+        var run = new PluginRun(doc.RootElement.GetProperty("exit").GetInt32(), doc.RootElement.GetProperty("stdout").GetString()!, doc.RootElement.GetProperty("stderr").GetString()!);
+        run.ExitCode.ShouldBe(0, run.Stdout);
+        run.Stdout.ShouldContain("netlink unavailable (sending the sock_diag request failed: EPERM (operation not permitted)): sockets read from /proc/net instead");
+        run.Perf["tcp_busiest_used"].ShouldBe(3, "counted once, by /proc, after the partial netlink count was dropped");
+        run.Perf["tcp_tuples"].ShouldBe(1);
+    }
 }
