@@ -48,6 +48,12 @@ publish() {
     mkdir -p "$DIST"
     cp "$ROOT/artifacts/publish/check_ephemeral_ports" "$BIN"
     log "built $BIN"
+    # One real check of this host by the binary just built: a crash (exit above 3) fails the build.
+    local out code=0
+    out=$("$BIN" 2>&1) || code=$?
+    out=${out%%$'\n'*}
+    log "it says: ${out%% | *} (exit $code)"
+    [ "$code" -le 3 ] || { echo "build.sh: the native binary exited $code" >&2; exit 1; }
 }
 
 run_tests() {

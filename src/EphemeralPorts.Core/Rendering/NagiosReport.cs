@@ -16,12 +16,11 @@ public static class NagiosReport
 
     public static CheckResult Build(CheckReport report)
     {
-        var (usage, evaluation, thresholds, options) = report;
-        var result = new CheckResult(evaluation.State, Summary(report), PerfData(report), []);
+        var result = new CheckResult(report.Evaluation.State, Summary(report), PerfData(report), []);
         var details = Details(report);
-        if (options.Verbosity == 0)
+        if (report.Options.Verbosity == 0)
         {
-            FitBudget(details, DefaultOutputBudget - NagiosText.Render(result).Length);
+            FitBudget(details, DefaultOutputBudget - Bytes(NagiosText.Render(result)));
         }
 
         return result with { Details = details.Select(d => d.Text).ToList() };
@@ -36,7 +35,7 @@ public static class NagiosReport
     {
         const string MoreLine = "(99 more detail lines with -v)";
         var dropped = 0;
-        while (details.Sum(d => d.Text.Length + 1) + (dropped > 0 ? MoreLine.Length + 1 : 0) > budget && details.Count > 0)
+        while (details.Sum(d => Bytes(d.Text) + 1) + (dropped > 0 ? MoreLine.Length + 1 : 0) > budget && details.Count > 0)
         {
             var worst = details.Max(d => d.Expendable);
             details.RemoveAt(details.FindLastIndex(d => d.Expendable == worst));
@@ -48,6 +47,9 @@ public static class NagiosReport
             details.Add(new Detail($"({dropped} more detail lines with -v)", 0));
         }
     }
+
+    // NRPE counts bytes: a process or container name may not be ASCII.
+    private static int Bytes(string text) => System.Text.Encoding.UTF8.GetByteCount(text);
 
     private static string Summary(CheckReport report)
     {
