@@ -41,7 +41,7 @@ public static class Scanner
         var notes = new List<string>();
         var diagnostics = new List<string>();
         var blindSpots = "sockets given their port by bind() before connect(), accepted connections that outlived their in-range listener, per-socket IP_LOCAL_PORT_RANGE, SO_REUSEADDR, whether timestamps were negotiated";
-        var calculator = ReadThroughNetlink(settings, kernel, progress, notes);
+        var calculator = ReadThroughNetlink(settings, kernel, progress, notes, tablesDirectory);
         if (calculator is null)
         {
             blindSpots = "bound-but-idle sockets (netlink only), " + blindSpots;
@@ -65,11 +65,11 @@ public static class Scanner
     // netlink where it is ours to use (our own namespace) and the kernel lets us; otherwise the
     // /proc tables, saying why at -v. A refusal can come from any of the parallel dumps after others
     // have counted sockets, so a fallback starts again with a fresh calculator. Returns null for /proc.
-    private static PortUsageCalculator? ReadThroughNetlink(Settings settings, KernelSettings kernel, Action<string>? progress, List<string> notes)
+    private static PortUsageCalculator? ReadThroughNetlink(Settings settings, KernelSettings kernel, Action<string>? progress, List<string> notes, string tablesDirectory)
     {
         if (settings.Source == SocketSource.Proc || (settings.Source == SocketSource.Auto && !SettingsBinder.IsOwnProc(settings.ProcRoot)))
         {
-            notes.Add($"sockets read from {Path.Join(settings.ProcRoot, "net")}/{{tcp,tcp6,udp,udp6}}");
+            notes.Add($"sockets read from {Path.Join(settings.ProcRoot, tablesDirectory)}/{{tcp,tcp6,udp,udp6}}");
             return null;
         }
 

@@ -29,12 +29,8 @@ public sealed class PortUsageCalculator(KernelSettings settings, bool recordInod
     private readonly Dictionary<byte, int> _states = [];
     private int _udpSockets;
 
-    /// <summary>True while no socket was added.</summary>
-    public bool IsEmpty { get; private set; } = true;
-
     public void Add(in SocketEntry socket)
     {
-        IsEmpty = false;
         if (!_range.Contains(socket.LocalPort))
         {
             return;
