@@ -11,6 +11,9 @@ public static class SockDiagProtocol
 {
     public const int NetlinkSockDiag = 4;
     public const ushort SockDiagByFamily = 20;
+
+    /// <summary>TCPDIAG_GETSOCK: the older inet_diag request; its dump has no family filter.</summary>
+    public const ushort TcpDiagGetSock = 18;
     public const ushort NlmsgError = 2;
     public const ushort NlmsgDone = 3;
     public const int NlmsgHeaderLength = 16;
@@ -38,21 +41,49 @@ public static class SockDiagProtocol
     /// </summary>
     public static byte[] DumpRequest(byte family, byte protocol, uint states, PortRange range, uint sequence)
     {
-        const int bytecodeLength = 16;
-        const int attributeLength = 4 + bytecodeLength;
-        var total = NlmsgHeaderLength + ReqV2Length + attributeLength;
-        var message = new byte[total];
-        var span = message.AsSpan();
-        BinaryPrimitives.WriteUInt32LittleEndian(span, (uint)total);
-        BinaryPrimitives.WriteUInt16LittleEndian(span[4..], SockDiagByFamily);
-        BinaryPrimitives.WriteUInt16LittleEndian(span[6..], NlmFRequest | NlmFDump);
-        BinaryPrimitives.WriteUInt32LittleEndian(span[8..], sequence);
-        var request = span[NlmsgHeaderLength..];
+        var message = Message(SockDiagByFamily, ReqV2Length, sequence, out var request);
         request[0] = family;
         request[1] = protocol;
         request[2] = 0; // idiag_ext: no extensions, only the fixed inet_diag_msg
         BinaryPrimitives.WriteUInt32LittleEndian(request[4..], states);
-        var attribute = request[ReqV2Length..];
+        WriteBytecode(request[ReqV2Length..], range);
+        return message;
+    }
+
+    /// <summary>
+    /// A TCP dump request of the older kind (TCPDIAG_GETSOCK with struct inet_diag_req): the kernel
+    /// runs it with AF_UNSPEC (inet_diag_dump_compat() in net/ipv4/inet_diag.c), so one walk of the
+    /// connection hash reports IPv4 and IPv6 sockets alike, where SOCK_DIAG_BY_FAMILY needs two.
+    /// Same state mask and bytecode; the replies are the same inet_diag_msg.
+    /// </summary>
+    public static byte[] TcpDumpRequestBothFamilies(uint states, PortRange range, uint sequence)
+    {
+        const int reqV1Length = 60; // family, src_len, dst_len, ext, inet_diag_sockid (48), states, dbs
+        var message = Message(TcpDiagGetSock, reqV1Length, sequence, out var request);
+        request[0] = AfInet; // ignored by the kernel for dumps, checked by nothing
+        BinaryPrimitives.WriteUInt32LittleEndian(request[52..], states);
+        WriteBytecode(request[reqV1Length..], range);
+        return message;
+    }
+
+    private static byte[] Message(ushort type, int requestLength, uint sequence, out Span<byte> request)
+    {
+        const int attributeLength = 4 + 16;
+        var total = NlmsgHeaderLength + requestLength + attributeLength;
+        var message = new byte[total];
+        var span = message.AsSpan();
+        BinaryPrimitives.WriteUInt32LittleEndian(span, (uint)total);
+        BinaryPrimitives.WriteUInt16LittleEndian(span[4..], type);
+        BinaryPrimitives.WriteUInt16LittleEndian(span[6..], NlmFRequest | NlmFDump);
+        BinaryPrimitives.WriteUInt32LittleEndian(span[8..], sequence);
+        request = span[NlmsgHeaderLength..];
+        return message;
+    }
+
+    private static void WriteBytecode(Span<byte> attribute, PortRange range)
+    {
+        const int bytecodeLength = 16;
+        const int attributeLength = 4 + bytecodeLength;
         BinaryPrimitives.WriteUInt16LittleEndian(attribute, attributeLength);
         BinaryPrimitives.WriteUInt16LittleEndian(attribute[2..], InetDiagReqBytecode);
         var code = attribute[4..];
@@ -64,8 +95,6 @@ public static class SockDiagProtocol
         {
             throw new PlatformNotSupportedException("netlink messages are built for little-endian hosts");
         }
-
-        return message;
     }
 
     // struct inet_diag_bc_op { __u8 code; __u8 yes; __u16 no; } in host order.
@@ -108,7 +137,7 @@ public static class SockDiagProtocol
                 case NlmsgError:
                     error = payload.Length >= 4 ? -BinaryPrimitives.ReadInt32LittleEndian(payload) : 0;
                     return error == 0 ? Outcome.Done : Outcome.Error;
-                case SockDiagByFamily when payload.Length >= InetDiagMsgLength:
+                case SockDiagByFamily or TcpDiagGetSock when payload.Length >= InetDiagMsgLength:
                     sink.Add(Socket(payload, transport));
                     break;
             }

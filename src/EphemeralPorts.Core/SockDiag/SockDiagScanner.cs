@@ -8,9 +8,11 @@ namespace EphemeralPorts.SockDiag;
 public sealed class NetlinkUnavailableException(string message) : Exception(message);
 
 /// <summary>
-/// Acquisition through sock_diag: four dumps (TCP and UDP, IPv4 and IPv6; there is no single
-/// v4+v6 dump), each filtered in the kernel by a state mask and by the local-port range, streamed
-/// into a sink with no per-socket allocation. It sees the network namespace of the calling thread.
+/// Acquisition through sock_diag: TCP through the older TCPDIAG_GETSOCK request, whose dump
+/// covers IPv4 and IPv6 in one walk (SOCK_DIAG_BY_FAMILY has no AF_UNSPEC and would need two), and
+/// UDP per family; each filtered in the kernel by a state mask and by the local-port range,
+/// streamed into a sink with no per-socket allocation. It sees the network namespace of the
+/// calling thread.
 /// </summary>
 public static class SockDiagScanner
 {
@@ -18,34 +20,32 @@ public static class SockDiagScanner
     private const int ReceiveBufferBytes = 256 * 1024;
 
     /// <summary>
-    /// Runs the dumps in lanes, one thread each: the IPv4 TCP dump (where most sockets are
-    /// reported) split in two by local port, and the IPv6 TCP dump (a second walk of the whole
-    /// connection hash) with the UDP dumps. Each lane has its own socket; the sink is fed one received buffer at
+    /// Runs the dumps in lanes, one thread each: TCP (both families in one walk) split in two by
+    /// local port, and the UDP dumps. Each lane has its own socket; the sink is fed one received buffer at
     /// a time under a lock, so the calculator sees one socket at a time and memory stays flat.
     /// </summary>
     public static void Scan(PortRange range, bool tcp, bool udp, ISocketSink sink, Action<string>? progress = null)
     {
-        // Where most sockets are: IPv4 TCP, split by local port into two dumps so that two cores
-        // share the reporting; each still walks the connection hash once.
+        // TCP is where most sockets are: one dump of both families per walk of the connection hash
+        // (TCPDIAG_GETSOCK), split by local port into two lanes so that two cores share the
+        // reporting. UDP tables are small: their two dumps share the third lane.
         List<List<DumpSpec>> lanes = [[], [], []];
         if (tcp)
         {
             var (low, high) = range.Size >= 2
                 ? (new PortRange(range.Low, range.Low + (range.Size / 2) - 1), new PortRange(range.Low + (range.Size / 2), range.High))
                 : (range, (PortRange?)null);
-            lanes[0].Add(new(SockDiagProtocol.AfInet, SockDiagProtocol.IpProtoTcp, Transport.Tcp, low, "tcp IPv4"));
+            lanes[0].Add(DumpSpec.TcpBothFamilies(low));
             if (high is { } upper)
             {
-                lanes[1].Add(new(SockDiagProtocol.AfInet, SockDiagProtocol.IpProtoTcp, Transport.Tcp, upper, "tcp IPv4"));
+                lanes[1].Add(DumpSpec.TcpBothFamilies(upper));
             }
-
-            lanes[2].Add(new(SockDiagProtocol.AfInet6, SockDiagProtocol.IpProtoTcp, Transport.Tcp, range, "tcp IPv6"));
         }
 
         if (udp)
         {
-            lanes[2].Add(new(SockDiagProtocol.AfInet, SockDiagProtocol.IpProtoUdp, Transport.Udp, range, "udp IPv4"));
-            lanes[2].Add(new(SockDiagProtocol.AfInet6, SockDiagProtocol.IpProtoUdp, Transport.Udp, range, "udp IPv6"));
+            lanes[2].Add(DumpSpec.ByFamily(SockDiagProtocol.AfInet, Transport.Udp, range));
+            lanes[2].Add(DumpSpec.ByFamily(SockDiagProtocol.AfInet6, Transport.Udp, range));
         }
 
         lanes.RemoveAll(l => l.Count == 0);
@@ -92,8 +92,25 @@ public static class SockDiagScanner
             foreach (var dump in dumps)
             {
                 progress?.Invoke($"netlink sock_diag {dump.Name}");
-                var request = SockDiagProtocol.DumpRequest(dump.Family, dump.Protocol, SockDiagProtocol.AllStates, dump.Ports, sequence++);
-                Dump(socket, buffer, request, dump.Transport, dump.Family == SockDiagProtocol.AfInet6, sink);
+                if (!dump.BothFamilies)
+                {
+                    Dump(socket, buffer, SockDiagProtocol.DumpRequest(dump.Family, dump.Protocol, SockDiagProtocol.AllStates, dump.Ports, sequence++), dump.Transport, dump.Family == SockDiagProtocol.AfInet6, sink);
+                    continue;
+                }
+
+                try
+                {
+                    Dump(socket, buffer, SockDiagProtocol.TcpDumpRequestBothFamilies(SockDiagProtocol.AllStates, dump.Ports, sequence++), Transport.Tcp, ipv6: false, sink);
+                }
+                catch (NetlinkUnavailableException)
+                {
+                    // A kernel without the older request refuses it on the first reply, before any
+                    // socket was counted: ask per family instead (a walk each).
+                    foreach (var family in new[] { SockDiagProtocol.AfInet, SockDiagProtocol.AfInet6 })
+                    {
+                        Dump(socket, buffer, SockDiagProtocol.DumpRequest(family, SockDiagProtocol.IpProtoTcp, SockDiagProtocol.AllStates, dump.Ports, sequence++), Transport.Tcp, family == SockDiagProtocol.AfInet6, sink);
+                    }
+                }
             }
         }
         catch (Exception e) when (e is NetlinkUnavailableException or CheckException)
@@ -170,7 +187,14 @@ public static class SockDiagScanner
         }
     }
 
-    private readonly record struct DumpSpec(byte Family, byte Protocol, Transport Transport, PortRange Ports, string Name);
+    private readonly record struct DumpSpec(bool BothFamilies, byte Family, byte Protocol, Transport Transport, PortRange Ports, string Name)
+    {
+        public static DumpSpec TcpBothFamilies(PortRange ports) =>
+            new(true, 0, SockDiagProtocol.IpProtoTcp, Transport.Tcp, ports, $"tcp {ports}");
+
+        public static DumpSpec ByFamily(byte family, Transport transport, PortRange ports) =>
+            new(false, family, transport == Transport.Tcp ? SockDiagProtocol.IpProtoTcp : SockDiagProtocol.IpProtoUdp, transport, ports, $"{(transport == Transport.Tcp ? "tcp" : "udp")} {(family == SockDiagProtocol.AfInet ? "IPv4" : "IPv6")}");
+    }
 
     public static string ErrnoName(int errno) => Errno.Describe(errno);
 }

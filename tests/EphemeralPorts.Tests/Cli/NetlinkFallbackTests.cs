@@ -47,24 +47,37 @@ public class NetlinkFallbackTests
     /// loaded) comes after other lanes counted sockets. The fallback must start again, not add
     /// /proc's sockets to netlink's. Made in a namespace holding 3 known connections.
     /// </summary>
+    /// <summary>
+    /// TCP is asked with the older TCPDIAG_GETSOCK request (both families in one walk). A kernel
+    /// that refuses it must be asked per family instead, still through netlink: each TCP lane's
+    /// first request is refused here, in a namespace with 3 IPv4 and 2 IPv6 connections.
+    /// </summary>
     [NamespaceFact]
-    public void A_later_dump_refused_falls_back_without_counting_twice()
+    public void A_refused_both_families_request_is_asked_per_family()
     {
-        const string script = """
-            import json, socket, subprocess, sys
-            subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
-            server = socket.socket()
-            server.bind(("127.0.0.1", 5000))
-            server.listen(10)
+        var run = InNamespace("""
+            server4 = socket.socket(); server4.bind(("127.0.0.1", 5000)); server4.listen(10)
+            server6 = socket.socket(socket.AF_INET6); server6.bind(("::1", 5001)); server6.listen(10)
             held = [socket.create_connection(("127.0.0.1", 5000)) for _ in range(3)]
-            # strace counts per thread: every lane's first request goes through, later ones fail.
-            refused = subprocess.run(["strace", "-f", "-o", "/dev/null", "-e", "trace=sendto",
-                                      "-e", "inject=sendto:error=EPERM:when=2+", sys.argv[1], "-v"],
-                                     capture_output=True, text=True)
-            print(json.dumps({"exit": refused.returncode, "stdout": refused.stdout, "stderr": refused.stderr}))
-            """;
+            held += [socket.create_connection(("::1", 5001)) for _ in range(2)]
+            """, "when=1", "--protocol", "tcp", "-v");
+        run.ExitCode.ShouldBe(0, run.Stdout);
+        run.Stdout.ShouldContain("sockets read through netlink sock_diag");
+        run.Perf["tcp_busiest_used"].ShouldBe(3);
+        run.Perf["tcp_tuples"].ShouldBe(2);
+        run.Stdout.ShouldContain("::1 -> [::1]:5001 2/");
+    }
+
+    /// <summary>Runs the binary under strace refusing sendto as <paramref name="when"/> says, in a namespace <paramref name="setup"/> prepared.</summary>
+    private static PluginRun InNamespace(string setup, string when, params string[] args)
+    {
+        var script = "import json, socket, subprocess, sys\n"
+            + "subprocess.run([\"ip\", \"link\", \"set\", \"lo\", \"up\"], check=True)\n"
+            + setup
+            + "\nrefused = subprocess.run([\"strace\", \"-f\", \"-o\", \"/dev/null\", \"-e\", \"trace=sendto\", \"-e\", \"inject=sendto:error=EPERM:" + when + "\", sys.argv[1]] + sys.argv[2:], capture_output=True, text=True)\n"
+            + "print(json.dumps({\"exit\": refused.returncode, \"stdout\": refused.stdout, \"stderr\": refused.stderr}))\n";
         var start = new ProcessStartInfo("unshare") { RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (var arg in new[] { "-n", "/usr/bin/python3", "-c", script, Repo.NativeBinary })
+        foreach (var arg in new[] { "-n", "/usr/bin/python3", "-c", script, Repo.NativeBinary }.Concat(args))
         {
             start.ArgumentList.Add(arg);
         }
@@ -72,7 +85,18 @@ public class NetlinkFallbackTests
         var outer = Support.Plugin.Run(start, TimeSpan.FromSeconds(60));
         outer.ExitCode.ShouldBe(0, outer.Stderr);
         using var doc = System.Text.Json.JsonDocument.Parse(outer.Stdout);
-        var run = new PluginRun(doc.RootElement.GetProperty("exit").GetInt32(), doc.RootElement.GetProperty("stdout").GetString()!, doc.RootElement.GetProperty("stderr").GetString()!);
+        return new PluginRun(doc.RootElement.GetProperty("exit").GetInt32(), doc.RootElement.GetProperty("stdout").GetString()!, doc.RootElement.GetProperty("stderr").GetString()!);
+    }
+
+    [NamespaceFact]
+    public void A_later_dump_refused_falls_back_without_counting_twice()
+    {
+        // strace counts per thread: every lane's first request goes through, later ones (the UDP
+        // lane's second) are refused after the TCP lanes have counted their sockets.
+        var run = InNamespace("""
+            server = socket.socket(); server.bind(("127.0.0.1", 5000)); server.listen(10)
+            held = [socket.create_connection(("127.0.0.1", 5000)) for _ in range(3)]
+            """, "when=2+", "-v");
         run.ExitCode.ShouldBe(0, run.Stdout);
         run.Stdout.ShouldContain("netlink unavailable (sending the sock_diag request failed: EPERM (operation not permitted)): sockets read from /proc/net instead");
         run.Perf["tcp_busiest_used"].ShouldBe(3, "counted once, by /proc, after the partial netlink count was dropped");
