@@ -12,6 +12,7 @@ public static class PluginMain
 {
     public static int Run(IReadOnlyList<string> args, TextWriter stdout)
     {
+        var early = EarlyScan.StartIfDefault(args);
         Settings settings;
         try
         {
@@ -36,12 +37,12 @@ public static class PluginMain
             return (int)ServiceState.Unknown;
         }
 
-        var (text, code) = Check(settings);
+        var (text, code) = Check(settings, early);
         return Deliver(settings, text, code, stdout);
     }
 
     /// <summary>Runs the scan with the timeout; returns the rendered output and the exit code.</summary>
-    private static (string Text, int Code) Check(Settings settings)
+    private static (string Text, int Code) Check(Settings settings, EarlyScan? early)
     {
         var step = "starting";
         (string Text, int Code)? outcome = null;
@@ -53,7 +54,7 @@ public static class PluginMain
         {
             try
             {
-                outcome = Render(settings, Scanner.Run(settings, s => Volatile.Write(ref step, s)));
+                outcome = Render(settings, Scanner.Run(settings, s => Volatile.Write(ref step, s), early));
             }
             catch (Exception e)
             {
@@ -67,7 +68,8 @@ public static class PluginMain
         worker.Start();
         if (!worker.Join(settings.Timeout))
         {
-            return Failure(settings, settings.TimeoutState, $"timed out after {settings.Timeout.TotalSeconds:0} s while reading {Volatile.Read(ref step)}");
+            var where = early?.Step ?? Volatile.Read(ref step);
+            return Failure(settings, settings.TimeoutState, $"timed out after {settings.Timeout.TotalSeconds:0} s while reading {where}");
         }
 
         return failure switch

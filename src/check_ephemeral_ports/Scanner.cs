@@ -14,9 +14,11 @@ namespace EphemeralPorts.Cli;
 /// </summary>
 public static class Scanner
 {
-    public static CheckReport Run(Settings settings, Action<string>? progress)
+    public static CheckReport Run(Settings settings, Action<string>? progress, EarlyScan? early = null)
     {
-        var report = settings.Namespaces is { } choice ? AcrossNamespaces(settings, choice, progress) : One(settings, progress);
+        var report = settings.Namespaces is { } choice ? AcrossNamespaces(settings, choice, progress)
+            : early is not null && early.Fits(settings) ? Evaluate(settings, early.Wait())
+            : One(settings, progress);
         return settings.Processes ? WithHolders(report, settings, progress) : report;
     }
 
@@ -33,7 +35,14 @@ public static class Scanner
     }
 
     /// <summary>One namespace: the one this thread is in, read through <paramref name="tablesDirectory"/> or netlink.</summary>
-    public static CheckReport One(Settings settings, Action<string>? progress, string tablesDirectory = "net")
+    public static CheckReport One(Settings settings, Action<string>? progress, string tablesDirectory = "net") =>
+        Evaluate(settings, Acquire(settings, progress, tablesDirectory));
+
+    /// <summary>What was read of one namespace, before thresholds and options for the output apply.</summary>
+    public sealed record Acquisition(PortUsage Usage, PortUsageCalculator Calculator, List<string> Notes, List<string> Diagnostics, string BlindSpots, bool ThroughNetlink);
+
+    /// <summary>Acquisition and model: sysctls, sockets, usage. Depends on where and what to read only.</summary>
+    public static Acquisition Acquire(Settings settings, Action<string>? progress, string tablesDirectory = "net")
     {
         var clock = Stopwatch.StartNew();
         var scanner = new ProcScanner(new ProcRoot(settings.ProcRoot), progress, tablesDirectory);
@@ -42,6 +51,7 @@ public static class Scanner
         var diagnostics = new List<string>();
         var blindSpots = "sockets given their port by bind() before connect(), accepted connections that outlived their in-range listener, per-socket IP_LOCAL_PORT_RANGE, SO_REUSEADDR, whether timestamps were negotiated";
         var calculator = ReadThroughNetlink(settings, kernel, progress, notes, tablesDirectory);
+        var throughNetlink = calculator is not null;
         if (calculator is null)
         {
             blindSpots = "bound-but-idle sockets (netlink only), " + blindSpots;
@@ -51,13 +61,19 @@ public static class Scanner
         }
 
         var usage = calculator.Finish(settings.CheckTcp, settings.CheckUdp);
-        var evaluation = PortEvaluation.Evaluate(usage, settings.Thresholds);
         diagnostics.Add($"scan took {clock.Elapsed.TotalMilliseconds:0.0} ms");
-        return new CheckReport(usage, evaluation, settings.Thresholds, new ReportOptions(settings.Top, settings.Verbosity, diagnostics, notes, blindSpots))
+        return new Acquisition(usage, calculator, notes, diagnostics, blindSpots, throughNetlink);
+    }
+
+    /// <summary>Evaluation: the thresholds and output options of <paramref name="settings"/> applied to what was read.</summary>
+    public static CheckReport Evaluate(Settings settings, Acquisition read)
+    {
+        var evaluation = PortEvaluation.Evaluate(read.Usage, settings.Thresholds);
+        return new CheckReport(read.Usage, evaluation, settings.Thresholds, new ReportOptions(settings.Top, settings.Verbosity, read.Diagnostics, read.Notes, read.BlindSpots))
         {
             // Only the inodes of the listed tuples are kept; the fd walk comes once, at the end.
-            TupleInodes = settings.Processes && usage.Tcp is { } tcp
-                ? calculator.InodesOf(tcp.Tuples.Take(settings.Top).Select(t => t.Tuple).ToList())
+            TupleInodes = settings.Processes && read.Usage.Tcp is { } tcp
+                ? read.Calculator.InodesOf(tcp.Tuples.Take(settings.Top).Select(t => t.Tuple).ToList())
                 : null,
         };
     }
