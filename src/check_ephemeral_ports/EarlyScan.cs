@@ -45,9 +45,20 @@ public sealed class EarlyScan
     /// <summary>Starts the scan when the arguments leave every acquisition option at its default.</summary>
     public static EarlyScan? StartIfDefault(IReadOnlyList<string> args)
     {
-        foreach (var arg in args)
+        for (var i = 0; i < args.Count; i++)
         {
+            var arg = args[i];
             if (AcquisitionOptions.Any(o => arg == o || arg.StartsWith(o + "=", StringComparison.Ordinal)))
+            {
+                return null;
+            }
+
+            // Only a guess to save work: --source proc would discard a netlink reading. Whatever
+            // the value, the parsed settings decide (Fits) whether the early reading is used.
+            var source = arg == "--source" && i + 1 < args.Count ? args[i + 1]
+                : arg.StartsWith("--source=", StringComparison.Ordinal) ? arg["--source=".Length..]
+                : null;
+            if (source is not null && source is not "auto" and not "netlink")
             {
                 return null;
             }
