@@ -30,32 +30,34 @@ def sysctl(name, value):
         f.write(str(value))
 
 
-def measure_once(argv, report):
-    """One run: (wall ms, cpu ms, peak rss MB, stdout).
-
-    GNU time reports the peak RSS of the command itself (a child forked from this Python process
-    would carry Python's own RSS into ru_maxrss until exec); wait4 gives the CPU time.
-    """
+def timed_run(argv):
+    """One run: (wall ms, cpu ms, stdout). CPU comes from wait4; no wrapper adds to the wall time."""
     start = time.perf_counter()
-    p = subprocess.Popen(["/usr/bin/time", "-f", "%M", "-o", report] + argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
     out = p.stdout.read()
     _, _, usage = os.wait4(p.pid, 0)
-    wall = (time.perf_counter() - start) * 1000
+    return (time.perf_counter() - start) * 1000, (usage.ru_utime + usage.ru_stime) * 1000, out
+
+
+def peak_rss_mb(argv, report):
+    """GNU time reports the peak RSS of the command itself (a child forked from this Python process
+    would carry Python's own RSS into ru_maxrss until exec)."""
+    subprocess.run(["/usr/bin/time", "-f", "%M", "-o", report] + argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     with open(report) as f:
-        rss = int(f.read().split()[-1]) / 1024
-    return wall, (usage.ru_utime + usage.ru_stime) * 1000, rss, out
+        return int(f.read().split()[-1]) / 1024
 
 
 def measure(commands, repeat):
     """Runs the commands round-robin `repeat` times, so that a noisy moment of the machine falls
-    on all of them alike; returns name -> (median wall ms, median cpu ms, peak rss MB, stdout)."""
+    on all of them alike, then once each under GNU time for the peak RSS; returns
+    name -> (median wall ms, median cpu ms, peak rss MB, stdout)."""
     runs = {name: [] for name, _ in commands}
+    for _ in range(repeat):
+        for name, argv in commands:
+            runs[name].append(timed_run(argv))
     with tempfile.NamedTemporaryFile("r") as report:
-        for _ in range(repeat):
-            for name, argv in commands:
-                runs[name].append(measure_once(argv, report.name))
-    return {name: (statistics.median(r[0] for r in rs), statistics.median(r[1] for r in rs),
-                   max(r[2] for r in rs), rs[-1][3]) for name, rs in runs.items()}
+        return {name: (statistics.median(r[0] for r in rs), statistics.median(r[1] for r in rs),
+                       peak_rss_mb(dict(commands)[name], report.name), rs[-1][2]) for name, rs in runs.items()}
 
 
 class Load:
