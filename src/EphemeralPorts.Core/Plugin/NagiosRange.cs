@@ -69,7 +69,7 @@ public sealed record NagiosRange(double Start, double End, bool Inside)
 
         if (start > end)
         {
-            error = $"start {Numbers.Format(start)} is greater than end {Numbers.Format(end)}";
+            error = $"start {Numbers.FormatThreshold(start)} is greater than end {Numbers.FormatThreshold(end)}";
             return false;
         }
 
@@ -124,19 +124,19 @@ public sealed record NagiosRange(double Start, double End, bool Inside)
     /// <c>0:N</c> mean the same as <c>N</c>, so those are written as <c>N</c>.
     /// </summary>
     public string PerfDataValue =>
-        !Inside && Start <= 0 && double.IsFinite(End) && End >= 0 ? Numbers.Format(End) : string.Empty;
+        !Inside && Start <= 0 && double.IsFinite(End) && End >= 0 ? Numbers.FormatThreshold(End) : string.Empty;
 
     /// <summary>The canonical spelling, which parses back to an equal range.</summary>
     public override string ToString()
     {
         var prefix = Inside ? "@" : string.Empty;
-        var end = double.IsPositiveInfinity(End) ? string.Empty : Numbers.Format(End);
+        var end = double.IsPositiveInfinity(End) ? string.Empty : Numbers.FormatThreshold(End);
         if (Start == 0 && end.Length > 0)
         {
             return prefix + end;
         }
 
-        var start = double.IsNegativeInfinity(Start) ? "~" : Numbers.Format(Start);
+        var start = double.IsNegativeInfinity(Start) ? "~" : Numbers.FormatThreshold(Start);
         return $"{prefix}{start}:{end}";
     }
 }

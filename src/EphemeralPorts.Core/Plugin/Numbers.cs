@@ -18,6 +18,9 @@ public static class Numbers
 
     public static string Format(long value) => value.ToString(CultureInfo.InvariantCulture);
 
+    /// <summary>A threshold as the user wrote it: up to 6 decimals, so 0.001 does not print as 0.</summary>
+    public static string FormatThreshold(double value) => value.ToString("0.######", CultureInfo.InvariantCulture);
+
     /// <summary>Percentage of <paramref name="part"/> in <paramref name="whole"/>; a whole of 0 is fully used.</summary>
     public static double Percent(long part, long whole) => whole <= 0 ? 100.0 : 100.0 * part / whole;
 }

@@ -24,6 +24,7 @@ public class NagiosRangeTests
         { "12.5", 0, 12.5, false, "12.5" },
         { " 85 ", 0, 85, false, "85" },
         { "10:10", 10, 10, false, "10:10" },
+        { "0.001", 0, 0.001, false, "0.001" },
     };
 
     [Theory]
@@ -66,6 +67,7 @@ public class NagiosRangeTests
     [InlineData("@0:70", "")]
     [InlineData("10:70", "")]
     [InlineData("~:", "")]
+    [InlineData("0.001", "0.001")]
     public void Perfdata_gets_a_plain_number_only_for_upper_bounds(string spec, string perf) =>
         NagiosRange.Parse(spec).PerfDataValue.ShouldBe(perf);
 
