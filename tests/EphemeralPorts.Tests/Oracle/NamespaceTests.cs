@@ -169,6 +169,30 @@ public class NamespaceTests(NamespaceLab lab) : IClassFixture<NamespaceLab>
     }
 
     [NamespaceFact]
+    public void A_namespace_without_a_name_is_called_by_its_process()
+    {
+        using var sleeper = Process.Start("unshare", "-n sleep 60")!;
+        try
+        {
+            // unshare execs sleep in the new namespace: same pid. Wait until it has.
+            for (var i = 0; i < 100 && File.ReadAllText($"/proc/{sleeper.Id}/comm").Trim() != "sleep"; i++)
+            {
+                Thread.Sleep(20);
+            }
+
+            var run = Check("--pid", sleeper.Id.ToString(System.Globalization.CultureInfo.InvariantCulture));
+            run.ExitCode.ShouldBe(0, run.Stdout);
+            run.FirstLine.ShouldStartWith($"EPHEMERAL PORTS OK - namespace sleep (pid {sleeper.Id}): ");
+            run.Perf["capacity"].ShouldBe(28232, "a new namespace starts with the default range");
+        }
+        finally
+        {
+            sleeper.Kill();
+            sleeper.WaitForExit();
+        }
+    }
+
+    [NamespaceFact]
     public void Processes_names_the_holder_with_its_count()
     {
         var run = Check("--netns", lab.Full.Namespace, "--processes");
