@@ -1,4 +1,5 @@
 using System.Diagnostics.CodeAnalysis;
+using System.Reflection;
 using CommandLine;
 using CommandLine.Text;
 using EphemeralPorts.Plugin;
@@ -58,11 +59,17 @@ public static class ArgumentParser
 
     public static string Version => ProductInfo.Version;
 
-    private const string ShortWithValue = "wct";
+    // Options that take a value (the word after them is theirs), read off Options so that a new
+    // option cannot be forgotten here; kept whole for Native AOT by the DynamicDependency above.
+    private static readonly OptionAttribute[] ValueOptions = typeof(Options).GetProperties()
+        .Where(p => p.PropertyType != typeof(bool) && p.GetCustomAttribute<OptionAttribute>() is { FlagCounter: false })
+        .Select(p => p.GetCustomAttribute<OptionAttribute>()!)
+        .ToArray();
 
-    // Options that take a value; the word after them is theirs.
     private static readonly HashSet<string> TakesValue =
-        ["-w", "--warning", "-c", "--critical", "-t", "--timeout", "--top", "--protocol", "--proc-root", "--format", "--output", "--source", "--netns", "--pid"];
+        [.. ValueOptions.Select(o => "--" + o.LongName), .. ValueOptions.Where(o => o.ShortName.Length > 0).Select(o => "-" + o.ShortName)];
+
+    private static readonly string ShortWithValue = string.Concat(ValueOptions.Select(o => o.ShortName));
 
     // CommandLineParser drops positional words silently and lets a value option without its value
     // fall back to the default: both would hide a broken command definition, so refuse them here.

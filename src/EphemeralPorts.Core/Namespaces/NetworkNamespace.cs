@@ -103,7 +103,7 @@ public static partial class NamespaceFinder
     /// </summary>
     public static string NameOf(string procRoot, int pid)
     {
-        var comm = ReadLine($"{procRoot}/{pid}/comm") ?? "?";
+        var comm = ProcFs.SocketOwners.Command(procRoot, pid);
         var cgroup = ReadAll($"{procRoot}/{pid}/cgroup");
         if (cgroup is not null && ContainerId().Match(cgroup) is { Success: true } m)
         {
@@ -131,8 +131,6 @@ public static partial class NamespaceFinder
 
         return list;
     }
-
-    private static string? ReadLine(string path) => ReadAll(path)?.TrimEnd('\n');
 
     private static string? ReadAll(string path)
     {

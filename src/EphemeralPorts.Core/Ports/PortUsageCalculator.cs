@@ -26,7 +26,7 @@ public sealed class PortUsageCalculator(KernelSettings settings, bool recordInod
     private readonly HashSet<ExclusivePort> _exclusive = [];
     private readonly PortSet _tcpPortsInUse = new();
     private readonly PortSet _udpPorts = new();
-    private readonly Dictionary<byte, int> _states = [];
+    private readonly int[] _states = new int[256];
     private int _udpSockets;
 
     public void Add(in SocketEntry socket)
@@ -58,7 +58,7 @@ public sealed class PortUsageCalculator(KernelSettings settings, bool recordInod
     private void AddTcp(in SocketEntry socket)
     {
         _tcpPortsInUse.Add(socket.LocalPort);
-        _states[socket.State] = _states.GetValueOrDefault(socket.State) + 1;
+        _states[socket.State]++;
         if (_reserved.Contains(socket.LocalPort))
         {
             return;
@@ -201,7 +201,7 @@ public sealed class PortUsageCalculator(KernelSettings settings, bool recordInod
             _tcpPortsInUse.Count,
             timeWait,
             reusableTimeWait,
-            new SortedDictionary<byte, int>(_states),
+            new SortedDictionary<byte, int>(Enumerable.Range(0, 256).Where(st => _states[st] > 0).ToDictionary(st => (byte)st, st => _states[st])),
             exclusive,
             _exclusivePorts.Count);
     }

@@ -84,7 +84,8 @@ public static class SocketOwners
             : null;
     }
 
-    private static string Command(string procRoot, int pid)
+    /// <summary>The command name of a process (/proc/PID/comm), "?" once it is gone or hidden.</summary>
+    public static string Command(string procRoot, int pid)
     {
         try
         {
