@@ -12,7 +12,7 @@ public sealed class ProcLineReader : IDisposable
     public const int MaxLineLength = 4096;
 
     private readonly Stream _stream;
-    private readonly byte[] _buffer = new byte[64 * 1024];
+    private readonly byte[] _buffer = GC.AllocateUninitializedArray<byte>(64 * 1024);
     private int _start;
     private int _end;
     private bool _eof;

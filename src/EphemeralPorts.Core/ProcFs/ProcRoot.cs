@@ -13,6 +13,8 @@ public sealed class ProcRoot
     /// <summary>Sysctl files are one short line; anything larger is not a sysctl.</summary>
     public const int MaxSmallFileBytes = 64 * 1024;
 
+    private const int SmallFileFirstRead = 1024;
+
     public ProcRoot(string path)
     {
         if (string.IsNullOrWhiteSpace(path))
@@ -44,14 +46,25 @@ public sealed class ProcRoot
             return null;
         }
 
-        var buffer = new byte[MaxSmallFileBytes + 1];
+        // Sysctl files are a line: start small and grow only for a file that keeps going, up to
+        // one byte past the limit (so that "larger than" can be told).
+        var buffer = new byte[SmallFileFirstRead];
         var total = 0;
         try
         {
             int read;
-            while (total < buffer.Length && (read = stream.Read(buffer, total, buffer.Length - total)) > 0)
+            while ((read = stream.Read(buffer, total, buffer.Length - total)) > 0)
             {
                 total += read;
+                if (total == buffer.Length)
+                {
+                    if (buffer.Length > MaxSmallFileBytes)
+                    {
+                        break;
+                    }
+
+                    Array.Resize(ref buffer, Math.Min(buffer.Length * 4, MaxSmallFileBytes + 1));
+                }
             }
         }
         catch (IOException e)
