@@ -50,7 +50,7 @@ public static class Scanner
         var notes = new List<string>();
         var diagnostics = new List<string>();
         var blindSpots = "sockets given their port by bind() before connect(), accepted connections that outlived their in-range listener, per-socket IP_LOCAL_PORT_RANGE, SO_REUSEADDR, whether timestamps were negotiated";
-        var calculator = ReadThroughNetlink(settings, kernel, progress, notes, tablesDirectory);
+        var calculator = ReadThroughNetlink(settings, kernel, progress, notes, diagnostics, scanner, tablesDirectory);
         var throughNetlink = calculator is not null;
         if (calculator is null)
         {
@@ -81,7 +81,7 @@ public static class Scanner
     // netlink where it is ours to use (our own namespace) and the kernel lets us; otherwise the
     // /proc tables, saying why at -v. A refusal can come from any of the parallel dumps after others
     // have counted sockets, so a fallback starts again with a fresh calculator. Returns null for /proc.
-    private static PortUsageCalculator? ReadThroughNetlink(Settings settings, KernelSettings kernel, Action<string>? progress, List<string> notes, string tablesDirectory)
+    private static PortUsageCalculator? ReadThroughNetlink(Settings settings, KernelSettings kernel, Action<string>? progress, List<string> notes, List<string> diagnostics, ProcScanner scanner, string tablesDirectory)
     {
         if (settings.Source == SocketSource.Proc || (settings.Source == SocketSource.Auto && !SettingsBinder.IsOwnProc(settings.ProcRoot)))
         {
@@ -92,7 +92,17 @@ public static class Scanner
         var calculator = new PortUsageCalculator(kernel, recordInodes: settings.Processes);
         try
         {
-            SockDiagScanner.Scan(kernel.Range, settings.CheckTcp, settings.CheckUdp, calculator, progress);
+            // How the dump is split only: a hint that cannot be read leaves the parallel lanes.
+            var hint = settings.CheckTcp ? scanner.TcpSocketCountHint() : null;
+            if (settings.CheckTcp)
+            {
+                var seen = hint is null ? "sockstat unreadable" : $"{hint} TCP socket{(hint == 1 ? "" : "s")} on the host (sockstat alloc + tw)";
+                diagnostics.Add(hint < SockDiagScanner.ParallelFromTcpSockets
+                    ? $"netlink: {seen}, one lane"
+                    : $"netlink: {seen}, TCP dumped in two lanes by port, UDP in a third");
+            }
+
+            SockDiagScanner.Scan(kernel.Range, settings.CheckTcp, settings.CheckUdp, calculator, progress, hint);
             notes.Add("sockets read through netlink sock_diag, filtered in the kernel to the range");
             return calculator;
         }

@@ -33,6 +33,23 @@ public sealed class ProcScanner(ProcRoot root, Action<string>? progress = null, 
         return new KernelSettings(range, reserved, twReuse, delay, delayText is not null, timestamps, finTimeout);
     }
 
+    /// <summary>
+    /// How many TCP sockets a sock_diag dump would walk past (<see cref="SockstatParser"/>), from
+    /// the namespace's sockstat; null when that cannot be read or understood: it is a hint for how
+    /// to split the dump, never part of the answer.
+    /// </summary>
+    public long? TcpSocketCountHint()
+    {
+        try
+        {
+            return root.ReadSmallFile($"{tablesDirectory}/sockstat", optional: true) is { } text ? SockstatParser.TcpSockets(text) : null;
+        }
+        catch (CheckException)
+        {
+            return null;
+        }
+    }
+
     /// <summary>Streams the socket tables into <paramref name="calculator"/>.</summary>
     public IReadOnlyList<TableRead> ReadTables(PortUsageCalculator calculator, bool tcp, bool udp)
     {

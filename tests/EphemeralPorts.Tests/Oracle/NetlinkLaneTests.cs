@@ -1,0 +1,206 @@
+using System.Diagnostics;
+using System.Net;
+using System.Net.Sockets;
+using System.Text;
+using EphemeralPorts.Namespaces;
+using EphemeralPorts.Ports;
+using EphemeralPorts.ProcFs;
+using EphemeralPorts.SockDiag;
+using EphemeralPorts.Tests.Support;
+
+namespace EphemeralPorts.Tests.Oracle;
+
+/// <summary>
+/// The sock_diag reader splits its work by how many TCP sockets the host has: one lane below
+/// <see cref="SockDiagScanner.ParallelFromTcpSockets"/>, else TCP in two lanes by local port plus a
+/// UDP lane. Which one a real run takes depends on the host, so both are driven here on the same
+/// sockets, in a namespace of their own that nothing else touches between the two readings, over an
+/// odd-sized range (the port split has a boundary to get wrong).
+/// </summary>
+public class NetlinkLaneTests
+{
+    private const int Low = 40000;
+    private const int High = 42998; // 2,999 ports: the lanes split it 1,499 / 1,500
+    private const int Split = Low + 1499;
+
+    // Listeners on both sides of the split and at both ends of the range, where a lane's port
+    // filter would lose a socket if it were off by one (connect() itself favours even ports).
+    private static readonly int[] EdgePorts = [Low, Split - 1, Split, High];
+
+    [NamespaceFact]
+    public void One_lane_and_parallel_lanes_build_the_same_model_of_the_same_sockets()
+    {
+        var name = $"cep-lanes-{Environment.ProcessId}";
+        Run("ip", "netns", "add", name);
+        try
+        {
+            Run("ip", "netns", "exec", name, "ip", "link", "set", "lo", "up");
+            Run("ip", "netns", "exec", name, "sysctl", "-qw", $"net.ipv4.ip_local_port_range={Low} {High}");
+
+            // No TIME_WAIT turns reusable between the two readings (tcp_tw_reuse=2 would after 1 s).
+            Run("ip", "netns", "exec", name, "sysctl", "-qw", "net.ipv4.tcp_tw_reuse=0");
+            (string One, string Parallel, PortUsage Usage)? result = null;
+            Exception? failure = null;
+            var thread = new Thread(() =>
+            {
+                try
+                {
+                    result = ReadBothWays($"/run/netns/{name}");
+                }
+                catch (Exception e)
+                {
+                    failure = e;
+                }
+            });
+            thread.Start();
+            thread.Join();
+            if (failure is not null)
+            {
+                throw new Xunit.Sdk.XunitException($"in namespace {name}: {failure}");
+            }
+
+            var (one, parallel, usage) = result!.Value;
+            parallel.ShouldBe(one);
+
+            // And the model is of the sockets made, not of nothing on both sides.
+            var tcp = usage.Tcp!;
+            tcp.Tuples.Single(t => t.Tuple.ToString() == "127.0.0.1 -> 127.0.0.1:5000").Used.ShouldBe(1200);
+            tcp.Tuples.Single(t => t.Tuple.ToString() == "::1 -> [::1]:5000").Used.ShouldBe(400);
+            tcp.Tuples.Single(t => t.Tuple.ToString() == "127.0.0.1 -> 127.0.0.1:5001").Used.ShouldBe(200);
+            tcp.TimeWait.ShouldBe(150);
+            tcp.ExclusivePortCount.ShouldBe(1 + EdgePorts.Length);
+            tcp.Capacity.ShouldBe(High - Low + 1 - 1 - EdgePorts.Length);
+            usage.Udp!.Sockets.ShouldBe(300);
+        }
+        finally
+        {
+            Run("ip", "netns", "del", name);
+        }
+    }
+
+    // On a thread of its own, inside the namespace: make the sockets, then read them both ways.
+    private static (string One, string Parallel, PortUsage Usage) ReadBothWays(string namespacePath)
+    {
+        using var inside = NamespaceSwitch.Enter(namespacePath, out var errno) ?? throw new InvalidOperationException($"setns {namespacePath}: errno {errno}");
+        var held = new List<Socket>();
+        try
+        {
+            MakeSockets(held);
+
+            // Closing handshakes on loopback finish within microseconds: let them, before reading.
+            Thread.Sleep(200);
+            var kernel = new ProcScanner(new ProcRoot("/proc"), tablesDirectory: "thread-self/net").ReadSettings();
+            kernel.Range.ShouldBe(new PortRange(Low, High));
+            var one = new PortUsageCalculator(kernel);
+            SockDiagScanner.Scan(kernel.Range, tcp: true, udp: true, one, tcpSocketsHint: 0);
+            var parallel = new PortUsageCalculator(kernel);
+            SockDiagScanner.Scan(kernel.Range, tcp: true, udp: true, parallel, tcpSocketsHint: long.MaxValue);
+            var usage = one.Finish();
+            return (Describe(usage), Describe(parallel.Finish()), usage);
+        }
+        finally
+        {
+            held.ForEach(s => s.Dispose());
+        }
+    }
+
+    // 1,200 IPv4 connections (150 of them closed, the client first: TIME_WAIT), 400 IPv6, 200 v4-mapped
+    // (the IPv4 tuple of the dual-stack listener), listeners inside the range, 300 UDP sockets.
+    private static void MakeSockets(List<Socket> held)
+    {
+        var v4 = Listen(new IPEndPoint(IPAddress.Loopback, 5000), held);
+        var v6 = Listen(new IPEndPoint(IPAddress.IPv6Loopback, 5000), held);
+        var dual = new Socket(AddressFamily.InterNetworkV6, SocketType.Stream, ProtocolType.Tcp) { DualMode = true };
+        held.Add(dual);
+        dual.Bind(new IPEndPoint(IPAddress.IPv6Any, 5001));
+        dual.Listen(1024);
+        Listen(new IPEndPoint(IPAddress.Parse("127.0.0.2"), Low + 2), held);
+        foreach (var port in EdgePorts)
+        {
+            Listen(new IPEndPoint(IPAddress.Parse("127.0.0.3"), port), held);
+        }
+
+        Connect(v4, new IPEndPoint(IPAddress.Loopback, 5000), 1200, closeFirst: 150, held);
+        Connect(v6, new IPEndPoint(IPAddress.IPv6Loopback, 5000), 400, closeFirst: 0, held);
+        Connect(dual, new IPEndPoint(IPAddress.Parse("::ffff:127.0.0.1"), 5001), 200, closeFirst: 0, held);
+        for (var i = 0; i < 300; i++)
+        {
+            var udp = new Socket(i % 2 == 0 ? AddressFamily.InterNetwork : AddressFamily.InterNetworkV6, SocketType.Dgram, ProtocolType.Udp);
+            held.Add(udp);
+            udp.Bind(new IPEndPoint(i % 2 == 0 ? IPAddress.Loopback : IPAddress.IPv6Loopback, 0));
+        }
+    }
+
+    private static Socket Listen(IPEndPoint at, List<Socket> held)
+    {
+        var listener = new Socket(at.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
+        held.Add(listener);
+        listener.Bind(at);
+        listener.Listen(1024);
+        return listener;
+    }
+
+    private static void Connect(Socket listener, IPEndPoint to, int count, int closeFirst, List<Socket> held)
+    {
+        for (var i = 0; i < count; i++)
+        {
+            var client = new Socket(to.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
+            if (to.AddressFamily == AddressFamily.InterNetworkV6)
+            {
+                client.DualMode = to.Address.IsIPv4MappedToIPv6;
+            }
+
+            client.Connect(to);
+            var accepted = listener.Accept();
+            if (i < closeFirst)
+            {
+                // The side that closes first keeps the TIME_WAIT, on its ephemeral port.
+                client.Close();
+                accepted.Close();
+            }
+            else
+            {
+                held.Add(client);
+                held.Add(accepted);
+            }
+        }
+    }
+
+    private static string Describe(PortUsage usage)
+    {
+        var text = new StringBuilder();
+        var tcp = usage.Tcp!;
+        text.AppendLine($"capacity {tcp.Capacity} in use {tcp.PortsInUse} tw {tcp.TimeWait} reusable {tcp.ReusableTimeWait} exclusive {tcp.ExclusivePortCount}");
+        foreach (var (state, count) in tcp.StateCounts.OrderBy(s => s.Key))
+        {
+            text.AppendLine($"state {state}: {count}");
+        }
+
+        foreach (var t in tcp.Tuples)
+        {
+            text.AppendLine($"{t.Tuple}: used {t.Used} tw {t.TimeWait} reusable {t.ReusableTimeWait}");
+        }
+
+        foreach (var e in tcp.Exclusive)
+        {
+            text.AppendLine($"exclusive {e.Address}:{e.Port} state {e.State}");
+        }
+
+        text.AppendLine($"udp used {usage.Udp!.Used} of {usage.Udp.Capacity}, {usage.Udp.Sockets} sockets");
+        return text.ToString();
+    }
+
+    private static void Run(params string[] args)
+    {
+        var start = new ProcessStartInfo(args[0]) { RedirectStandardError = true };
+        foreach (var arg in args.Skip(1))
+        {
+            start.ArgumentList.Add(arg);
+        }
+
+        using var p = Process.Start(start)!;
+        var error = p.StandardError.ReadToEnd();
+        p.WaitForExit();
+        p.ExitCode.ShouldBe(0, $"{string.Join(' ', args)}: {error}");
+    }
+}
