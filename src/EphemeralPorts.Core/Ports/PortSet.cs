@@ -27,6 +27,22 @@ public sealed class PortSet
         return true;
     }
 
+    /// <summary>Removes a port; false when it was not there.</summary>
+    public bool Remove(int port)
+    {
+        ArgumentOutOfRangeException.ThrowIfGreaterThan((uint)port, 65535u, nameof(port));
+        ref var word = ref _bits[port >> 6];
+        var mask = 1UL << (port & 63);
+        if ((word & mask) == 0)
+        {
+            return false;
+        }
+
+        word &= ~mask;
+        Count--;
+        return true;
+    }
+
     public void AddRange(int first, int last)
     {
         for (var port = first; port <= last; port++)

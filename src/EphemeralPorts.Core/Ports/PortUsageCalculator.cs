@@ -8,10 +8,11 @@ namespace EphemeralPorts.Ports;
 /// UDP        = distinct UDP local ports of R \ Reserved, against |R| - |Reserved|
 /// </code>
 /// Excl (ports taken by bind()/listen()) is only known once every socket was seen, so each socket
-/// of a tuple is kept as one packed (tuple, kind, port) number, 8 bytes and no object per socket;
-/// <see cref="Finish"/> sorts them, drops duplicates (a /proc table read while it changes can show
-/// a socket twice) and sockets on excluded ports (inbound children and TIME_WAITs of an in-range
-/// listener are no outbound tuple), and counts per tuple.
+/// of a tuple is kept in its tuple's list as one packed (kind, port) number, 4 bytes and no object
+/// per socket; <see cref="Finish"/> counts each tuple's distinct (kind, port) pairs against a
+/// bitmap, which drops duplicates (a /proc table read while it changes can show a socket twice)
+/// and sockets on excluded ports (inbound children and TIME_WAITs of an in-range listener are no
+/// outbound tuple). Linear in the sockets: no sort.
 /// </summary>
 public sealed class PortUsageCalculator(KernelSettings settings, bool recordInodes = false) : SockDiag.ISocketSink
 {
@@ -21,7 +22,6 @@ public sealed class PortUsageCalculator(KernelSettings settings, bool recordInod
     private readonly PortSet _reserved = settings.Reserved;
     private readonly Dictionary<TupleKey, int> _tupleIds = [];
     private readonly List<TupleAccumulator> _tuples = [];
-    private readonly List<long> _tuplePorts = [];
     private readonly PortSet _exclusivePorts = new();
     private readonly HashSet<ExclusivePort> _exclusive = [];
     private readonly PortSet _tcpPortsInUse = new();
@@ -88,7 +88,7 @@ public sealed class PortUsageCalculator(KernelSettings settings, bool recordInod
         var kind = socket.State != TcpState.TimeWait ? Counted
             : settings.IsReusableTimeWait(socket) ? ReusableTimeWait
             : BlockingTimeWait;
-        _tuplePorts.Add(((long)id << 18) | ((long)kind << 16) | (uint)socket.LocalPort);
+        _tuples[id].Ports.Add((kind << 16) | socket.LocalPort);
         if (_inodes is not null && socket.Inode != 0)
         {
             _inodes.Add((id, socket.Inode));
@@ -143,36 +143,38 @@ public sealed class PortUsageCalculator(KernelSettings settings, bool recordInod
 
     private TcpUsage FinishTcp(int available)
     {
+        // One bitmap per kind, emptied again after each tuple: a (kind, port) pair counts once.
+        PortSet[] seen = [new(), new(), new()];
+        int timeWait = 0, reusableTimeWait = 0;
         foreach (var tuple in _tuples)
         {
             tuple.Used = tuple.TimeWait = tuple.ReusableTimeWait = 0;
-        }
-
-        _tuplePorts.Sort();
-        var previous = -1L;
-        int timeWait = 0, reusableTimeWait = 0;
-        foreach (var packed in _tuplePorts)
-        {
-            if (packed == previous || _exclusivePorts.Contains((int)(packed & 0xFFFF)))
+            foreach (var packed in tuple.Ports)
             {
-                previous = packed;
-                continue;
+                var port = packed & 0xFFFF;
+                var kind = packed >> 16;
+                if (_exclusivePorts.Contains(port) || !seen[kind].Add(port))
+                {
+                    continue;
+                }
+
+                if (kind != ReusableTimeWait)
+                {
+                    tuple.Used++;
+                }
+
+                if (kind != Counted)
+                {
+                    tuple.TimeWait++;
+                    timeWait++;
+                    tuple.ReusableTimeWait += kind == ReusableTimeWait ? 1 : 0;
+                    reusableTimeWait += kind == ReusableTimeWait ? 1 : 0;
+                }
             }
 
-            previous = packed;
-            var tuple = _tuples[(int)(packed >> 18)];
-            var kind = (int)((packed >> 16) & 3);
-            if (kind != ReusableTimeWait)
+            foreach (var packed in tuple.Ports)
             {
-                tuple.Used++;
-            }
-
-            if (kind != Counted)
-            {
-                tuple.TimeWait++;
-                timeWait++;
-                tuple.ReusableTimeWait += kind == ReusableTimeWait ? 1 : 0;
-                reusableTimeWait += kind == ReusableTimeWait ? 1 : 0;
+                seen[packed >> 16].Remove(packed & 0xFFFF);
             }
         }
 
@@ -209,6 +211,9 @@ public sealed class PortUsageCalculator(KernelSettings settings, bool recordInod
     private sealed class TupleAccumulator(TupleKey key)
     {
         public TupleKey Key { get; } = key;
+
+        /// <summary>Every socket of the tuple as (kind &lt;&lt; 16) | local port.</summary>
+        public List<int> Ports { get; } = [];
 
         public int Used { get; set; }
 

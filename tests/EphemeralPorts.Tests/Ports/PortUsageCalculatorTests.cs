@@ -154,6 +154,61 @@ public class PortUsageCalculatorTests
         Run(Settings(), Udp(40002), Udp(40002)).Udp!.Used.ShouldBe(1);
     }
 
+    /// <summary>
+    /// Thousands of random sockets (tuples sharing ports, duplicates, TIME_WAITs of both kinds,
+    /// listeners, reserved ports) against the formula written out the slow way: per tuple, the
+    /// distinct (port, kind) pairs off reserved and excluded ports.
+    /// </summary>
+    [Theory]
+    [InlineData(1)]
+    [InlineData(2)]
+    [InlineData(3)]
+    public void Random_sockets_give_what_the_formula_written_out_gives(int seed)
+    {
+        var random = new Random(seed);
+        var settings = new KernelSettings(new PortRange(40000, 40999), EphemeralPorts.ProcFs.SysctlParser.ParseReservedPorts("40100-40149,40500", "test"), 1, 1000, true, 1, 60);
+        IpAddress[] sources = [Lo, Lo2, Lan, IpAddress.Parse("::1")];
+        IpAddress[] destinations = [Lo, Db, IpAddress.Parse("::1")];
+        var sockets = new List<SocketEntry>();
+        for (var i = 0; i < 5000; i++)
+        {
+            var port = random.Next(39990, 41010);
+            var state = random.Next(20) switch
+            {
+                0 => TcpState.Listen,
+                < 5 => TcpState.TimeWait,
+                _ => TcpState.Established,
+            };
+            var socket = state == TcpState.Listen
+                ? Tcp(sources[random.Next(sources.Length)], port, Any, 0, state)
+                : Tcp(sources[random.Next(sources.Length)], port, destinations[random.Next(destinations.Length)], 5000 + random.Next(3), state, random.Next(2) == 0 ? 30_000 : 59_900);
+            sockets.Add(socket);
+            if (random.Next(10) == 0)
+            {
+                sockets.Add(socket);
+            }
+        }
+
+        var tcp = Run(settings, [.. sockets]).Tcp!;
+
+        var inRange = sockets.Where(s => settings.Range.Contains(s.LocalPort) && !settings.Reserved.Contains(s.LocalPort)).ToList();
+        var excluded = inRange.Where(s => s.State == TcpState.Listen).Select(s => s.LocalPort).ToHashSet();
+        var expected = inRange
+            .Where(s => s.State != TcpState.Listen && !excluded.Contains(s.LocalPort))
+            .Select(s => (Tuple: new TupleKey(s.LocalAddress, s.RemoteAddress, s.RemotePort), s.LocalPort, Kind: s.State != TcpState.TimeWait ? 0 : settings.IsReusableTimeWait(s) ? 2 : 1))
+            .Distinct()
+            .GroupBy(x => x.Tuple)
+            .Select(g => (g.Key.ToString(), Used: g.Count(x => x.Kind != 2), TimeWait: g.Count(x => x.Kind != 0), Reusable: g.Count(x => x.Kind == 2)))
+            .OrderByDescending(t => t.Used).ThenBy(t => t.Item1, StringComparer.Ordinal)
+            .ToList();
+        tcp.Tuples.Select(t => (t.Tuple.ToString(), t.Used, t.TimeWait, t.ReusableTimeWait)).OrderByDescending(t => t.Used).ThenBy(t => t.Item1, StringComparer.Ordinal).ToList().ShouldBe(expected);
+        tcp.Capacity.ShouldBe(1000 - 51 - excluded.Count);
+        tcp.TimeWait.ShouldBe(expected.Sum(t => t.TimeWait));
+        tcp.ReusableTimeWait.ShouldBe(expected.Sum(t => t.Reusable));
+        expected.Sum(t => t.Reusable).ShouldBeGreaterThan(0);
+        expected.Sum(t => t.TimeWait - t.Reusable).ShouldBeGreaterThan(0);
+    }
+
     [Fact]
     public void A_full_tuple_is_100_percent_and_a_range_with_nothing_left_is_too()
     {
