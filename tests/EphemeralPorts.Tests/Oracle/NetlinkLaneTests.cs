@@ -12,20 +12,23 @@ namespace EphemeralPorts.Tests.Oracle;
 
 /// <summary>
 /// The sock_diag reader splits its work by how many TCP sockets the host has: one lane below
-/// <see cref="SockDiagScanner.ParallelFromTcpSockets"/>, else TCP in two lanes by local port plus a
-/// UDP lane. Which one a real run takes depends on the host, so both are driven here on the same
-/// sockets, in a namespace of their own that nothing else touches between the two readings, over an
-/// odd-sized range (the port split has a boundary to get wrong).
+/// <see cref="SockDiagScanner.ParallelFromTcpSockets"/>, else TCP in two lanes by local port (the
+/// first also taking every socket with no remote port: listeners and bound-but-idle sockets of
+/// the whole range) plus a UDP lane. Which one a real run takes depends on the host, so both are
+/// driven here on the same sockets, in a namespace of their own that nothing else touches between
+/// the two readings, over an odd-sized range (the port split has a boundary to get wrong).
 /// </summary>
 public class NetlinkLaneTests
 {
     private const int Low = 40000;
-    private const int High = 42998; // 2,999 ports: the lanes split it 1,499 / 1,500
-    private const int Split = Low + 1499;
+    private const int High = 42998; // 2,999 ports
+    private static readonly int Split = SockDiagScanner.SplitPort(new PortRange(Low, High));
 
-    // Listeners on both sides of the split and at both ends of the range, where a lane's port
-    // filter would lose a socket if it were off by one (connect() itself favours even ports).
-    private static readonly int[] EdgePorts = [Low, Split - 1, Split, High];
+    // Listeners and bound-but-idle sockets on both sides of the split and at both ends of the
+    // range, where a lane's filter would lose a socket if it were off by one (connect() itself
+    // favours even ports, so connections alone might never sit there).
+    private static readonly int[] ListenerPorts = [Low, Split - 1, Split, High];
+    private static readonly int[] IdlePorts = [Low + 1, Split - 2, Split + 1, High - 1];
 
     [NamespaceFact]
     public void One_lane_and_parallel_lanes_build_the_same_model_of_the_same_sockets()
@@ -68,8 +71,10 @@ public class NetlinkLaneTests
             tcp.Tuples.Single(t => t.Tuple.ToString() == "::1 -> [::1]:5000").Used.ShouldBe(400);
             tcp.Tuples.Single(t => t.Tuple.ToString() == "127.0.0.1 -> 127.0.0.1:5001").Used.ShouldBe(200);
             tcp.TimeWait.ShouldBe(150);
-            tcp.ExclusivePortCount.ShouldBe(1 + EdgePorts.Length);
-            tcp.Capacity.ShouldBe(High - Low + 1 - 1 - EdgePorts.Length);
+            var exclusive = 1 + ListenerPorts.Length + IdlePorts.Length;
+            tcp.ExclusivePortCount.ShouldBe(exclusive);
+            tcp.Exclusive.Count(e => e.State == TcpState.Close).ShouldBe(IdlePorts.Length * 2, "an IPv4 and an IPv6 one on each port (the kernel reports them as CLOSE)");
+            tcp.Capacity.ShouldBe(High - Low + 1 - exclusive);
             usage.Udp!.Sockets.ShouldBe(300);
         }
         finally
@@ -105,7 +110,8 @@ public class NetlinkLaneTests
     }
 
     // 1,200 IPv4 connections (150 of them closed, the client first: TIME_WAIT), 400 IPv6, 200 v4-mapped
-    // (the IPv4 tuple of the dual-stack listener), listeners inside the range, 300 UDP sockets.
+    // (the IPv4 tuple of the dual-stack listener), listeners and bound-but-idle sockets inside the
+    // range, 300 UDP sockets.
     private static void MakeSockets(List<Socket> held)
     {
         var v4 = Listen(new IPEndPoint(IPAddress.Loopback, 5000), held);
@@ -115,9 +121,19 @@ public class NetlinkLaneTests
         dual.Bind(new IPEndPoint(IPAddress.IPv6Any, 5001));
         dual.Listen(1024);
         Listen(new IPEndPoint(IPAddress.Parse("127.0.0.2"), Low + 2), held);
-        foreach (var port in EdgePorts)
+        foreach (var port in ListenerPorts)
         {
             Listen(new IPEndPoint(IPAddress.Parse("127.0.0.3"), port), held);
+        }
+
+        foreach (var port in IdlePorts)
+        {
+            foreach (var address in new[] { IPAddress.Parse("127.0.0.4"), IPAddress.IPv6Loopback })
+            {
+                var idle = new Socket(address.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
+                held.Add(idle);
+                idle.Bind(new IPEndPoint(address, port));
+            }
         }
 
         Connect(v4, new IPEndPoint(IPAddress.Loopback, 5000), 1200, closeFirst: 150, held);
