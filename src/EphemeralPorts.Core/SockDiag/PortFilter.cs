@@ -45,6 +45,14 @@ public sealed class PortFilter
             throw new ArgumentException("a filter needs at least one clause, and each clause a bound", nameof(clauses));
         }
 
+        foreach (var bound in clauses.SelectMany(c => c))
+        {
+            if (bound.Low < 0 || bound.High > 65535 || bound.Low > bound.High)
+            {
+                throw new ArgumentOutOfRangeException(nameof(clauses), $"port bounds {bound.Low}-{bound.High} are not a range of ports");
+            }
+        }
+
         Clauses = clauses;
     }
 
@@ -56,7 +64,7 @@ public sealed class PortFilter
     /// <summary>Sockets that match every bound of any one clause.</summary>
     public static PortFilter AnyOf(params IReadOnlyList<PortBounds>[] clauses) => new(clauses);
 
-    /// <summary>What the kernel decides for a socket with these ports (the program's meaning, for tests and messages).</summary>
+    /// <summary>What the program means: whether the kernel keeps a socket with these ports (the tests hold the bytes to it).</summary>
     public bool Matches(int localPort, int remotePort) => Clauses.Any(c => c.All(b => b.Matches(localPort, remotePort)));
 
     /// <summary>Length of the program in bytes.</summary>
@@ -79,9 +87,9 @@ public sealed class PortFilter
             var last = c == Clauses.Count - 1;
             var clauseEnd = at + (ops.Count * ComparisonLength);
             var next = last ? reject : clauseEnd + JumpLength; // where a failed bound sends the run
-            foreach (var (code_, port) in ops)
+            foreach (var (op, port) in ops)
             {
-                WriteOp(code[at..], code_, ComparisonLength, (ushort)(next - at));
+                WriteOp(code[at..], op, ComparisonLength, (ushort)(next - at));
                 WriteOp(code[(at + 4)..], 0, 0, (ushort)port);
                 at += ComparisonLength;
             }

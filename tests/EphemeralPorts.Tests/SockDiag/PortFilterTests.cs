@@ -76,6 +76,15 @@ public class PortFilterTests
         first.Matches(split + 5, 0).ShouldBeTrue("listeners and bound-but-idle sockets of the upper part go to the first lane");
     }
 
+    [Fact]
+    public void Bounds_that_are_no_range_of_ports_are_refused()
+    {
+        Should.Throw<ArgumentOutOfRangeException>(() => PortFilter.AnyOf([new PortBounds(false, 5, 4)]));
+        Should.Throw<ArgumentOutOfRangeException>(() => PortFilter.AnyOf([new PortBounds(true, 0, 65536)]));
+        Should.Throw<ArgumentException>(() => PortFilter.AnyOf());
+        Should.Throw<ArgumentException>(() => PortFilter.AnyOf([]));
+    }
+
     // inet_diag_bc_run(): each op passes or fails; a pass moves on by "yes", a failure by "no";
     // kept when the run ends exactly at the end.
     private static bool Run(byte[] code, int sport, int dport)
