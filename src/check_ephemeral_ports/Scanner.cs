@@ -96,7 +96,7 @@ public static class Scanner
             var hint = settings.CheckTcp ? scanner.TcpSocketCountHint() : null;
             if (settings.CheckTcp)
             {
-                var seen = hint is null ? "sockstat unreadable" : $"{hint} TCP socket{(hint == 1 ? "" : "s")} on the host (sockstat alloc + tw)";
+                var seen = hint is null ? "sockstat unreadable" : $"{hint} TCP socket{(hint == 1 ? "" : "s")} in the namespace (sockstat)";
                 diagnostics.Add(hint < SockDiagScanner.ParallelFromTcpSockets
                     ? $"netlink: {seen}, one lane"
                     : $"netlink: {seen}, TCP dumped in two lanes by port, UDP in a third");

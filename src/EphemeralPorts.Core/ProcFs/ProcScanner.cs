@@ -34,15 +34,16 @@ public sealed class ProcScanner(ProcRoot root, Action<string>? progress = null, 
     }
 
     /// <summary>
-    /// How many TCP sockets a sock_diag dump would walk past (<see cref="SockstatParser"/>), from
-    /// the namespace's sockstat; null when that cannot be read or understood: it is a hint for how
-    /// to split the dump, never part of the answer.
+    /// How many TCP sockets the namespace has (<see cref="SockstatParser"/>); null when that cannot
+    /// be read or understood: it is a hint for how to split a sock_diag dump, never part of the answer.
     /// </summary>
     public long? TcpSocketCountHint()
     {
         try
         {
-            return root.ReadSmallFile($"{tablesDirectory}/sockstat", optional: true) is { } text ? SockstatParser.TcpSockets(text) : null;
+            return root.ReadSmallFile($"{tablesDirectory}/sockstat", optional: true) is { } sockstat
+                ? SockstatParser.TcpSockets(sockstat, root.ReadSmallFile($"{tablesDirectory}/sockstat6", optional: true))
+                : null;
         }
         catch (CheckException)
         {

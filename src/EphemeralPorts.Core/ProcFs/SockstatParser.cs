@@ -3,44 +3,52 @@ using System.Globalization;
 namespace EphemeralPorts.ProcFs;
 
 /// <summary>
-/// <c>/proc/net/sockstat</c>, only as a hint of how many TCP sockets a sock_diag dump walks past.
-/// Its <c>TCP:</c> line reads <c>inuse N orphan N tw N alloc N mem N</c>: <c>alloc</c> counts the
-/// host's TCP sockets of both families and every namespace (they share one connection hash, which
-/// is what a dump walks), <c>tw</c> the TIME_WAIT sockets of the namespace.
+/// <c>/proc/net/sockstat</c> and <c>sockstat6</c>, only as a hint of how many TCP sockets a
+/// sock_diag dump of the namespace reports at most. Their <c>TCP:</c> and <c>TCP6:</c> lines count
+/// the namespace's hashed sockets (<c>inuse</c>, listeners and connections) and its TIME_WAIT
+/// sockets (<c>tw</c>, both families); <c>alloc</c> is the whole host's and is left aside.
 /// </summary>
 public static class SockstatParser
 {
-    /// <summary>alloc + tw of the <c>TCP:</c> line; null when there is no such line or it is not numbers.</summary>
-    public static long? TcpSockets(string text)
+    /// <summary>
+    /// TCP inuse + tw of <paramref name="sockstat"/> and TCP6 inuse of <paramref name="sockstat6"/>
+    /// (absent when IPv6 is disabled); null when a line is missing or is not numbers.
+    /// </summary>
+    public static long? TcpSockets(string sockstat, string? sockstat6)
+    {
+        if (Field(sockstat, "TCP:", "inuse") is not { } inuse || Field(sockstat, "TCP:", "tw") is not { } timeWait)
+        {
+            return null;
+        }
+
+        if (sockstat6 is null)
+        {
+            return inuse + timeWait;
+        }
+
+        return Field(sockstat6, "TCP6:", "inuse") is { } inuse6 ? inuse + timeWait + inuse6 : null;
+    }
+
+    // The value after `name` on the line that starts with `prefix` ("TCP: inuse 1 orphan 0 tw 35 ...").
+    private static long? Field(string text, string prefix, string name)
     {
         foreach (var line in text.Split('\n'))
         {
-            if (!line.StartsWith("TCP: ", StringComparison.Ordinal))
+            if (!line.StartsWith(prefix + " ", StringComparison.Ordinal))
             {
                 continue;
             }
 
-            var fields = line["TCP: ".Length..].Split(' ', StringSplitOptions.RemoveEmptyEntries);
-            long? alloc = null, timeWait = null;
+            var fields = line[(prefix.Length + 1)..].Split(' ', StringSplitOptions.RemoveEmptyEntries);
             for (var i = 0; i + 1 < fields.Length; i += 2)
             {
-                if (!long.TryParse(fields[i + 1], NumberStyles.None, CultureInfo.InvariantCulture, out var value))
+                if (fields[i] == name)
                 {
-                    return null;
-                }
-
-                switch (fields[i])
-                {
-                    case "alloc":
-                        alloc = value;
-                        break;
-                    case "tw":
-                        timeWait = value;
-                        break;
+                    return long.TryParse(fields[i + 1], NumberStyles.None, CultureInfo.InvariantCulture, out var value) ? value : null;
                 }
             }
 
-            return alloc is { } a && timeWait is { } tw ? a + tw : null;
+            return null;
         }
 
         return null;

@@ -20,9 +20,10 @@ public static class SockDiagScanner
     private const int ReceiveBufferBytes = 256 * 1024;
 
     /// <summary>
-    /// Below this many TCP sockets on the host, one lane does everything on the calling thread: a
-    /// second TCP lane walks the whole connection hash once more (262,144 buckets on a 24 GiB host,
-    /// ~0.7 ms of CPU even when they are empty) to share a reporting that costs ~1 µs a socket.
+    /// Below this many TCP sockets in the namespace, one lane does everything on the calling thread:
+    /// a second TCP lane walks the whole connection hash once more (every namespace's sockets, and
+    /// 262,144 buckets on a 24 GiB host: ~0.7 ms of CPU even when they are empty) to share a
+    /// reporting that costs ~1 µs a socket of the namespace.
     /// </summary>
     public const long ParallelFromTcpSockets = 4000;
 
@@ -39,7 +40,7 @@ public static class SockDiagScanner
     /// <summary>
     /// Runs the dumps in lanes, one thread each: TCP (both families in one walk) split in two by
     /// local port, and the UDP dumps; or all in one lane when <paramref name="tcpSocketsHint"/> says
-    /// the host has few TCP sockets. Each lane has its own socket; the sink is fed one received
+    /// the namespace has few TCP sockets. Each lane has its own socket; the sink is fed one received
     /// buffer at a time under a lock, so the calculator sees one socket at a time and memory stays flat.
     /// </summary>
     public static void Scan(PortRange range, bool tcp, bool udp, ISocketSink sink, Action<string>? progress = null, long? tcpSocketsHint = null)

@@ -22,6 +22,9 @@ public class NetlinkLaneTests
 {
     private const int Low = 40000;
     private const int High = 42998; // 2,999 ports
+
+    // With the others, more TCP sockets than SockDiagScanner.ParallelFromTcpSockets.
+    private const int V4Connections = 2000;
     private static readonly int Split = SockDiagScanner.SplitPort(new PortRange(Low, High));
 
     // Listeners and bound-but-idle sockets on both sides of the split and at both ends of the
@@ -42,13 +45,13 @@ public class NetlinkLaneTests
 
             // No TIME_WAIT turns reusable between the two readings (tcp_tw_reuse=2 would after 1 s).
             Run("ip", "netns", "exec", name, "sysctl", "-qw", "net.ipv4.tcp_tw_reuse=0");
-            (string One, string Parallel, PortUsage Usage)? result = null;
+            (string One, string Parallel, PortUsage Usage, PluginRun Native)? result = null;
             Exception? failure = null;
             var thread = new Thread(() =>
             {
                 try
                 {
-                    result = ReadBothWays($"/run/netns/{name}");
+                    result = ReadBothWays(name);
                 }
                 catch (Exception e)
                 {
@@ -62,12 +65,19 @@ public class NetlinkLaneTests
                 throw new Xunit.Sdk.XunitException($"in namespace {name}: {failure}");
             }
 
-            var (one, parallel, usage) = result!.Value;
+            var (one, parallel, usage, native) = result!.Value;
             parallel.ShouldBe(one);
+
+            // The native binary in that namespace counts enough TCP sockets to split the dump,
+            // and says the same as the two readings.
+            native.ExitCode.ShouldBe(0, native.Stdout);
+            native.Stdout.ShouldContain("TCP sockets in the namespace (sockstat), TCP dumped in two lanes by port, UDP in a third");
+            native.Perf["tcp_busiest_used"].ShouldBe(V4Connections);
+            native.Perf["capacity"].ShouldBe(usage.Tcp!.Capacity);
 
             // And the model is of the sockets made, not of nothing on both sides.
             var tcp = usage.Tcp!;
-            tcp.Tuples.Single(t => t.Tuple.ToString() == "127.0.0.1 -> 127.0.0.1:5000").Used.ShouldBe(1200);
+            tcp.Tuples.Single(t => t.Tuple.ToString() == "127.0.0.1 -> 127.0.0.1:5000").Used.ShouldBe(V4Connections);
             tcp.Tuples.Single(t => t.Tuple.ToString() == "::1 -> [::1]:5000").Used.ShouldBe(400);
             tcp.Tuples.Single(t => t.Tuple.ToString() == "127.0.0.1 -> 127.0.0.1:5001").Used.ShouldBe(200);
             tcp.TimeWait.ShouldBe(150);
@@ -83,9 +93,25 @@ public class NetlinkLaneTests
         }
     }
 
-    // On a thread of its own, inside the namespace: make the sockets, then read them both ways.
-    private static (string One, string Parallel, PortUsage Usage) ReadBothWays(string namespacePath)
+    [NamespaceFact]
+    public void A_namespace_with_few_tcp_sockets_is_read_in_one_lane()
     {
+        var start = new ProcessStartInfo("unshare") { RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (var arg in new[] { "-n", "sh", "-c", $"ip link set lo up && exec {Repo.NativeBinary} -vvv" })
+        {
+            start.ArgumentList.Add(arg);
+        }
+
+        var run = Support.Plugin.Run(start, TimeSpan.FromSeconds(30));
+        run.ExitCode.ShouldBe(0, run.Stdout + run.Stderr);
+        run.Stdout.ShouldContain("netlink: 0 TCP sockets in the namespace (sockstat), one lane");
+    }
+
+    // On a thread of its own, inside the namespace: make the sockets, then read them both ways,
+    // and once more with the native binary.
+    private static (string One, string Parallel, PortUsage Usage, PluginRun Native) ReadBothWays(string name)
+    {
+        var namespacePath = $"/run/netns/{name}";
         using var inside = NamespaceSwitch.Enter(namespacePath, out var errno) ?? throw new InvalidOperationException($"setns {namespacePath}: errno {errno}");
         var held = new List<Socket>();
         try
@@ -101,7 +127,8 @@ public class NetlinkLaneTests
             var parallel = new PortUsageCalculator(kernel);
             SockDiagScanner.Scan(kernel.Range, tcp: true, udp: true, parallel, tcpSocketsHint: long.MaxValue);
             var usage = one.Finish();
-            return (Describe(usage), Describe(parallel.Finish()), usage);
+            var native = Support.Plugin.Native(["-vvv", "-w", "95", "-c", "99"]);
+            return (Describe(usage), Describe(parallel.Finish()), usage, native);
         }
         finally
         {
@@ -109,7 +136,7 @@ public class NetlinkLaneTests
         }
     }
 
-    // 1,200 IPv4 connections (150 of them closed, the client first: TIME_WAIT), 400 IPv6, 200 v4-mapped
+    // 2,000 IPv4 connections (150 of them closed, the client first: TIME_WAIT), 400 IPv6, 200 v4-mapped
     // (the IPv4 tuple of the dual-stack listener), listeners and bound-but-idle sockets inside the
     // range, 300 UDP sockets.
     private static void MakeSockets(List<Socket> held)
@@ -136,7 +163,7 @@ public class NetlinkLaneTests
             }
         }
 
-        Connect(v4, new IPEndPoint(IPAddress.Loopback, 5000), 1200, closeFirst: 150, held);
+        Connect(v4, new IPEndPoint(IPAddress.Loopback, 5000), V4Connections, closeFirst: 150, held);
         Connect(v6, new IPEndPoint(IPAddress.IPv6Loopback, 5000), 400, closeFirst: 0, held);
         Connect(dual, new IPEndPoint(IPAddress.Parse("::ffff:127.0.0.1"), 5001), 200, closeFirst: 0, held);
         for (var i = 0; i < 300; i++)
