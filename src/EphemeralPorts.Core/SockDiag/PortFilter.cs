@@ -68,7 +68,7 @@ public sealed class PortFilter
     public bool Matches(int localPort, int remotePort) => Clauses.Any(c => c.All(b => b.Matches(localPort, remotePort)));
 
     /// <summary>Length of the program in bytes.</summary>
-    public int Length => Clauses.Sum(c => Ops(c).Count() * ComparisonLength) + ((Clauses.Count - 1) * JumpLength);
+    public int Length => (Clauses.Sum(c => c.Count) * 2 * ComparisonLength) + ((Clauses.Count - 1) * JumpLength);
 
     /// <summary>Writes the program (without the netlink attribute header) into <paramref name="code"/>.</summary>
     public void Write(Span<byte> code)
@@ -103,6 +103,7 @@ public sealed class PortFilter
         }
     }
 
+    // Two comparisons a bound, its low then its high end.
     private static IEnumerable<(byte Code, int Port)> Ops(IReadOnlyList<PortBounds> clause)
     {
         foreach (var bound in clause)

@@ -40,62 +40,31 @@ public static class SockDiagScanner
     /// <summary>
     /// Runs the dumps in lanes, one thread each: TCP (both families in one walk) split in two by
     /// local port, and the UDP dumps; or all in one lane when <paramref name="tcpSocketsHint"/> says
-    /// the namespace has few TCP sockets. Each lane has its own socket; the sink is fed one received
+    /// the namespace has few TCP sockets (or only UDP is asked). Each lane has its own socket; the sink is fed one received
     /// buffer at a time under a lock, so the calculator sees one socket at a time and memory stays flat.
     /// </summary>
     public static void Scan(PortRange range, bool tcp, bool udp, ISocketSink sink, Action<string>? progress = null, long? tcpSocketsHint = null)
     {
-        if (tcpSocketsHint < ParallelFromTcpSockets)
+        // UDP tables are small: their two dumps share a lane.
+        List<DumpSpec> udpDumps = udp ? [DumpSpec.Udp(SockDiagProtocol.AfInet, range), DumpSpec.Udp(SockDiagProtocol.AfInet6, range)] : [];
+        if (!tcp || tcpSocketsHint < ParallelFromTcpSockets || range.Size < 2)
         {
-            List<DumpSpec> all = [];
-            if (tcp)
-            {
-                all.Add(DumpSpec.TcpBothFamilies(SockDiagProtocol.AllStates, PortFilter.LocalPortIn(range)));
-            }
-
-            if (udp)
-            {
-                all.Add(DumpSpec.Udp(SockDiagProtocol.AfInet, range));
-                all.Add(DumpSpec.Udp(SockDiagProtocol.AfInet6, range));
-            }
-
-            RunLanes([all], sink, progress);
+            RunLanes([tcp ? [DumpSpec.TcpBothFamilies(SockDiagProtocol.AllStates, PortFilter.LocalPortIn(range)), .. udpDumps] : udpDumps], sink, progress);
             return;
         }
 
         // TCP is where most sockets are: one dump of both families per walk of the connection hash
         // (TCPDIAG_GETSOCK), split by local port into two lanes so that two cores share the
         // reporting. Only the first lane asks for listeners and bound-but-idle sockets (the only
-        // ones with no remote port): each lane asking would walk the bind hash twice. UDP tables
-        // are small: their two dumps share the third lane.
-        List<List<DumpSpec>> lanes = [[], [], []];
-        if (tcp)
-        {
-            if (range.Size >= 2)
-            {
-                var split = SplitPort(range);
-                var low = new PortRange(range.Low, split - 1);
-                var high = new PortRange(split, range.High);
-                lanes[0].Add(DumpSpec.TcpBothFamilies(
-                    SockDiagProtocol.AllStates,
-                    PortFilter.AnyOf([PortBounds.Local(low)], [PortBounds.Local(range), PortBounds.RemoteIs(0)])));
-                lanes[1].Add(DumpSpec.TcpBothFamilies(
-                    SockDiagProtocol.ConnectionStates,
-                    PortFilter.AnyOf([PortBounds.Local(high), PortBounds.RemoteFrom(1)])));
-            }
-            else
-            {
-                lanes[0].Add(DumpSpec.TcpBothFamilies(SockDiagProtocol.AllStates, PortFilter.LocalPortIn(range)));
-            }
-        }
-
-        if (udp)
-        {
-            lanes[2].Add(DumpSpec.Udp(SockDiagProtocol.AfInet, range));
-            lanes[2].Add(DumpSpec.Udp(SockDiagProtocol.AfInet6, range));
-        }
-
-        RunLanes(lanes, sink, progress);
+        // ones with no remote port): each lane asking would walk the bind hash twice.
+        var split = SplitPort(range);
+        var first = DumpSpec.TcpBothFamilies(
+            SockDiagProtocol.AllStates,
+            PortFilter.AnyOf([PortBounds.Local(new PortRange(range.Low, split - 1))], [PortBounds.Local(range), PortBounds.RemoteIs(0)]));
+        var second = DumpSpec.TcpBothFamilies(
+            SockDiagProtocol.ConnectionStates,
+            PortFilter.AnyOf([PortBounds.Local(new PortRange(split, range.High)), PortBounds.RemoteFrom(1)]));
+        RunLanes([[first], [second], udpDumps], sink, progress);
     }
 
     private static void RunLanes(List<List<DumpSpec>> lanes, ISocketSink sink, Action<string>? progress)

@@ -40,7 +40,7 @@ public sealed class NamespaceLab : IDisposable
 
     private Holder Start(string name, int low, int high, string count)
     {
-        Run("ip", "netns", "add", name);
+        Command.MustSucceed("ip", "netns", "add", name);
         _namespaces.Add(name);
         var start = new ProcessStartInfo("ip") { RedirectStandardInput = true, RedirectStandardOutput = true, RedirectStandardError = true };
         foreach (var arg in new[] { "netns", "exec", name, "/usr/bin/python3", Path.Combine(Repo.Root, "tests", "oracle", "holder.py"), $"{low}", $"{high}", count })
@@ -83,19 +83,6 @@ public sealed class NamespaceLab : IDisposable
         return process;
     }
 
-    private static void Run(params string[] args)
-    {
-        var start = new ProcessStartInfo(args[0]) { RedirectStandardError = true };
-        foreach (var arg in args.Skip(1))
-        {
-            start.ArgumentList.Add(arg);
-        }
-
-        using var p = Process.Start(start)!;
-        p.WaitForExit();
-        p.ExitCode.ShouldBe(0, $"{string.Join(' ', args)}: {p.StandardError.ReadToEnd()}");
-    }
-
     public void Dispose()
     {
         foreach (var holder in _holders)
@@ -111,7 +98,7 @@ public sealed class NamespaceLab : IDisposable
 
         foreach (var name in _namespaces)
         {
-            Run("ip", "netns", "del", name);
+            Command.MustSucceed("ip", "netns", "del", name);
         }
     }
 }

@@ -37,14 +37,14 @@ public class NetlinkLaneTests
     public void One_lane_and_parallel_lanes_build_the_same_model_of_the_same_sockets()
     {
         var name = $"cep-lanes-{Environment.ProcessId}";
-        Run("ip", "netns", "add", name);
+        Command.MustSucceed("ip", "netns", "add", name);
         try
         {
-            Run("ip", "netns", "exec", name, "ip", "link", "set", "lo", "up");
-            Run("ip", "netns", "exec", name, "sysctl", "-qw", $"net.ipv4.ip_local_port_range={Low} {High}");
+            Command.MustSucceed("ip", "netns", "exec", name, "ip", "link", "set", "lo", "up");
+            Command.MustSucceed("ip", "netns", "exec", name, "sysctl", "-qw", $"net.ipv4.ip_local_port_range={Low} {High}");
 
             // No TIME_WAIT turns reusable between the two readings (tcp_tw_reuse=2 would after 1 s).
-            Run("ip", "netns", "exec", name, "sysctl", "-qw", "net.ipv4.tcp_tw_reuse=0");
+            Command.MustSucceed("ip", "netns", "exec", name, "sysctl", "-qw", "net.ipv4.tcp_tw_reuse=0");
             (string One, string Parallel, PortUsage Usage, PluginRun Native)? result = null;
             Exception? failure = null;
             var thread = new Thread(() =>
@@ -89,7 +89,7 @@ public class NetlinkLaneTests
         }
         finally
         {
-            Run("ip", "netns", "del", name);
+            Command.MustSucceed("ip", "netns", "del", name);
         }
     }
 
@@ -231,19 +231,5 @@ public class NetlinkLaneTests
 
         text.AppendLine($"udp used {usage.Udp!.Used} of {usage.Udp.Capacity}, {usage.Udp.Sockets} sockets");
         return text.ToString();
-    }
-
-    private static void Run(params string[] args)
-    {
-        var start = new ProcessStartInfo(args[0]) { RedirectStandardError = true };
-        foreach (var arg in args.Skip(1))
-        {
-            start.ArgumentList.Add(arg);
-        }
-
-        using var p = Process.Start(start)!;
-        var error = p.StandardError.ReadToEnd();
-        p.WaitForExit();
-        p.ExitCode.ShouldBe(0, $"{string.Join(' ', args)}: {error}");
     }
 }
