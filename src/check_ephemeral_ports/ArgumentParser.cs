@@ -58,22 +58,10 @@ public static class ArgumentParser
 
     public static string Version => ProductInfo.Version;
 
-    /// <summary>
-    /// The options that take a value (the word after them is theirs), as [short name or null, long
-    /// name]. Written out: reading them off <see cref="Options"/> by reflection at every start cost
-    /// ~1 ms under Native AOT. ArgumentParserTests holds this list to what Options declares, so a new
-    /// option cannot be forgotten here.
-    /// </summary>
-    internal static readonly (char? Short, string Long)[] ValueOptions =
-    [
-        ('w', "warning"), ('c', "critical"), ('t', "timeout"), (null, "top"), (null, "protocol"), (null, "proc-root"),
-        (null, "source"), (null, "netns"), (null, "pid"), (null, "format"), (null, "output"),
-    ];
-
     private static readonly HashSet<string> TakesValue =
-        [.. ValueOptions.Select(o => "--" + o.Long), .. ValueOptions.Where(o => o.Short is not null).Select(o => $"-{o.Short}")];
+        [.. OptionTable.All.Where(o => o.TakesValue).SelectMany(o => o.Short is { } c ? new[] { "--" + o.Long, $"-{c}" } : ["--" + o.Long])];
 
-    private static readonly string ShortWithValue = new([.. ValueOptions.Where(o => o.Short is not null).Select(o => o.Short!.Value)]);
+    private static readonly string ShortWithValue = new([.. OptionTable.All.Where(o => o.TakesValue && o.Short is not null).Select(o => o.Short!.Value)]);
 
     // CommandLineParser drops positional words silently and lets a value option without its value
     // fall back to the default: both would hide a broken command definition, so refuse them here.

@@ -3,7 +3,7 @@ namespace EphemeralPorts.Cli;
 /// <summary>The prose of --help around the generated option list.</summary>
 internal static class HelpTexts
 {
-    public static readonly string[] Before =
+    public static string[] Before =>
     [
         "",
         "Warns before connect() fails with EADDRNOTAVAIL (\"Cannot assign requested address\").",
@@ -13,10 +13,7 @@ internal static class HelpTexts
         "and socket tables, finds the busiest tuple and alerts on its share of that capacity, and on",
         "the share of the range held by UDP sockets (one port per socket, for every destination).",
         "",
-        "Usage: check_ephemeral_ports [-w RANGE] [-c RANGE] [-t SECONDS[:STATE]] [--top N]",
-        "         [--protocol tcp|udp|all] [--source auto|netlink|proc] [--proc-root DIR]",
-        "         [--all-namespaces | --netns NAME|PATH | --pid PID] [--processes]",
-        "         [--format nagios|json|prometheus] [--output FILE] [-v...]",
+        OptionTable.Usage(ArgumentParser.ProgramName, 92),
         "",
     ];
 

@@ -3,72 +3,93 @@ using CommandLine;
 namespace EphemeralPorts.Cli;
 
 /// <summary>
-/// The command line as CommandLineParser sees it: a mutable DTO, kept whole for Native AOT by the
-/// DynamicDependency in <see cref="ArgumentParser"/>. Values stay strings where the plugin has its own
-/// syntax (ranges, SECONDS:STATE) so that <see cref="SettingsBinder"/> can say exactly what is wrong.
-/// Every option here must be mapped in icinga/ (a test keeps them in step).
+/// The one table of options: CommandLineParser reads its attributes, and so does
+/// <see cref="OptionTable"/>, from which the value-taking list, the early-reading rule, the usage
+/// line and the Icinga CheckCommand test are derived. Adding an option here (with its
+/// <see cref="PluginOptionAttribute"/>) and binding it in <see cref="SettingsBinder"/> is all
+/// it takes; OptionTableTests fail for an option that is only half added. Values stay strings
+/// where the plugin has its own syntax (ranges, SECONDS:STATE) so that the binder can say
+/// exactly what is wrong. The parser sets every property, defaults from the attributes
+/// (<see cref="OptionTable.Defaults"/> does the same without parsing), so no initializer repeats them.
+/// Kept whole for Native AOT by the DynamicDependency in <see cref="OptionTable"/>.
 /// </summary>
 public sealed class Options
 {
+    [PluginOption(Sample = "60")]
     [Option('w', "warning", Default = "70", MetaValue = "RANGE",
         HelpText = "Warning threshold on the busiest TCP tuple's and on UDP's percentage of usable ports (Monitoring Plugins range syntax; '70' alerts above 70%).")]
-    public string Warning { get; set; } = "70";
+    public string Warning { get; set; } = string.Empty;
 
+    [PluginOption(Sample = "95")]
     [Option('c', "critical", Default = "85", MetaValue = "RANGE",
         HelpText = "Critical threshold, same syntax; evaluated before the warning threshold.")]
-    public string Critical { get; set; } = "85";
+    public string Critical { get; set; } = string.Empty;
 
+    [PluginOption(Sample = "20:critical")]
     [Option('t', "timeout", Default = "10", MetaValue = "SECONDS[:STATE]",
         HelpText = "Give up after SECONDS (1-3600) and report STATE (ok, warning, critical or unknown; default unknown).")]
-    public string Timeout { get; set; } = "10";
+    public string Timeout { get; set; } = string.Empty;
 
+    [PluginOption(Sample = "7")]
     [Option("top", Default = 5, MetaValue = "N",
         HelpText = "List the N busiest destinations in the detail lines (0-100).")]
-    public int Top { get; set; } = 5;
+    public int Top { get; set; }
 
+    [PluginOption(ChangesReading = true, Sample = "tcp")]
     [Option("protocol", Default = "all", MetaValue = "tcp|udp|all",
         HelpText = "Check TCP only, UDP only, or both.")]
-    public string Protocol { get; set; } = "all";
+    public string Protocol { get; set; } = string.Empty;
 
+    [PluginOption(ChangesReading = true, Sample = "/")]
     [Option("proc-root", Default = "/proc", MetaValue = "DIR",
         HelpText = "Read DIR/sys/net/ipv4/* and DIR/net/{tcp,tcp6,udp,udp6} instead of /proc (a host /proc mounted in a container, or a test fixture).")]
-    public string ProcRoot { get; set; } = "/proc";
+    public string ProcRoot { get; set; } = string.Empty;
 
+    [PluginOption(ChangesReading = true, Sample = "proc")]
     [Option("source", Default = "auto", MetaValue = "auto|netlink|proc",
         HelpText = "Where sockets are read: netlink sock_diag (fast, filtered in the kernel, sees bound-but-idle sockets) or /proc/net/*. auto: netlink for /proc, falling back to /proc/net where netlink is refused; proc with --proc-root.")]
-    public string Source { get; set; } = "auto";
+    public string Source { get; set; } = string.Empty;
 
+    [PluginOption(ChangesReading = true, Group = "namespaces")]
     [Option("all-namespaces",
         HelpText = "Check every network namespace on the host (containers, pods, ip netns); the worst one drives the state. Needs root to enter other namespaces; what is skipped is said.")]
     public bool AllNamespaces { get; set; }
 
+    [PluginOption(ChangesReading = true, Sample = "/proc/self/ns/net", Group = "namespaces")]
     [Option("netns", MetaValue = "NAME|PATH",
         HelpText = "Check one network namespace: a name under /run/netns (ip netns add) or an nsfs path such as /proc/PID/ns/net. Needs root.")]
     public string? Netns { get; set; }
 
+    [PluginOption(ChangesReading = true, Sample = "1", Group = "namespaces")]
     [Option("pid", MetaValue = "PID",
         HelpText = "Check the network namespace of process PID (e.g. a container's). Needs root unless it is your own.")]
     public string? Pid { get; set; }
 
+    [PluginOption(ChangesReading = true)]
     [Option("processes",
         HelpText = "Name the processes holding the busiest tuples' sockets (walks /proc/*/fd: costs time on big hosts; as non-root only your own processes).")]
     public bool Processes { get; set; }
 
+    [PluginOption(Sample = "json")]
     [Option("format", Default = "nagios", MetaValue = "nagios|json|prometheus",
         HelpText = "Output format: Nagios plugin text, one JSON document (for Zabbix; exits 0 once written, the state is inside), or the Prometheus text format.")]
-    public string Format { get; set; } = "nagios";
+    public string Format { get; set; } = string.Empty;
 
+    [PluginOption(Sample = "out.prom")]
     [Option("output", MetaValue = "FILE",
         HelpText = "Write the output to FILE atomically (a temporary file in the same directory, then rename) instead of stdout, e.g. a *.prom file in node_exporter's textfile directory.")]
     public string? Output { get; set; }
 
+    [PluginOption]
     [Option('v', "verbose", FlagCounter = true,
         HelpText = "More detail: -v sysctls and how sockets were read, -vv what that way of reading cannot see, -vvv files read and timings.")]
     public int Verbose { get; set; }
 
+    [PluginOption(Usage = false)]
     [Option('h', "help", HelpText = "Print this help and exit 3.")]
     public bool Help { get; set; }
 
+    [PluginOption(Usage = false)]
     [Option('V', "version", HelpText = "Print the version and exit 3.")]
     public bool Version { get; set; }
 }

@@ -1,45 +1,13 @@
 using System.Globalization;
+using EphemeralPorts.Acquisition;
+using EphemeralPorts.Check;
 using EphemeralPorts.Plugin;
 using EphemeralPorts.Rendering;
 
 namespace EphemeralPorts.Cli;
 
-/// <summary>Which network namespaces to check: all of them, one by name or path, or one by pid.</summary>
-public sealed record NamespaceChoice(bool All, string? Netns, int? Pid);
-
-public enum SocketSource
-{
-    Auto,
-    Netlink,
-    Proc,
-}
-
-public enum ProtocolChoice
-{
-    All,
-    Tcp,
-    Udp,
-}
-
-/// <summary>The validated, immutable settings of one run.</summary>
-public sealed record Settings(
-    Thresholds Thresholds,
-    TimeSpan Timeout,
-    ServiceState TimeoutState,
-    int Top,
-    ProtocolChoice Protocol,
-    string ProcRoot,
-    int Verbosity,
-    OutputFormat Format = OutputFormat.Nagios,
-    string? Output = null,
-    SocketSource Source = SocketSource.Auto,
-    NamespaceChoice? Namespaces = null,
-    bool Processes = false)
-{
-    public bool CheckTcp => Protocol != ProtocolChoice.Udp;
-
-    public bool CheckUdp => Protocol != ProtocolChoice.Tcp;
-}
+/// <summary>The validated, immutable settings of one run: the check's, and how its outcome is rendered and delivered.</summary>
+public sealed record Settings(CheckSettings Check, OutputFormat Format, string? Output, int Verbosity);
 
 /// <summary>Binds the parsed <see cref="Options"/> to <see cref="Settings"/>; every refusal is a <see cref="CheckException"/>.</summary>
 public static class SettingsBinder
@@ -80,26 +48,27 @@ public static class SettingsBinder
 
         var source = options.Source.Trim().ToLowerInvariant() switch
         {
-            "auto" => SocketSource.Auto,
-            "netlink" => SocketSource.Netlink,
-            "proc" => SocketSource.Proc,
+            "auto" => SourceChoice.Auto,
+            "netlink" => SourceChoice.Netlink,
+            "proc" => SourceChoice.Proc,
             _ => throw new CheckException($"--source '{options.Source}': expected auto, netlink or proc"),
         };
 
         // netlink answers for the namespace this process runs in; another /proc tree is another host
         // or namespace, so the two cannot be mixed.
-        if (source == SocketSource.Netlink && !IsOwnProc(options.ProcRoot))
+        if (source == SourceChoice.Netlink && !NamespaceView.IsLiveProc(options.ProcRoot))
         {
             throw new CheckException($"--source netlink reads this process's own network namespace: it cannot go with --proc-root {options.ProcRoot}");
         }
 
         var namespaces = Namespaces(options);
-        if (namespaces is not null && !IsOwnProc(options.ProcRoot))
+        if (namespaces is not null && !NamespaceView.IsLiveProc(options.ProcRoot))
         {
             throw new CheckException($"--all-namespaces, --netns and --pid enter namespaces of this host: they cannot go with --proc-root {options.ProcRoot}");
         }
 
-        return new Settings(new Thresholds(warning, critical), timeout, timeoutState, options.Top, protocol, options.ProcRoot, options.Verbose, format, options.Output, source, namespaces, options.Processes);
+        var reading = new ReadingSettings(protocol, options.ProcRoot, source, namespaces, options.Processes);
+        return new Settings(new CheckSettings(reading, new Thresholds(warning, critical), options.Top, timeout, timeoutState), format, options.Output, options.Verbose);
     }
 
     private static NamespaceChoice? Namespaces(Options options)
@@ -128,8 +97,6 @@ public static class SettingsBinder
 
         return chosen == 0 ? null : new NamespaceChoice(options.AllNamespaces, options.Netns, pid);
     }
-
-    public static bool IsOwnProc(string procRoot) => Path.TrimEndingDirectorySeparator(procRoot) == "/proc";
 
     private static NagiosRange Range(string option, string text) =>
         NagiosRange.TryParse(text, out var range, out var error)

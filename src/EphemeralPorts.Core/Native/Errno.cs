@@ -1,6 +1,7 @@
 namespace EphemeralPorts.Native;
 
-/// <summary>The errno values the plugin acts on (asm-generic/errno-base.h, errno.h), with words for operators.</summary>
+/// <summary>The errno values the plugin acts on (asm-generic/errno-base.h, errno.h), with the kernel's own words: what
+/// was refused, never a guess at why (qemu-user refuses NETLINK_SOCK_DIAG on a kernel that has it).</summary>
 public static class Errno
 {
     public const int Eperm = 1;
@@ -14,11 +15,11 @@ public static class Errno
     public static string Describe(int errno) => errno switch
     {
         Eperm => "EPERM (operation not permitted)",
-        Enoent => "ENOENT (no such file or not supported)",
+        Enoent => "ENOENT (no such file or directory)",
         Eacces => "EACCES (permission denied)",
         Einval => "EINVAL (invalid request)",
-        EprotoNoSupport => "EPROTONOSUPPORT (no sock_diag in this kernel)",
-        EafNoSupport => "EAFNOSUPPORT (no netlink here)",
+        EprotoNoSupport => "EPROTONOSUPPORT (protocol not supported)",
+        EafNoSupport => "EAFNOSUPPORT (address family not supported)",
         _ => $"errno {errno}",
     };
 }

@@ -1,8 +1,9 @@
 using System.Text.Encodings.Web;
 using System.Text.Json;
 using System.Text.Json.Serialization;
+using EphemeralPorts.Check;
+using EphemeralPorts.Model;
 using EphemeralPorts.Plugin;
-using EphemeralPorts.Ports;
 
 namespace EphemeralPorts.Rendering;
 
@@ -16,18 +17,18 @@ public static class JsonReport
 {
     public static string Render(CheckReport report)
     {
-        var (usage, evaluation, thresholds, options) = report;
+        var (_, usage, evaluation, _) = report.Shown;
+        var thresholds = report.Thresholds;
         var settings = usage.Settings;
         var tcp = usage.Tcp;
         var udp = usage.Udp;
-        var headline = report.HeadlinePercent;
-        var tuples = tcp?.Tuples.Take(options.Top).ToList() ?? [];
-        var nagios = NagiosReport.Build(report);
+        var headline = usage.HeadlinePercent;
+        var tuples = tcp?.Tuples.Take(report.Top).ToList() ?? [];
         var document = new JsonDocumentModel
         {
-            State = evaluation.State.Label(),
-            ExitCode = (int)evaluation.State,
-            Summary = $"{NagiosText.ServiceName} {nagios.State.Label()} - {nagios.Summary}",
+            State = report.State.Label(),
+            ExitCode = (int)report.State,
+            Summary = NagiosText.Prefix(report.State) + Headline.Summary(report),
             Version = Version,
             Range = new JsonRange(settings.Range.Low, settings.Range.High, settings.Range.Size),
             ReservedPorts = settings.Reserved.ToString(),
@@ -55,12 +56,12 @@ public static class JsonReport
                 Round(Numbers.Percent(t.Used, tcp.Capacity)),
                 t.TimeWait,
                 t.ReusableTimeWait,
-                report.Holders is { } h && i < h.Count ? h[i].Select(x => new JsonHolder(x.Pid, x.Command, x.Sockets)).ToList() : null)).ToList(),
-            Namespace = report.Namespace,
-            Namespaces = report.Namespaces?.Checked.Select(n => new JsonNamespace(n.Name, n.State.Label(), Round(n.Percent), n.Summary)).ToList(),
+                report.Processes?.ByTuple is { } h && i < h.Count ? h[i].Select(x => new JsonHolder(x.Pid, x.Command, x.Sockets)).ToList() : null)).ToList(),
+            Namespace = report.Shown.Name,
+            Namespaces = report.Namespaces?.Checked.Select(n => new JsonNamespace(n.Name!, n.Evaluation.State.Label(), Round(n.Usage.HeadlinePercent), Headline.Sentence(n))).ToList(),
             Skipped = report.Namespaces?.Skipped is { Count: > 0 } skipped ? skipped
-                : report.UnreadableProcesses > 0 ? [$"the open files of {report.UnreadableProcesses} processes could not be read"] : null,
-            Perfdata = nagios.PerfData.ToDictionary(p => p.Label, p => Round(p.Value)),
+                : report.Processes is { Unreadable: > 0 } processes ? [$"the open files of {processes.Unreadable} processes could not be read"] : null,
+            Perfdata = Headline.PerfData(report).ToDictionary(p => p.Label, p => Round(p.Value)),
             Advice = evaluation.Advice,
 
             // The "system-ports" fields. usedPercent is our headline (the worse of the busiest TCP
@@ -85,7 +86,7 @@ public static class JsonReport
     /// <summary>A failure as JSON, so that Zabbix's dependent items still find <c>$.state</c>.</summary>
     public static string RenderFailure(ServiceState state, string message) =>
         JsonSerializer.Serialize(
-            new JsonDocumentModel { State = state.Label(), ExitCode = (int)state, Summary = $"{NagiosText.ServiceName} {state.Label()} - {message}", Version = Version },
+            new JsonDocumentModel { State = state.Label(), ExitCode = (int)state, Summary = NagiosText.Prefix(state) + message, Version = Version },
             Context.JsonDocumentModel) + "\n";
 
     // Messages quote with ' and show "->": keep them readable instead of \u0027-escaped. The

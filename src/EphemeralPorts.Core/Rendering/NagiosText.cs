@@ -3,28 +3,39 @@ using EphemeralPorts.Plugin;
 
 namespace EphemeralPorts.Rendering;
 
-/// <summary>The plugin's text output: status line with perfdata, then detail lines.</summary>
+/// <summary>The plugin's text output: a status line with perfdata, then detail lines.</summary>
 public static class NagiosText
 {
     public const string ServiceName = "EPHEMERAL PORTS";
 
-    public static string Render(CheckResult result)
+    /// <summary>How every status line starts, in every format that carries one.</summary>
+    public static string Prefix(ServiceState state) => $"{ServiceName} {state.Label()} - ";
+
+    /// <summary>The first line, without its newline: state, summary, and all perfdata (Icinga 2 reads it from this line only).</summary>
+    public static string StatusLine(ServiceState state, string summary, IReadOnlyList<PerfDatum> perfData)
     {
-        var text = new StringBuilder();
-        text.Append(ServiceName).Append(' ').Append(result.State.Label()).Append(" - ").Append(Clean(result.Summary));
-        if (result.PerfData.Count > 0)
+        var text = new StringBuilder(Prefix(state)).Append(Clean(summary));
+        if (perfData.Count > 0)
         {
-            text.Append(" | ").AppendJoin(' ', result.PerfData);
+            text.Append(" | ").AppendJoin(' ', perfData);
         }
 
-        text.Append('\n');
-        foreach (var line in result.Details)
+        return text.ToString();
+    }
+
+    public static string Render(string statusLine, IEnumerable<string> details)
+    {
+        var text = new StringBuilder(statusLine).Append('\n');
+        foreach (var line in details)
         {
             text.Append(Clean(line)).Append('\n');
         }
 
         return text.ToString();
     }
+
+    /// <summary>A whole output of one line: a state and a message (a failure, a refused argument).</summary>
+    public static string Line(ServiceState state, string message) => Render(StatusLine(state, message, []), []);
 
     /// <summary>Free text may not carry '|' (it starts perfdata) nor break the line.</summary>
     public static string Clean(string text) =>

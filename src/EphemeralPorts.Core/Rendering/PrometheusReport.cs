@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Text;
+using EphemeralPorts.Check;
 using EphemeralPorts.Plugin;
 
 namespace EphemeralPorts.Rendering;
@@ -13,10 +14,10 @@ public static class PrometheusReport
 {
     public static string Render(CheckReport report)
     {
-        var (usage, evaluation, _, _) = report;
+        var usage = report.Shown.Usage;
         var text = new StringBuilder();
         Gauge(text, "up", "1 when the check could read the namespace's sysctls and socket tables.", 1);
-        Gauge(text, "state", "Plugin state: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.", (int)evaluation.State);
+        Gauge(text, "state", "Plugin state: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.", (int)report.State);
         Gauge(text, "range_low", "Low end of net.ipv4.ip_local_port_range.", usage.Settings.Range.Low);
         Gauge(text, "range_high", "High end of net.ipv4.ip_local_port_range.", usage.Settings.Range.High);
         Gauge(text, "reserved", "Ports of the range in net.ipv4.ip_local_reserved_ports.", usage.ReservedInRange);
@@ -61,7 +62,7 @@ public static class PrometheusReport
     public static string RenderFailure(ServiceState state, string message)
     {
         var text = new StringBuilder();
-        text.Append("# ").Append(NagiosText.ServiceName).Append(' ').Append(state.Label()).Append(" - ").Append(message.Replace('\n', ' ')).Append('\n');
+        text.Append("# ").Append(NagiosText.Prefix(state)).Append(message.Replace('\n', ' ')).Append('\n');
         Gauge(text, "up", "1 when the check could read the namespace's sysctls and socket tables.", 0);
         Gauge(text, "state", "Plugin state: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.", (int)state);
         return text.ToString();

@@ -1,6 +1,4 @@
-using System.Reflection;
 using System.Text.RegularExpressions;
-using CommandLine;
 using EphemeralPorts.Cli;
 using EphemeralPorts.Tests.Support;
 
@@ -15,11 +13,8 @@ public partial class IcingaCommandTests
 {
     private static readonly string Command = File.ReadAllText(Path.Combine(Repo.Root, "icinga", "icinga2", "command-ephemeral_ports.conf"));
 
-    private static IEnumerable<OptionAttribute> PluginOptions() =>
-        typeof(Options).GetProperties()
-            .Select(p => p.GetCustomAttribute<OptionAttribute>())
-            .OfType<OptionAttribute>()
-            .Where(o => o.LongName is not "help" and not "version");
+    private static IEnumerable<OptionSpec> PluginOptions() =>
+        OptionTable.All.Where(o => o.Long is not "help" and not "version");
 
     [Fact]
     public void Every_option_is_an_argument_with_a_description()
@@ -27,13 +22,13 @@ public partial class IcingaCommandTests
         var blocks = ArgumentBlock().Matches(Command).ToDictionary(m => m.Groups[1].Value, m => m.Groups[2].Value);
         foreach (var option in PluginOptions())
         {
-            blocks.ShouldContainKey("--" + option.LongName, $"--{option.LongName} is not mapped in icinga/icinga2/command-ephemeral_ports.conf");
-            var body = blocks["--" + option.LongName];
+            blocks.ShouldContainKey("--" + option.Long, $"--{option.Long} is not mapped in icinga/icinga2/command-ephemeral_ports.conf");
+            var body = blocks["--" + option.Long];
             body.ShouldContain("description = \"");
-            body.ShouldContain($"$ephemeral_ports_{option.LongName.Replace('-', '_')}$");
+            body.ShouldContain($"$ephemeral_ports_{option.Long.Replace('-', '_')}$");
         }
 
-        blocks.Keys.Order().ShouldBe(PluginOptions().Select(o => "--" + o.LongName).Order(), "no argument for an option the plugin does not have");
+        blocks.Keys.Order().ShouldBe(PluginOptions().Select(o => "--" + o.Long).Order(), "no argument for an option the plugin does not have");
     }
 
     [Fact]
@@ -42,9 +37,9 @@ public partial class IcingaCommandTests
         var vars = VarLine().Matches(Command).ToDictionary(m => m.Groups[1].Value, m => m.Groups[2].Value.Trim('"'));
         foreach (var option in PluginOptions().Where(o => o.Default is not null))
         {
-            var name = option.LongName.Replace('-', '_');
+            var name = option.Long.Replace('-', '_');
             vars.ShouldContainKey(name, $"vars.ephemeral_ports_{name} (the plugin's default {option.Default})");
-            vars[name].ShouldBe(Convert.ToString(option.Default, System.Globalization.CultureInfo.InvariantCulture), $"default of --{option.LongName}");
+            vars[name].ShouldBe(Convert.ToString(option.Default, System.Globalization.CultureInfo.InvariantCulture), $"default of --{option.Long}");
         }
     }
 

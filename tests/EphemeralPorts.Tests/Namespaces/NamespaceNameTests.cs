@@ -1,4 +1,4 @@
-using EphemeralPorts.Namespaces;
+using EphemeralPorts.Acquisition.Namespaces;
 
 namespace EphemeralPorts.Tests.Namespaces;
 

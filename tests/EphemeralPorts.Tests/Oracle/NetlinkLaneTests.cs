@@ -2,11 +2,12 @@ using System.Diagnostics;
 using System.Net;
 using System.Net.Sockets;
 using System.Text;
-using EphemeralPorts.Namespaces;
-using EphemeralPorts.Ports;
-using EphemeralPorts.ProcFs;
-using EphemeralPorts.SockDiag;
+using EphemeralPorts.Acquisition.Namespaces;
+using EphemeralPorts.Model;
+using EphemeralPorts.Acquisition.ProcFs;
+using EphemeralPorts.Acquisition.SockDiag;
 using EphemeralPorts.Tests.Support;
+using static EphemeralPorts.Tests.Support.TestSockets;
 
 namespace EphemeralPorts.Tests.Oracle;
 
@@ -120,7 +121,7 @@ public class NetlinkLaneTests
 
             // Closing handshakes on loopback finish within microseconds: let them, before reading.
             Thread.Sleep(200);
-            var kernel = new ProcScanner(new ProcRoot("/proc"), tablesDirectory: "thread-self/net").ReadSettings();
+            var kernel = new SysctlReader(new ProcRoot("/proc"), tablesDirectory: "thread-self/net").ReadSettings();
             kernel.Range.ShouldBe(new PortRange(Low, High));
             var one = new PortUsageCalculator(kernel);
             SockDiagScanner.Scan(kernel.Range, tcp: true, udp: true, one, tcpSocketsHint: 0);
@@ -172,64 +173,5 @@ public class NetlinkLaneTests
             held.Add(udp);
             udp.Bind(new IPEndPoint(i % 2 == 0 ? IPAddress.Loopback : IPAddress.IPv6Loopback, 0));
         }
-    }
-
-    private static Socket Listen(IPEndPoint at, List<Socket> held)
-    {
-        var listener = new Socket(at.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
-        held.Add(listener);
-        listener.Bind(at);
-        listener.Listen(1024);
-        return listener;
-    }
-
-    private static void Connect(Socket listener, IPEndPoint to, int count, int closeFirst, List<Socket> held)
-    {
-        for (var i = 0; i < count; i++)
-        {
-            var client = new Socket(to.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
-            if (to.AddressFamily == AddressFamily.InterNetworkV6)
-            {
-                client.DualMode = to.Address.IsIPv4MappedToIPv6;
-            }
-
-            client.Connect(to);
-            var accepted = listener.Accept();
-            if (i < closeFirst)
-            {
-                // The side that closes first keeps the TIME_WAIT, on its ephemeral port.
-                client.Close();
-                accepted.Close();
-            }
-            else
-            {
-                held.Add(client);
-                held.Add(accepted);
-            }
-        }
-    }
-
-    private static string Describe(PortUsage usage)
-    {
-        var text = new StringBuilder();
-        var tcp = usage.Tcp!;
-        text.AppendLine($"capacity {tcp.Capacity} in use {tcp.PortsInUse} tw {tcp.TimeWait} reusable {tcp.ReusableTimeWait} exclusive {tcp.ExclusivePortCount}");
-        foreach (var (state, count) in tcp.StateCounts.OrderBy(s => s.Key))
-        {
-            text.AppendLine($"state {state}: {count}");
-        }
-
-        foreach (var t in tcp.Tuples)
-        {
-            text.AppendLine($"{t.Tuple}: used {t.Used} tw {t.TimeWait} reusable {t.ReusableTimeWait}");
-        }
-
-        foreach (var e in tcp.Exclusive)
-        {
-            text.AppendLine($"exclusive {e.Address}:{e.Port} state {e.State}");
-        }
-
-        text.AppendLine($"udp used {usage.Udp!.Used} of {usage.Udp.Capacity}, {usage.Udp.Sockets} sockets");
-        return text.ToString();
     }
 }

@@ -1,9 +1,10 @@
+using EphemeralPorts.Evaluation;
+using EphemeralPorts.Model;
 using EphemeralPorts.Plugin;
-using EphemeralPorts.Ports;
 
 namespace EphemeralPorts.Tests.Ports;
 
-/// <summary>The capacity formula of shared/kernel-model.md on a 10-port range, 40000-40009.</summary>
+/// <summary>The capacity formula of docs/kernel-model.md on a 10-port range, 40000-40009.</summary>
 public class PortUsageCalculatorTests
 {
     private static readonly IpAddress Lo = IpAddress.Parse("127.0.0.1");
@@ -13,12 +14,12 @@ public class PortUsageCalculatorTests
     private static readonly IpAddress Db = IpAddress.Parse("192.0.2.20");
 
     private static KernelSettings Settings(string reserved = "", int twReuse = 2, int timestamps = 1) =>
-        new(new PortRange(40000, 40009), EphemeralPorts.ProcFs.SysctlParser.ParseReservedPorts(reserved, "test"), twReuse, 1000, true, timestamps, 60);
+        new(new PortRange(40000, 40009), EphemeralPorts.Acquisition.ProcFs.SysctlParser.ParseReservedPorts(reserved, "test"), twReuse, 1000, true, timestamps, 60);
 
     private static SocketEntry Tcp(IpAddress local, int localPort, IpAddress remote, int remotePort, byte state = TcpState.Established, long timeWaitLeftMs = -1) =>
-        new(Transport.Tcp, local, localPort, remote, remotePort, state, timeWaitLeftMs, 0, 0);
+        new(Transport.Tcp, local, localPort, remote, remotePort, state, timeWaitLeftMs, 0);
 
-    private static SocketEntry Udp(int localPort) => new(Transport.Udp, Any, localPort, Any, 0, 7, -1, 0, 0);
+    private static SocketEntry Udp(int localPort) => new(Transport.Udp, Any, localPort, Any, 0, 7, -1, 0);
 
     private static PortUsage Run(KernelSettings settings, params SocketEntry[] sockets)
     {
@@ -166,7 +167,7 @@ public class PortUsageCalculatorTests
     public void Random_sockets_give_what_the_formula_written_out_gives(int seed)
     {
         var random = new Random(seed);
-        var settings = new KernelSettings(new PortRange(40000, 40999), EphemeralPorts.ProcFs.SysctlParser.ParseReservedPorts("40100-40149,40500", "test"), 1, 1000, true, 1, 60);
+        var settings = new KernelSettings(new PortRange(40000, 40999), EphemeralPorts.Acquisition.ProcFs.SysctlParser.ParseReservedPorts("40100-40149,40500", "test"), 1, 1000, true, 1, 60);
         IpAddress[] sources = [Lo, Lo2, Lan, IpAddress.Parse("::1")];
         IpAddress[] destinations = [Lo, Db, IpAddress.Parse("::1")];
         var sockets = new List<SocketEntry>();

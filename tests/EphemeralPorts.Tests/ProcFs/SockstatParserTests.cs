@@ -1,4 +1,4 @@
-using EphemeralPorts.ProcFs;
+using EphemeralPorts.Acquisition.ProcFs;
 
 namespace EphemeralPorts.Tests.ProcFs;
 

@@ -1,5 +1,5 @@
 using EphemeralPorts.Plugin;
-using EphemeralPorts.ProcFs;
+using EphemeralPorts.Acquisition.ProcFs;
 
 namespace EphemeralPorts.Tests.ProcFs;
 

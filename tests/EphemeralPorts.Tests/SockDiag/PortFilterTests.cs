@@ -1,6 +1,6 @@
 using System.Buffers.Binary;
-using EphemeralPorts.Ports;
-using EphemeralPorts.SockDiag;
+using EphemeralPorts.Model;
+using EphemeralPorts.Acquisition.SockDiag;
 
 namespace EphemeralPorts.Tests.SockDiag;
 

@@ -1,0 +1,189 @@
+using System.Runtime.InteropServices;
+using System.Text.RegularExpressions;
+
+namespace EphemeralPorts.Acquisition.Namespaces;
+
+/// <summary>
+/// A network namespace to check: the nsfs file that opens it (for setns), its inode (its identity),
+/// and the name an operator recognises (a named netns, a container id, or a process and pid).
+/// </summary>
+public sealed record NetworkNamespace(string Path, ulong Inode, string Name);
+
+/// <summary>A namespace or process that could not be looked at, and why.</summary>
+public sealed record Skipped(string What, string Why);
+
+/// <summary>
+/// Finds network namespaces from /proc/*/ns/net and /run/netns (ip netns add), one entry per
+/// distinct namespace inode, and names each. Reading another process's ns link needs ptrace
+/// access: as an unprivileged user, processes of other users are skipped and counted.
+/// </summary>
+public static partial class NamespaceFinder
+{
+    public const string NamedNetnsDirectory = "/run/netns";
+
+    /// <summary>The inode of the calling thread's own network namespace.</summary>
+    public static ulong OwnInode() => Inode("/proc/thread-self/ns/net") ?? throw new InvalidOperationException("/proc/thread-self/ns/net is not readable");
+
+    public static (List<NetworkNamespace> Found, List<Skipped> Skipped) FindAll()
+    {
+        const string procRoot = "/proc";
+        var named = NamedNamespaces();
+        var byInode = new Dictionary<ulong, NetworkNamespace>();
+        var skipped = new List<Skipped>();
+        var own = OwnInode();
+        var host = HostInode(procRoot);
+        foreach (var (name, path, inode) in named)
+        {
+            byInode.TryAdd(inode, new NetworkNamespace(path, inode, $"netns {name}"));
+        }
+
+        var pids = Directory.EnumerateDirectories(procRoot)
+            .Select(d => int.TryParse(System.IO.Path.GetFileName(d), out var pid) ? pid : 0)
+            .Where(pid => pid > 0)
+            .Order()
+            .ToList();
+        var denied = 0;
+        foreach (var pid in pids)
+        {
+            var path = $"{procRoot}/{pid}/ns/net";
+            var inode = Inode(path, out var errno);
+            if (inode is null)
+            {
+                // A process that ended while we looked is not worth a word; a refusal is.
+                denied += errno is Native.Errno.Eacces or Native.Errno.Eperm ? 1 : 0;
+                continue;
+            }
+
+            if (!byInode.ContainsKey(inode.Value))
+            {
+                var name = inode.Value == host ? "host" : inode.Value == own ? "this check's namespace" : NameOf(procRoot, pid);
+                byInode[inode.Value] = new NetworkNamespace(path, inode.Value, name);
+            }
+        }
+
+        if (denied > 0)
+        {
+            skipped.Add(new Skipped(denied == 1 ? "the namespace of 1 process" : $"the namespaces of {denied} processes", "/proc/PID/ns/net: permission denied"));
+        }
+
+        if (!byInode.ContainsKey(own))
+        {
+            byInode[own] = new NetworkNamespace("/proc/thread-self/ns/net", own, own == host ? "host" : "this check's namespace");
+        }
+
+        // The host's namespace first, then by name.
+        var found = byInode.Values.OrderBy(n => n.Inode == host ? 0 : 1).ThenBy(n => n.Name, StringComparer.Ordinal).ToList();
+        return (found, skipped);
+    }
+
+    /// <summary>The host's namespace is init's; kthreadd (pid 2) lives there too, where init is hidden.</summary>
+    private static ulong? HostInode(string procRoot) => Inode($"{procRoot}/1/ns/net") ?? Inode($"{procRoot}/2/ns/net");
+
+    /// <summary><c>--netns NAME|PATH</c>: a name under /run/netns, or any nsfs path.</summary>
+    public static NetworkNamespace ByNameOrPath(string nameOrPath)
+    {
+        var path = nameOrPath.Contains('/', StringComparison.Ordinal) ? nameOrPath : $"{NamedNetnsDirectory}/{nameOrPath}";
+        var inode = Inode(path, out var errno) ?? throw new Plugin.CheckException($"--netns {nameOrPath}: {path}: {Describe(errno)}");
+        var named = NamedNamespaces().FirstOrDefault(n => n.Inode == inode);
+        return new NetworkNamespace(path, inode, named.Name is { } n ? $"netns {n}" : path);
+    }
+
+    /// <summary><c>--pid PID</c>: the namespace that process lives in.</summary>
+    public static NetworkNamespace ByPid(int pid, string procRoot = "/proc")
+    {
+        var path = $"{procRoot}/{pid}/ns/net";
+        var inode = Inode(path, out var errno) ?? throw new Plugin.CheckException($"--pid {pid}: {path}: {Describe(errno)}");
+        var named = NamedNamespaces().FirstOrDefault(n => n.Inode == inode);
+        var name = named.Name is { } n ? $"netns {n}" : inode == HostInode(procRoot) ? "host" : NameOf(procRoot, pid);
+        return new NetworkNamespace(path, inode, name);
+    }
+
+    /// <summary>
+    /// What an operator recognises: a container id from the cgroup path (docker, containerd,
+    /// cri-o, podman, kubepods), else the command and pid.
+    /// </summary>
+    public static string NameOf(string procRoot, int pid)
+    {
+        var comm = ProcFs.SocketOwners.Command(procRoot, pid);
+        var cgroup = ReadAll($"{procRoot}/{pid}/cgroup");
+        if (cgroup is not null && ContainerId().Match(cgroup) is { Success: true } m)
+        {
+            return $"container {m.Groups[1].Value[..12]} ({comm}, pid {pid})";
+        }
+
+        return $"{comm} (pid {pid})";
+    }
+
+    private static List<(string Name, string Path, ulong Inode)> NamedNamespaces()
+    {
+        var list = new List<(string, string, ulong)>();
+        if (!Directory.Exists(NamedNetnsDirectory))
+        {
+            return list;
+        }
+
+        foreach (var file in Directory.EnumerateFiles(NamedNetnsDirectory).Order(StringComparer.Ordinal))
+        {
+            if (Inode(file) is { } inode)
+            {
+                list.Add((System.IO.Path.GetFileName(file), file, inode));
+            }
+        }
+
+        return list;
+    }
+
+    private static string? ReadAll(string path)
+    {
+        try
+        {
+            return File.ReadAllText(path);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return null;
+        }
+    }
+
+    public static ulong? Inode(string path) => Inode(path, out _);
+
+    /// <summary>stat(2) through libc: the nsfs inode that identifies a namespace.</summary>
+    public static ulong? Inode(string path, out int errno)
+    {
+        Span<byte> stat = stackalloc byte[256];
+        if (StatNative(path, stat) != 0)
+        {
+            errno = Marshal.GetLastPInvokeError();
+            return null;
+        }
+
+        errno = 0;
+
+        // struct stat on x86_64 and aarch64: st_dev (8 bytes), then st_ino (8 bytes).
+        return BitConverter.ToUInt64(stat[8..16]);
+    }
+
+    /// <summary>What a failed stat(2) or setns(2) of a namespace file means to an operator.</summary>
+    public static string Describe(int errno) => errno switch
+    {
+        Native.Errno.Enoent => "no such namespace",
+        Native.Errno.Eacces or Native.Errno.Eperm => "permission denied (needs root)",
+        Native.Errno.Einval => "not a network namespace",
+        _ => Native.Errno.Describe(errno),
+    };
+
+
+    private static unsafe int StatNative(string path, Span<byte> buffer)
+    {
+        fixed (byte* b = buffer)
+        {
+            return stat(path, b);
+        }
+    }
+
+    [LibraryImport("libc", EntryPoint = "stat", StringMarshalling = StringMarshalling.Utf8, SetLastError = true)]
+    private static unsafe partial int stat(string path, byte* buffer);
+
+    [GeneratedRegex(@"(?:docker|containerd|crio|libpod|cri-containerd|kubepods)[^\n]*?([0-9a-f]{64})")]
+    private static partial Regex ContainerId();
+}

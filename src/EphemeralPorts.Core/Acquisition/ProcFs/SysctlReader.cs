@@ -1,0 +1,69 @@
+using EphemeralPorts.Plugin;
+using EphemeralPorts.Model;
+
+namespace EphemeralPorts.Acquisition.ProcFs;
+
+/// <summary>
+/// The sysctls of a namespace that decide its ports (under <c>sys/net/ipv4</c> of a /proc tree:
+/// /proc/sys follows the namespace of the calling thread) and the sockstat hint. Reports each file
+/// it opens through <paramref name="progress"/> so that a timeout can say where the read hung.
+/// </summary>
+/// <paramref name="tablesDirectory"/> is where the namespace's net files are, below the root:
+/// <c>net</c>, or <c>thread-self/net</c> for a thread that entered another network namespace.
+public sealed class SysctlReader(ProcRoot root, Action<string>? progress = null, string tablesDirectory = "net")
+{
+    private const string Ipv4Sysctl = "sys/net/ipv4/";
+
+    public KernelSettings ReadSettings()
+    {
+        var range = SysctlParser.ParsePortRange(Required("ip_local_port_range"), Where("ip_local_port_range"));
+        var reservedText = Optional("ip_local_reserved_ports");
+        var reserved = reservedText is null ? new PortSet() : SysctlParser.ParseReservedPorts(reservedText, Where("ip_local_reserved_ports"));
+        var twReuse = IntOrDefault("tcp_tw_reuse", 2, 0, 2);
+        var delayText = Optional("tcp_tw_reuse_delay");
+        var delay = delayText is null
+            ? KernelSettings.DefaultTwReuseDelayMs
+            : SysctlParser.ParseInt(delayText, Where("tcp_tw_reuse_delay"), 1, int.MaxValue);
+        var timestamps = IntOrDefault("tcp_timestamps", 1, 0, 2);
+        var finTimeout = IntOrDefault("tcp_fin_timeout", 60, 0, int.MaxValue);
+        return new KernelSettings(range, reserved, twReuse, delay, delayText is not null, timestamps, finTimeout);
+    }
+
+    /// <summary>
+    /// How many TCP sockets the namespace has (<see cref="SockstatParser"/>); null when that cannot
+    /// be read or understood: it is a hint for how to split a sock_diag dump, never part of the answer.
+    /// </summary>
+    public long? TcpSocketCountHint()
+    {
+        try
+        {
+            return root.ReadSmallFile($"{tablesDirectory}/sockstat", optional: true) is { } sockstat
+                ? SockstatParser.TcpSockets(sockstat, root.ReadSmallFile($"{tablesDirectory}/sockstat6", optional: true))
+                : null;
+        }
+        catch (CheckException)
+        {
+            return null;
+        }
+    }
+
+    private string Where(string name) => root.Describe(Ipv4Sysctl + name);
+
+    private string Required(string name)
+    {
+        progress?.Invoke(Where(name));
+        return root.ReadSmallFile(Ipv4Sysctl + name, optional: false)!;
+    }
+
+    private string? Optional(string name)
+    {
+        progress?.Invoke(Where(name));
+        return root.ReadSmallFile(Ipv4Sysctl + name, optional: true);
+    }
+
+    private int IntOrDefault(string name, int fallback, int min, int max)
+    {
+        var text = Optional(name);
+        return text is null ? fallback : SysctlParser.ParseInt(text, Where(name), min, max);
+    }
+}

@@ -1,0 +1,45 @@
+using EphemeralPorts.Plugin;
+
+namespace EphemeralPorts.Check;
+
+/// <summary>Where sockets are read (<c>--source</c>): auto tries each way in <see cref="PortCheck.SourceOrder"/>.</summary>
+public enum SourceChoice
+{
+    Auto,
+    Netlink,
+    Proc,
+}
+
+public enum ProtocolChoice
+{
+    All,
+    Tcp,
+    Udp,
+}
+
+/// <summary>Which network namespaces to check: all of them, one by name or path, or one by pid.</summary>
+public sealed record NamespaceChoice(bool All, string? Netns, int? Pid);
+
+/// <summary>
+/// What to read and where: everything that changes the reading, and nothing else. A reading
+/// made early (<see cref="PortCheck.Prefetch"/>) is used only for equal settings of this kind.
+/// </summary>
+public sealed record ReadingSettings(
+    ProtocolChoice Protocol = ProtocolChoice.All,
+    string ProcRoot = "/proc",
+    SourceChoice Source = SourceChoice.Auto,
+    NamespaceChoice? Namespaces = null,
+    bool Processes = false)
+{
+    public bool Tcp => Protocol != ProtocolChoice.Udp;
+
+    public bool Udp => Protocol != ProtocolChoice.Tcp;
+}
+
+/// <summary>The validated, immutable settings of one check: the reading, the thresholds, how many tuples to list, the timeout.</summary>
+public sealed record CheckSettings(
+    ReadingSettings Reading,
+    Thresholds Thresholds,
+    int Top,
+    TimeSpan Timeout,
+    ServiceState TimeoutState = ServiceState.Unknown);

@@ -1,0 +1,235 @@
+using System.Diagnostics;
+using EphemeralPorts.Acquisition;
+using EphemeralPorts.Acquisition.Namespaces;
+using EphemeralPorts.Acquisition.ProcFs;
+using EphemeralPorts.Acquisition.SockDiag;
+using EphemeralPorts.Evaluation;
+using EphemeralPorts.Model;
+using EphemeralPorts.Plugin;
+
+namespace EphemeralPorts.Check;
+
+/// <summary>
+/// The check: acquisition → model → evaluation, for this namespace, one chosen namespace, or
+/// every namespace of the host (the worst one shown, the rest in an overview), within the
+/// timeout. It returns what it concluded and renders nothing; every failure to conclude is a
+/// <see cref="CheckFailure"/>, never an exception.
+/// </summary>
+public static class PortCheck
+{
+    /// <summary>
+    /// The ways of reading sockets each <c>--source</c> tries, in order; a source that cannot
+    /// read the namespace at all (netlink for another /proc tree) is passed over.
+    /// </summary>
+    public static IReadOnlyList<ISocketSource> SourceOrder(SourceChoice choice) => choice switch
+    {
+        SourceChoice.Netlink => [SockDiagSource.Instance],
+        SourceChoice.Proc => [ProcTableSource.Instance],
+        _ => [SockDiagSource.Instance, ProcTableSource.Instance],
+    };
+
+    /// <summary>
+    /// Starts reading this namespace before the thresholds are known (the command line is still
+    /// being parsed); <see cref="Run"/> uses it when the settings ask for the same reading.
+    /// </summary>
+    public static Prefetch Prefetch(ReadingSettings reading) => new(reading);
+
+    public static CheckOutcome Run(CheckSettings settings, Prefetch? early = null)
+    {
+        var progress = new Progress();
+        var deadline = Stopwatch.StartNew();
+        var worker = Worker<CheckOutcome>.Start("check", () => Pipeline(settings, progress, early, deadline));
+        if (!worker.Wait(settings.Timeout))
+        {
+            return new CheckFailure(settings.TimeoutState, $"timed out after {settings.Timeout.TotalSeconds:0} s while reading {progress.Step}");
+        }
+
+        try
+        {
+            return worker.Result;
+        }
+        catch (CheckException e)
+        {
+            return new CheckFailure(ServiceState.Unknown, e.Message);
+        }
+        catch (Exception e)
+        {
+            return new CheckFailure(ServiceState.Unknown, $"internal error: {e.GetType().Name}: {e.Message}");
+        }
+    }
+
+    private static CheckReport Pipeline(CheckSettings settings, Progress progress, Prefetch? early, Stopwatch clock)
+    {
+        var reading = settings.Reading;
+        NamespaceReading shown;
+        NamespaceOverview? overview = null;
+        if (reading.Namespaces is { } choice)
+        {
+            (shown, overview) = AcrossNamespaces(settings, choice, progress, clock);
+        }
+        else if (early is not null && early.Fits(reading, progress))
+        {
+            shown = Evaluate(settings, early.Result);
+        }
+        else
+        {
+            shown = Evaluate(settings, Acquire(reading, new NamespaceView(new ProcRoot(reading.ProcRoot)), progress.Report));
+        }
+
+        var report = new CheckReport(shown.Result, settings.Thresholds, settings.Top) { Namespaces = overview };
+        if (shown.TupleInodes is { Count: > 0 } sets)
+        {
+            // One walk over every process's fds, for the one namespace shown.
+            var (holders, unreadable) = SocketOwners.Find(sets, reading.ProcRoot, progress.Report);
+            report = report with { Processes = new ProcessHolders([.. holders], unreadable) };
+        }
+
+        return report;
+    }
+
+    /// <summary>What was read of one namespace, before thresholds apply.</summary>
+    internal sealed record Acquired(PortUsage Usage, ChainReading Chain, List<string> Diagnostics);
+
+    /// <summary>One namespace evaluated; with <c>--processes</c>, the socket inodes of its listed tuples.</summary>
+    private sealed record NamespaceReading(NamespaceResult Result, IReadOnlyList<IReadOnlySet<long>>? TupleInodes);
+
+    /// <summary>Acquisition and model: sysctls, then sockets through the first source that reads them.</summary>
+    internal static Acquired Acquire(ReadingSettings reading, NamespaceView view, Action<string>? progress)
+    {
+        var clock = Stopwatch.StartNew();
+        var kernel = new SysctlReader(view.Root, progress, view.TablesDirectory).ReadSettings();
+        var request = new SourceRequest(view, kernel, reading.Tcp, reading.Udp, progress);
+        var chain = SourceChain.Read(SourceOrder(reading.Source), request, () => new PortUsageCalculator(kernel, recordInodes: reading.Processes));
+        var usage = chain.Calculator.Finish(reading.Tcp, reading.Udp);
+        List<string> diagnostics = [.. chain.Diagnostics, $"scan took {clock.Elapsed.TotalMilliseconds:0.0} ms"];
+        return new Acquired(usage, chain, diagnostics);
+    }
+
+    /// <summary>Evaluation: the thresholds applied to what was read.</summary>
+    private static NamespaceReading Evaluate(CheckSettings settings, Acquired read, string? name = null)
+    {
+        var evaluation = PortEvaluation.Evaluate(read.Usage, settings.Thresholds);
+        var how = new ReadingReport(read.Chain.Source.Name, read.Chain.Notes, read.Chain.Source.BlindSpots, read.Diagnostics);
+
+        // Only the inodes of the listed tuples are kept; the fd walk comes once, at the end.
+        var inodes = settings.Reading.Processes && read.Usage.Tcp is { } tcp
+            ? read.Chain.Calculator.InodesOf([.. tcp.Tuples.Take(settings.Top).Select(t => t.Tuple)])
+            : null;
+        return new NamespaceReading(new NamespaceResult(name, read.Usage, evaluation, how), inodes);
+    }
+
+    private static (NamespaceReading Shown, NamespaceOverview? Overview) AcrossNamespaces(CheckSettings settings, NamespaceChoice choice, Progress progress, Stopwatch clock)
+    {
+        var skipped = new List<string>();
+        List<NetworkNamespace> targets;
+        if (choice.All)
+        {
+            var (found, unseen) = NamespaceFinder.FindAll();
+            targets = found;
+            skipped.AddRange(unseen.Select(s => $"{s.What} ({s.Why})"));
+        }
+        else
+        {
+            targets = [choice.Pid is { } pid ? NamespaceFinder.ByPid(pid) : NamespaceFinder.ByNameOrPath(choice.Netns!)];
+        }
+
+        // Each namespace must be done before the check's own timeout, with a little time left to
+        // answer: one that is not is listed as skipped, and the others still count.
+        var finishBy = settings.Timeout - (settings.Timeout / 10);
+        var own = NamespaceFinder.OwnInode();
+        var root = new ProcRoot(settings.Reading.ProcRoot);
+        var read = new List<NamespaceReading>();
+        var refused = new List<string>();
+        foreach (var target in targets)
+        {
+            progress.Report($"namespace {target.Name}");
+            try
+            {
+                var acquired = NamespaceRunner.Run(target, own, finishBy - clock.Elapsed, tables => Acquire(settings.Reading, new NamespaceView(root, tables), progress.Report));
+                read.Add(Evaluate(settings, acquired, target.Name));
+            }
+            catch (Exception e) when (e is CheckException or NamespaceTimeoutException)
+            {
+                refused.Add($"{target.Name} ({e.Message})");
+            }
+            catch (Exception e)
+            {
+                throw new CheckException($"namespace {target.Name}: {e.GetType().Name}: {e.Message}", e);
+            }
+        }
+
+        if (refused.Count > 0)
+        {
+            skipped.Add(string.Join(", ", refused.Take(3)) + (refused.Count > 3 ? $" and {refused.Count - 3} more namespaces" : string.Empty));
+        }
+
+        if (read.Count == 0)
+        {
+            throw new CheckException($"no network namespace could be read: {string.Join("; ", skipped)}");
+        }
+
+        var ordered = Precedence.WorstFirst(read, r => r.Result.Evaluation.State, r => r.Result.Usage.HeadlinePercent);
+        var worst = ordered[0];
+        if (!choice.All)
+        {
+            return (worst, null);
+        }
+
+        // A namespace known to exist but not entered was not seen: the state speaks for what was.
+        var state = Precedence.WithUnseen(worst.Result.Evaluation.State, refused.Count > 0);
+        var shown = worst with { Result = worst.Result with { Evaluation = worst.Result.Evaluation with { State = state } } };
+        return (shown, new NamespaceOverview([.. ordered.Select(r => r.Result)], skipped));
+    }
+}
+
+/// <summary>Where the check is, for the message of a timeout.</summary>
+public sealed class Progress
+{
+    private string _step = "starting";
+    private Progress? _following;
+
+    public string Step => _following?.Step ?? Volatile.Read(ref _step);
+
+    public void Report(string step) => Volatile.Write(ref _step, step);
+
+    /// <summary>From now on, where <paramref name="other"/> is (a reading this check waits for).</summary>
+    public void Follow(Progress? other) => _following = other;
+}
+
+/// <summary>
+/// A reading of this namespace started before the settings were known (<see cref="PortCheck.Prefetch"/>).
+/// It only reads; when the settings turn out to ask for another reading, it is dropped.
+/// </summary>
+public sealed class Prefetch
+{
+    private readonly ReadingSettings _reading;
+    private readonly Progress _progress = new();
+    private readonly Worker<PortCheck.Acquired> _worker;
+
+    internal Prefetch(ReadingSettings reading)
+    {
+        _reading = reading;
+        _worker = Worker<PortCheck.Acquired>.Start("early scan", () => PortCheck.Acquire(reading, new NamespaceView(new ProcRoot(reading.ProcRoot)), _progress.Report));
+    }
+
+    /// <summary>
+    /// Whether this reading is what <paramref name="wanted"/> asks for: the same settings, or
+    /// <c>--source netlink</c> where auto was answered by netlink. While it is used,
+    /// <paramref name="progress"/> follows it.
+    /// </summary>
+    internal bool Fits(ReadingSettings wanted, Progress progress)
+    {
+        progress.Follow(_progress);
+        var fits = wanted == _reading
+            || (wanted.Source == SourceChoice.Netlink && wanted with { Source = _reading.Source } == _reading
+                && _reading.Source == SourceChoice.Auto && _worker.Result.Chain.Source == SockDiagSource.Instance);
+        if (!fits)
+        {
+            progress.Follow(null);
+        }
+
+        return fits;
+    }
+
+    internal PortCheck.Acquired Result => _worker.Result;
+}

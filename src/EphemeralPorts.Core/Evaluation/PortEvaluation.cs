@@ -1,0 +1,71 @@
+using EphemeralPorts.Model;
+using EphemeralPorts.Plugin;
+
+namespace EphemeralPorts.Evaluation;
+
+/// <summary>The states that follow from a <see cref="PortUsage"/> and the thresholds, and the advice.</summary>
+public sealed record PortEvaluation(ServiceState State, ServiceState TcpState, ServiceState UdpState, IReadOnlyList<string> Advice)
+{
+    /// <summary>The default range since Linux 4.x: 32768-60999, 28232 ports.</summary>
+    public const int DefaultRangeSize = 28232;
+
+    /// <summary>
+    /// The state is the worst of the busiest TCP tuple's percentage and the UDP percentage; each is
+    /// held against the same thresholds. Advice is given only when something alerts, and only what
+    /// follows from what was read.
+    /// </summary>
+    public static PortEvaluation Evaluate(PortUsage usage, Thresholds thresholds)
+    {
+        var tcp = usage.Tcp is { } t ? thresholds.Evaluate(t.BusiestPercent) : ServiceState.Ok;
+        var udp = usage.Udp is { } u ? thresholds.Evaluate(u.Percent) : ServiceState.Ok;
+        var state = ServiceStates.Worst(tcp, udp);
+        var advice = state == ServiceState.Ok ? [] : Advise(usage, tcp != ServiceState.Ok, udp != ServiceState.Ok);
+        return new PortEvaluation(state, tcp, udp, advice);
+    }
+
+    private static List<string> Advise(PortUsage usage, bool tcpAlerts, bool udpAlerts)
+    {
+        var advice = new List<string>();
+        var settings = usage.Settings;
+        if (tcpAlerts && usage.Tcp is { Busiest: { } busiest } tcp)
+        {
+            var blocking = busiest.TimeWait - busiest.ReusableTimeWait;
+            if (blocking > 0)
+            {
+                var loopback = busiest.Tuple.Source.IsLoopback || busiest.Tuple.Destination.IsLoopback;
+                if (settings.Timestamps == 0)
+                {
+                    advice.Add($"tcp_timestamps=0 rules out reuse of the busiest tuple's {blocking} TIME_WAIT ports: enable timestamps");
+                }
+                else if (settings.TwReuse == 0 || (settings.TwReuse == 2 && !loopback))
+                {
+                    advice.Add($"tcp_tw_reuse={settings.TwReuse} keeps the busiest tuple's {blocking} TIME_WAIT ports: set net.ipv4.tcp_tw_reuse=1 or pool connections");
+                }
+            }
+
+            if (tcp.ExclusivePortCount > 0)
+            {
+                advice.Add($"listeners/bind() hold {tcp.ExclusivePortCount} ports of the range: move them outside {settings.Range}");
+            }
+
+            if (settings.Range.Size < DefaultRangeSize)
+            {
+                advice.Add($"only {settings.Range.Size} ports in the range: widen net.ipv4.ip_local_port_range");
+            }
+
+            if (usage.ReservedInRange > settings.Range.Size / 10)
+            {
+                advice.Add($"{usage.ReservedInRange} ports of the range are reserved: reserve only ports services bind");
+            }
+
+            advice.Add("capacity is per (source, destination, port): add source or destination addresses/ports, or reuse connections");
+        }
+
+        if (udpAlerts && usage.Udp is { Used: > 0 } udp)
+        {
+            advice.Add($"{udp.Sockets} UDP sockets hold {udp.Used} ports, each for every destination: close idle sockets or widen the range");
+        }
+
+        return advice;
+    }
+}

@@ -1,0 +1,64 @@
+namespace EphemeralPorts.Model;
+
+/// <summary>One (source address, destination address, destination port) tuple.</summary>
+public readonly record struct TupleKey(IpAddress Source, IpAddress Destination, int DestinationPort) : IComparable<TupleKey>
+{
+    public int CompareTo(TupleKey other)
+    {
+        var c = Source.CompareTo(other.Source);
+        if (c == 0)
+        {
+            c = Destination.CompareTo(other.Destination);
+        }
+
+        return c != 0 ? c : DestinationPort.CompareTo(other.DestinationPort);
+    }
+
+    public override string ToString() => $"{Source} -> {Destination.WithPort(DestinationPort)}";
+}
+
+/// <summary>How much of its capacity one tuple uses.</summary>
+/// <param name="Used">Distinct ephemeral ports the tuple holds, as connect() counts them.</param>
+/// <param name="TimeWait">TIME_WAIT sockets of the tuple, reusable or not.</param>
+/// <param name="ReusableTimeWait">TIME_WAIT sockets connect() would take over; not in <paramref name="Used"/>.</param>
+public sealed record TupleUsage(TupleKey Tuple, int Used, int TimeWait, int ReusableTimeWait);
+
+/// <summary>A socket holding a port of the range through bind()/listen(): the port is lost to every tuple.</summary>
+public sealed record ExclusivePort(int Port, IpAddress Address, byte State);
+
+public sealed record TcpUsage(
+    int Capacity,
+    IReadOnlyList<TupleUsage> Tuples,
+    int PortsInUse,
+    int TimeWait,
+    int ReusableTimeWait,
+    IReadOnlyDictionary<byte, int> StateCounts,
+    IReadOnlyList<ExclusivePort> Exclusive,
+    int ExclusivePortCount)
+{
+    /// <summary>The busiest tuple, or null when no tuple holds a port (reusable TIME_WAIT holds none).</summary>
+    public TupleUsage? Busiest => Tuples.Count > 0 && Tuples[0].Used > 0 ? Tuples[0] : null;
+
+    /// <summary>Tuples holding at least one port.</summary>
+    public int TuplesInUse => Tuples.Count(t => t.Used > 0);
+
+    public int BusiestUsed => Busiest?.Used ?? 0;
+
+    /// <summary>Percent of the per-tuple capacity the busiest tuple uses; 100 when no port is left at all.</summary>
+    public double BusiestPercent => Plugin.Numbers.Percent(BusiestUsed, Capacity);
+}
+
+public sealed record UdpUsage(int Used, int Capacity, int Sockets)
+{
+    public double Percent => Plugin.Numbers.Percent(Used, Capacity);
+}
+
+/// <summary>The model's answer for one network namespace; <c>Tcp</c> or <c>Udp</c> is null when not checked.</summary>
+public sealed record PortUsage(KernelSettings Settings, int ReservedInRange, TcpUsage? Tcp, UdpUsage? Udp)
+{
+    /// <summary>The percentage that drives the state: the worse of the busiest TCP tuple and UDP.</summary>
+    public double HeadlinePercent => Math.Max(Tcp?.BusiestPercent ?? 0, Udp?.Percent ?? 0);
+}
+
+/// <summary>A process holding sockets of a tuple (<c>--processes</c>).</summary>
+public sealed record SocketHolder(int Pid, string Command, int Sockets);

@@ -1,0 +1,224 @@
+namespace EphemeralPorts.Model;
+
+/// <summary>
+/// The capacity formula of shared/kernel-model.md, fed one socket at a time by any reader.
+/// <code>
+/// capacity_T = |R| - |Reserved| - |Excl|
+/// used_T     = distinct ports of R \ Reserved \ Excl held by tuple T, reusable TIME_WAIT excepted
+/// UDP        = distinct UDP local ports of R \ Reserved, against |R| - |Reserved|
+/// </code>
+/// Excl (ports taken by bind()/listen()) is only known once every socket was seen, so each socket
+/// of a tuple is kept in its tuple's list as one packed (kind, port) number, 4 bytes and no object
+/// per socket; <see cref="Finish"/> counts each tuple's distinct (kind, port) pairs against a
+/// bitmap, which drops duplicates (a /proc table read while it changes can show a socket twice)
+/// and sockets on excluded ports (inbound children and TIME_WAITs of an in-range listener are no
+/// outbound tuple). Linear in the sockets: no sort.
+/// </summary>
+public sealed class PortUsageCalculator(KernelSettings settings, bool recordInodes = false) : ISocketSink
+{
+    // With --processes only: (tuple id, socket inode) of every socket counted for a tuple.
+    private readonly List<(int TupleId, long Inode)>? _inodes = recordInodes ? [] : null;
+    private readonly PortRange _range = settings.Range;
+    private readonly PortSet _reserved = settings.Reserved;
+    private readonly Dictionary<TupleKey, int> _tupleIds = [];
+    private readonly List<TupleAccumulator> _tuples = [];
+    private readonly PortSet _exclusivePorts = new();
+    private readonly HashSet<ExclusivePort> _exclusive = [];
+    private readonly PortSet _tcpPortsInUse = new();
+    private readonly PortSet _udpPorts = new();
+    private readonly int[] _states = new int[256];
+    private int _udpSockets;
+
+    public void Add(in SocketEntry socket)
+    {
+        if (!_range.Contains(socket.LocalPort))
+        {
+            return;
+        }
+
+        if (socket.Transport == Transport.Udp)
+        {
+            AddUdp(socket);
+        }
+        else
+        {
+            AddTcp(socket);
+        }
+    }
+
+    private void AddUdp(in SocketEntry socket)
+    {
+        _udpSockets++;
+        if (!_reserved.Contains(socket.LocalPort))
+        {
+            _udpPorts.Add(socket.LocalPort);
+        }
+    }
+
+    private void AddTcp(in SocketEntry socket)
+    {
+        _tcpPortsInUse.Add(socket.LocalPort);
+        _states[socket.State]++;
+        if (_reserved.Contains(socket.LocalPort))
+        {
+            return;
+        }
+
+        if (HoldsPortForEveryTuple(socket))
+        {
+            // A SO_REUSEPORT group or many idle sockets on one port are one entry; the list is for
+            // naming, the count of ports is what costs.
+            _exclusivePorts.Add(socket.LocalPort);
+            if (_exclusive.Count < MaxListedExclusive)
+            {
+                _exclusive.Add(new ExclusivePort(socket.LocalPort, socket.LocalAddress, socket.State));
+            }
+
+            return;
+        }
+
+        var key = new TupleKey(socket.LocalAddress, socket.RemoteAddress, socket.RemotePort);
+        if (!_tupleIds.TryGetValue(key, out var id))
+        {
+            id = _tuples.Count;
+            _tupleIds.Add(key, id);
+            _tuples.Add(new TupleAccumulator(key));
+        }
+
+        var kind = socket.State != TcpState.TimeWait ? Counted
+            : settings.IsReusableTimeWait(socket) ? ReusableTimeWait
+            : BlockingTimeWait;
+        _tuples[id].Ports.Add((kind << 16) | socket.LocalPort);
+        if (_inodes is not null && socket.Inode != 0)
+        {
+            _inodes.Add((id, socket.Inode));
+        }
+    }
+
+    private const int Counted = 0;
+    private const int BlockingTimeWait = 1;
+    private const int ReusableTimeWait = 2;
+    private const int MaxListedExclusive = 1000;
+
+    /// <summary>
+    /// The socket inodes of each tuple's sockets (recorded with <c>recordInodes</c>), in one pass;
+    /// a TIME_WAIT socket has none, it belongs to no process any more.
+    /// </summary>
+    public IReadOnlyList<IReadOnlySet<long>> InodesOf(IReadOnlyList<TupleKey> tuples)
+    {
+        var sets = tuples.Select(_ => new HashSet<long>()).ToList();
+        var index = new Dictionary<int, int>();
+        for (var i = 0; i < tuples.Count; i++)
+        {
+            if (_tupleIds.TryGetValue(tuples[i], out var id))
+            {
+                index[id] = i;
+            }
+        }
+
+        foreach (var (id, inode) in _inodes ?? [])
+        {
+            if (index.TryGetValue(id, out var i))
+            {
+                sets[i].Add(inode);
+            }
+        }
+
+        return sets;
+    }
+
+    // Listeners, and sockets bound but neither listening nor connected (visible through sock_diag
+    // only), own their bind bucket: __inet_hash_connect() skips the port for every destination.
+    private static bool HoldsPortForEveryTuple(in SocketEntry socket) =>
+        socket.State == TcpState.Listen
+        || socket.State == TcpState.BoundInactive
+        || (socket.State == TcpState.Close && socket.RemotePort == 0 && socket.RemoteAddress.IsUnspecified);
+
+    public PortUsage Finish(bool tcp = true, bool udp = true)
+    {
+        var reservedInRange = _reserved.CountIn(_range);
+        var available = _range.Size - reservedInRange;
+        return new PortUsage(settings, reservedInRange, tcp ? FinishTcp(available) : null, udp ? new UdpUsage(_udpPorts.Count, available, _udpSockets) : null);
+    }
+
+    private TcpUsage FinishTcp(int available)
+    {
+        // One bitmap per kind, emptied again after each tuple: a (kind, port) pair counts once.
+        PortSet[] seen = [new(), new(), new()];
+        int timeWait = 0, reusableTimeWait = 0;
+        foreach (var tuple in _tuples)
+        {
+            tuple.Used = tuple.TimeWait = tuple.ReusableTimeWait = 0;
+            foreach (var packed in tuple.Ports)
+            {
+                var port = packed & 0xFFFF;
+                var kind = packed >> 16;
+                if (_exclusivePorts.Contains(port) || !seen[kind].Add(port))
+                {
+                    continue;
+                }
+
+                if (kind != ReusableTimeWait)
+                {
+                    tuple.Used++;
+                }
+
+                if (kind != Counted)
+                {
+                    tuple.TimeWait++;
+                    timeWait++;
+                    tuple.ReusableTimeWait += kind == ReusableTimeWait ? 1 : 0;
+                    reusableTimeWait += kind == ReusableTimeWait ? 1 : 0;
+                }
+            }
+
+            foreach (var packed in tuple.Ports)
+            {
+                seen[packed >> 16].Remove(packed & 0xFFFF);
+            }
+        }
+
+        var tuples = new List<TupleUsage>(_tuples.Count);
+        foreach (var tuple in _tuples)
+        {
+            if (tuple.Used > 0 || tuple.TimeWait > 0)
+            {
+                tuples.Add(new TupleUsage(tuple.Key, tuple.Used, tuple.TimeWait, tuple.ReusableTimeWait));
+            }
+        }
+
+        tuples.Sort(static (a, b) =>
+        {
+            var byUsed = b.Used.CompareTo(a.Used);
+            return byUsed != 0 ? byUsed : a.Tuple.CompareTo(b.Tuple);
+        });
+
+        var exclusive = _exclusive
+            .OrderBy(static e => e.Port)
+            .ThenBy(static e => e.Address)
+            .ToList();
+        return new TcpUsage(
+            available - _exclusivePorts.Count,
+            tuples,
+            _tcpPortsInUse.Count,
+            timeWait,
+            reusableTimeWait,
+            new SortedDictionary<byte, int>(Enumerable.Range(0, 256).Where(st => _states[st] > 0).ToDictionary(st => (byte)st, st => _states[st])),
+            exclusive,
+            _exclusivePorts.Count);
+    }
+
+    private sealed class TupleAccumulator(TupleKey key)
+    {
+        public TupleKey Key { get; } = key;
+
+        /// <summary>Every socket of the tuple as (kind &lt;&lt; 16) | local port.</summary>
+        public List<int> Ports { get; } = [];
+
+        public int Used { get; set; }
+
+        public int TimeWait { get; set; }
+
+        public int ReusableTimeWait { get; set; }
+    }
+}

@@ -1,0 +1,102 @@
+using System.Runtime.ExceptionServices;
+
+namespace EphemeralPorts.Plugin;
+
+/// <summary>
+/// A function run on a thread of its own, joined with or without a deadline. What it throws is
+/// kept and rethrown on the joining thread with its original stack (ExceptionDispatchInfo).
+/// Background threads: one that never returns (a read stuck in the kernel) cannot keep the
+/// process alive once the check has answered.
+/// </summary>
+public sealed class Worker<T>
+{
+    private readonly Thread _thread;
+    private T? _result;
+    private ExceptionDispatchInfo? _failure;
+
+    private Worker(string name, Func<T> work)
+    {
+        _thread = new Thread(() =>
+        {
+            try
+            {
+                _result = work();
+            }
+            catch (Exception e)
+            {
+                _failure = ExceptionDispatchInfo.Capture(e);
+            }
+        })
+        {
+            IsBackground = true,
+            Name = name,
+        };
+    }
+
+    public static Worker<T> Start(string name, Func<T> work)
+    {
+        var worker = new Worker<T>(name, work);
+        worker._thread.Start();
+        return worker;
+    }
+
+    /// <summary>Runs <paramref name="work"/> on a thread of its own and waits for it.</summary>
+    public static T Run(string name, Func<T> work) => Start(name, work).Result;
+
+    /// <summary>Whether the work ended within <paramref name="timeout"/>.</summary>
+    public bool Wait(TimeSpan timeout) => _thread.Join(timeout < TimeSpan.Zero ? TimeSpan.Zero : timeout);
+
+    /// <summary>The result, once the work ended; what it threw is rethrown here.</summary>
+    public T Result
+    {
+        get
+        {
+            _thread.Join();
+            _failure?.Throw();
+            return _result!;
+        }
+    }
+}
+
+/// <summary>Several pieces of work at once.</summary>
+public static class Workers
+{
+    /// <summary>
+    /// Runs the first piece on the calling thread and each other on a <see cref="Worker{T}"/>,
+    /// waits for all of them, then rethrows the first failure in the order given.
+    /// </summary>
+    public static void RunAll(string name, IReadOnlyList<Action> work)
+    {
+        var others = work.Skip(1).Select(w => Worker<bool>.Start(name, () =>
+        {
+            w();
+            return true;
+        })).ToList();
+        ExceptionDispatchInfo? failure = null;
+        try
+        {
+            if (work.Count > 0)
+            {
+                work[0]();
+            }
+        }
+        catch (Exception e)
+        {
+            failure = ExceptionDispatchInfo.Capture(e);
+        }
+
+        foreach (var other in others)
+        {
+            try
+            {
+                _ = other.Result;
+            }
+            catch (Exception e)
+            {
+                failure ??= ExceptionDispatchInfo.Capture(e);
+            }
+        }
+
+        failure?.Throw();
+    }
+}

@@ -1,0 +1,100 @@
+using EphemeralPorts.Check;
+using EphemeralPorts.Model;
+using EphemeralPorts.Plugin;
+
+namespace EphemeralPorts.Rendering;
+
+/// <summary>
+/// What every format says first: the summary an operator acts on (the part that alerts first)
+/// and the perfdata. The Nagios text and the JSON both carry them.
+/// </summary>
+public static class Headline
+{
+    /// <summary>The status line's text: the shown namespace's sentence, and the overview of all of them.</summary>
+    public static string Summary(CheckReport report)
+    {
+        var text = Sentence(report.Shown);
+        if (report.Shown.Name is { } name)
+        {
+            text = $"namespace {name}: {text}";
+        }
+
+        if (report.Namespaces is { } all)
+        {
+            // What was not seen is said on the status line: the state speaks only for what was.
+            var unseen = all.Skipped.Count > 0 ? $" - NOT checked: {string.Join(", ", all.Skipped)}" : string.Empty;
+            text += $" ({NagiosReport.Count(all.Checked.Count, "namespace")} checked, {all.Count(ServiceState.Critical)} critical, {all.Count(ServiceState.Warning)} warning{unseen})";
+        }
+
+        return text;
+    }
+
+    /// <summary>The one sentence about one namespace's TCP and UDP usage.</summary>
+    /// <remarks>Also the summary of a namespace in the JSON overview.</remarks>
+    public static string Sentence(NamespaceResult result)
+    {
+        var (_, usage, evaluation, _) = result;
+        var parts = new List<(ServiceState State, string Text)>();
+        if (usage.Tcp is { } tcp)
+        {
+            parts.Add((evaluation.TcpState, TcpSentence(usage, tcp)));
+        }
+
+        if (usage.Udp is { } udp)
+        {
+            parts.Add((evaluation.UdpState, $"UDP uses {udp.Used} of {udp.Capacity} ports ({Numbers.Format(udp.Percent)}%){(udp.Used >= udp.Capacity ? ", new UDP sockets fail now" : string.Empty)}"));
+        }
+
+        // The part that alerts comes first: it is what the operator has to read at 3 am. No ';' in
+        // free text: Nagios 4 rewrites it to ':'.
+        return string.Join(" - ", parts.OrderByDescending(p => p.State == evaluation.State).Select(p => p.Text));
+    }
+
+    private static string TcpSentence(PortUsage usage, TcpUsage tcp)
+    {
+        if (tcp.Busiest is not { } busiest)
+        {
+            return tcp.Capacity > 0
+                ? $"no outbound TCP connection holds a port of the range {usage.Settings.Range}, {tcp.Capacity} ports free per destination"
+                : $"no port of the range {usage.Settings.Range} is left for outbound TCP connections";
+        }
+
+        var text = $"busiest TCP tuple {busiest.Tuple} uses {busiest.Used} of {tcp.Capacity} ports ({Numbers.Format(tcp.BusiestPercent)}%)";
+        return busiest.Used >= tcp.Capacity ? text + ", new connections to it fail now" : text;
+    }
+
+    /// <summary>The perfdata: its labels are a stable API (graphs depend on them), shared by the Nagios text and the JSON.</summary>
+    public static List<PerfDatum> PerfData(CheckReport report)
+    {
+        var usage = report.Shown.Usage;
+        var thresholds = report.Thresholds;
+        var warn = thresholds.Warning.PerfDataValue;
+        var crit = thresholds.Critical.PerfDataValue;
+        var perf = new List<PerfDatum>();
+        if (usage.Tcp is { } tcp)
+        {
+            perf.Add(new PerfDatum("tcp_busiest_pct", tcp.BusiestPercent, "%", warn, crit, 0, 100));
+            perf.Add(new PerfDatum("tcp_busiest_used", tcp.BusiestUsed, Min: 0, Max: tcp.Capacity));
+            perf.Add(new PerfDatum("tcp_ports_in_use", tcp.PortsInUse, Min: 0, Max: usage.Settings.Range.Size));
+            perf.Add(new PerfDatum("tcp_time_wait", tcp.TimeWait, Min: 0));
+            perf.Add(new PerfDatum("tcp_tuples", tcp.TuplesInUse, Min: 0));
+        }
+
+        if (usage.Udp is { } udp)
+        {
+            perf.Add(new PerfDatum("udp_used_pct", udp.Percent, "%", warn, crit, 0, 100));
+            perf.Add(new PerfDatum("udp_used", udp.Used, Min: 0, Max: udp.Capacity));
+        }
+
+        perf.Add(new PerfDatum("capacity", usage.Tcp?.Capacity ?? usage.Udp!.Capacity, Min: 0));
+        if (report.Namespaces is { } all)
+        {
+            perf.Add(new PerfDatum("namespaces", all.Checked.Count, Min: 0));
+            perf.Add(new PerfDatum("namespaces_warning", all.Count(ServiceState.Warning), Min: 0));
+            perf.Add(new PerfDatum("namespaces_critical", all.Count(ServiceState.Critical), Min: 0));
+            perf.Add(new PerfDatum("namespaces_skipped", all.Skipped.Count, Min: 0));
+        }
+
+        return perf;
+    }
+}
