@@ -1,7 +1,7 @@
 namespace EphemeralPorts.Model;
 
 /// <summary>
-/// The capacity formula of shared/kernel-model.md, fed one socket at a time by any reader.
+/// The capacity formula of docs/kernel-model.md, fed one socket at a time by any source.
 /// <code>
 /// capacity_T = |R| - |Reserved| - |Excl|
 /// used_T     = distinct ports of R \ Reserved \ Excl held by tuple T, reusable TIME_WAIT excepted

@@ -2,7 +2,7 @@ using EphemeralPorts.Evaluation;
 using EphemeralPorts.Model;
 using EphemeralPorts.Plugin;
 
-namespace EphemeralPorts.Tests.Ports;
+namespace EphemeralPorts.Tests.Model;
 
 /// <summary>The capacity formula of docs/kernel-model.md on a 10-port range, 40000-40009.</summary>
 public class PortUsageCalculatorTests

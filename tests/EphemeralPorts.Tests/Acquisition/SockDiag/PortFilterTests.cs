@@ -2,7 +2,7 @@ using System.Buffers.Binary;
 using EphemeralPorts.Model;
 using EphemeralPorts.Acquisition.SockDiag;
 
-namespace EphemeralPorts.Tests.SockDiag;
+namespace EphemeralPorts.Tests.Acquisition.SockDiag;
 
 /// <summary>
 /// The bytecode a <see cref="PortFilter"/> writes, run the way net/ipv4/inet_diag.c runs it

@@ -1,7 +1,7 @@
 using EphemeralPorts.Plugin;
 using EphemeralPorts.Acquisition.ProcFs;
 
-namespace EphemeralPorts.Tests.ProcFs;
+namespace EphemeralPorts.Tests.Acquisition.ProcFs;
 
 public class SysctlParserTests
 {

@@ -1,6 +1,6 @@
 using EphemeralPorts.Acquisition.Namespaces;
 
-namespace EphemeralPorts.Tests.Namespaces;
+namespace EphemeralPorts.Tests.Acquisition.Namespaces;
 
 /// <summary>
 /// A namespace is named by what an operator recognises: a container id from the cgroup path

@@ -2,7 +2,7 @@ using System.Text;
 using EphemeralPorts.Model;
 using EphemeralPorts.Acquisition.ProcFs;
 
-namespace EphemeralPorts.Tests.ProcFs;
+namespace EphemeralPorts.Tests.Acquisition.ProcFs;
 
 /// <summary>
 /// Lines are real kernel output: copied from /proc/net/{tcp,tcp6,udp,udp6} of a Linux 6.18

@@ -1,6 +1,6 @@
 using EphemeralPorts.Acquisition.ProcFs;
 
-namespace EphemeralPorts.Tests.ProcFs;
+namespace EphemeralPorts.Tests.Acquisition.ProcFs;
 
 public class SockstatParserTests
 {
