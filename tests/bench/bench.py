@@ -6,7 +6,9 @@ Run inside a private network namespace as root (./build.sh bench does):
 For each N it opens N loopback connections (2N sockets, N of them with a port in the range;
 several destination ports keep every tuple below the range), then times every command REPEAT
 times and prints the median wall time, the median CPU time and the peak RSS of each, and the
-ratios ours/ss and ours/cat from the same run. Nothing is asserted: the machine is shared and
+ratios ours/ss and ours/cat from the same run. Then (unless --no-namespaces) the namespace
+curve: --all-namespaces over 1, 25, 50, 100 and 200 namespaces beside 50k connections, empty
+ones and ones holding a socket each, against `ss -tan` run in every namespace in turn. Nothing is asserted: the machine is shared and
 noisy, so the script reports and the reader judges. Everything goes with the namespace at exit.
 """
 import os
@@ -104,9 +106,72 @@ class Load:
             os.waitpid(pid, 0)
 
 
+CLONE_NEWNET = 0x40000000
+NAMESPACE_CURVE = [1, 25, 50, 100, 200]
+NAMESPACE_LOAD = 50_000
+
+
+class Crowd:
+    """Named namespaces (ip netns add) beside this one, each empty or holding one listening socket
+    (so that sockstat cannot rule it out and it must be walked); deleted again by close()."""
+
+    def __init__(self, tag):
+        import ctypes
+        self.libc = ctypes.CDLL(None, use_errno=True)
+        self.tag, self.names, self.held = tag, [], []
+        self.home = os.open("/proc/self/ns/net", os.O_RDONLY)
+
+    def grow(self, n, with_socket):
+        while len(self.names) < n:
+            name = "cep-bench-%s-%d-%04d" % (self.tag, os.getpid(), len(self.names))
+            subprocess.run(["ip", "netns", "add", name], check=True)
+            self.names.append(name)
+            subprocess.run(["ip", "netns", "exec", name, "ip", "link", "set", "lo", "up"], check=True)
+            if with_socket:
+                fd = os.open("/run/netns/" + name, os.O_RDONLY)
+                self.libc.setns(fd, CLONE_NEWNET)
+                os.close(fd)
+                s = socket.socket()
+                s.bind(("127.0.0.1", 7000))
+                s.listen(1)
+                self.held.append(s)
+                self.libc.setns(self.home, CLONE_NEWNET)
+
+    def close(self):
+        for s in self.held:
+            s.close()
+        for name in self.names:
+            subprocess.run(["ip", "netns", "del", name])
+
+
+def namespace_curve(binary, load):
+    """--all-namespaces over 1..200 namespaces beside NAMESPACE_LOAD connections, against ss run
+    in each namespace in turn; empty namespaces and namespaces with one socket each."""
+    load.grow(NAMESPACE_LOAD)
+    print()
+    print("| namespaces | kind | ours wall ms | ours cpu ms | ours peak RSS MB | ss loop wall ms | ours/ss | ours said |")
+    print("|---:|---|---:|---:|---:|---:|---:|---|")
+    for kind in ("empty", "one socket each"):
+        crowd = Crowd("e" if kind == "empty" else "s")
+        try:
+            for k in NAMESPACE_CURVE:
+                crowd.grow(k - 1, kind != "empty")  # this namespace (the load's) is one of them
+                loop = "ss -tan >/dev/null; " + "".join("ip netns exec %s ss -tan >/dev/null; " % n for n in crowd.names)
+                commands = [("ours", [binary, "--all-namespaces", "-t", "60"]), ("ss loop", ["sh", "-c", loop])]
+                results = measure(commands, 3)
+                wall, cpu_ms, rss, out = results["ours"]
+                said = out.split(b"\n")[0].decode()
+                checked = said.split("(")[-1].split(" checked")[0] if " checked" in said else "?"
+                print("| %d | %s | %.1f | %.1f | %.1f | %.1f | %.2f | %s checked |" % (
+                    k, kind, wall, cpu_ms, rss, results["ss loop"][0], wall / results["ss loop"][0], checked))
+                sys.stdout.flush()
+        finally:
+            crowd.close()
+
+
 def main():
     binary = sys.argv[1]
-    counts = [int(n) for n in sys.argv[2:]] or [0, 10_000, 50_000, 100_000, 200_000]
+    counts = [int(n) for n in sys.argv[2:] if n != "--no-namespaces"] or [0, 10_000, 50_000, 100_000, 200_000]
     subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
     sysctl("ip_local_port_range", "%d %d" % (LOW, HIGH))
     # As many connections per worker as the open-file limit allows (two descriptors each).
@@ -129,6 +194,8 @@ def main():
     try:
         for n in counts:
             run(load, n, commands)
+        if "--no-namespaces" not in sys.argv:
+            namespace_curve(binary, load)
     finally:
         load.close()
 

@@ -19,8 +19,12 @@ public sealed record NamespaceView(ProcRoot Root, string TablesDirectory = "net"
     public static bool IsLiveProc(string procRoot) => Path.TrimEndingDirectorySeparator(procRoot) == "/proc";
 }
 
-/// <summary>What to read of a namespace: which protocols, against which sysctls, telling progress where it is.</summary>
-public sealed record SourceRequest(NamespaceView View, KernelSettings Kernel, bool Tcp, bool Udp, Action<string>? Progress = null);
+/// <summary>
+/// What to read of a namespace: which protocols, against which sysctls, with the namespace's
+/// socket counters where they could be read (a hint for which walks can find nothing), telling
+/// progress where it is.
+/// </summary>
+public sealed record SourceRequest(NamespaceView View, KernelSettings Kernel, bool Tcp, bool Udp, Action<string>? Progress = null, Sockstat? Counts = null);
 
 /// <summary>What a source said about its reading: a note for <c>-v</c> and diagnostics for <c>-vvv</c>.</summary>
 public sealed record SourceReading(string Note, IReadOnlyList<string> Diagnostics);

@@ -97,9 +97,17 @@ public static class PortCheck
     internal static Acquired Acquire(ReadingSettings reading, NamespaceView view, Action<string>? progress)
     {
         var clock = Stopwatch.StartNew();
-        var kernel = new SysctlReader(view.Root, progress, view.TablesDirectory).ReadSettings();
-        var request = new SourceRequest(view, kernel, reading.Tcp, reading.Udp, progress);
-        var chain = SourceChain.Read(SourceOrder(reading.Source), request, () => new PortUsageCalculator(kernel, recordInodes: reading.Processes));
+        var sysctls = new SysctlReader(view.Root, progress, view.TablesDirectory);
+        var kernel = sysctls.ReadSettings();
+
+        // The namespace's own counters, read before any socket of ours is made in it: which walks
+        // of the host-wide hashes can find nothing here (docs/kernel-model.md, "What looking costs").
+        var counts = view.IsLiveKernel ? sysctls.ReadSockstat() : null;
+        var request = new SourceRequest(view, kernel, reading.Tcp, reading.Udp, progress, counts);
+        Func<PortUsageCalculator> fresh = () => new PortUsageCalculator(kernel, recordInodes: reading.Processes);
+        var chain = counts is { ProvesEmpty: true } && reading.Source != SourceChoice.Netlink
+            ? ProvenEmpty.Reading(fresh())
+            : SourceChain.Read(SourceOrder(reading.Source), request, fresh);
         var usage = chain.Calculator.Finish(reading.Tcp, reading.Udp);
         List<string> diagnostics = [.. chain.Diagnostics, $"scan took {clock.Elapsed.TotalMilliseconds:0.0} ms"];
         return new Acquired(usage, chain, diagnostics);
@@ -133,31 +141,26 @@ public static class PortCheck
             targets = [choice.Pid is { } pid ? NamespaceFinder.ByPid(pid) : NamespaceFinder.ByNameOrPath(choice.Netns!)];
         }
 
-        // Each namespace must be done before the check's own timeout, with a little time left to
-        // answer: one that is not is listed as skipped, and the others still count.
+        // Read by a pool of threads, one per CPU: every namespace's reading walks the same
+        // host-wide hashes, so K namespaces cost K walks, shared among the cores. Each must be done
+        // before the check's own timeout, with a little time left to answer: one that is not is
+        // listed as skipped, and the others still count.
         var finishBy = settings.Timeout - (settings.Timeout / 10);
-        var own = NamespaceFinder.OwnInode();
         var root = new ProcRoot(settings.Reading.ProcRoot);
-        var read = new List<NamespaceReading>();
-        var refused = new List<string>();
-        foreach (var target in targets)
+        var runs = NamespaceRunner.RunAll(targets, NamespaceFinder.OwnInode(), finishBy - clock.Elapsed, NamespaceRunner.DefaultThreads, (target, tables) =>
         {
             progress.Report($"namespace {target.Name}");
             try
             {
-                var acquired = NamespaceRunner.Run(target, own, finishBy - clock.Elapsed, tables => Acquire(settings.Reading, new NamespaceView(root, tables), progress.Report));
-                read.Add(Evaluate(settings, acquired, target.Name));
+                return Evaluate(settings, Acquire(settings.Reading, new NamespaceView(root, tables), progress.Report), target.Name);
             }
-            catch (Exception e) when (e is CheckException or NamespaceTimeoutException)
-            {
-                refused.Add($"{target.Name} ({e.Message})");
-            }
-            catch (Exception e)
+            catch (Exception e) when (e is not CheckException)
             {
                 throw new CheckException($"namespace {target.Name}: {e.GetType().Name}: {e.Message}", e);
             }
-        }
-
+        });
+        var read = runs.Where(r => r.Result is not null).Select(r => r.Result!).ToList();
+        var refused = runs.Where(r => r.Skipped is not null).Select(r => $"{r.Target.Name} ({r.Skipped})").ToList();
         if (refused.Count > 0)
         {
             skipped.Add(string.Join(", ", refused.Take(3)) + (refused.Count > 3 ? $" and {refused.Count - 3} more namespaces" : string.Empty));

@@ -2,19 +2,24 @@ using System.Numerics;
 
 namespace EphemeralPorts.Model;
 
-/// <summary>A set of port numbers 0..65535 as a fixed 8 KiB bitmap.</summary>
+/// <summary>
+/// A set of port numbers 0..65535 as an 8 KiB bitmap, made on the first port added: a namespace
+/// with nothing in it (most of hundreds of pods) allocates none.
+/// </summary>
 public sealed class PortSet
 {
-    private readonly ulong[] _bits = new ulong[1024];
+    private const int Words = 1024;
+    private ulong[]? _bits;
 
     public int Count { get; private set; }
 
-    public bool Contains(int port) => (uint)port <= 65535 && (_bits[port >> 6] & (1UL << (port & 63))) != 0;
+    public bool Contains(int port) => _bits is { } bits && (uint)port <= 65535 && (bits[port >> 6] & (1UL << (port & 63))) != 0;
 
     /// <summary>Adds a port; false when it was there already.</summary>
     public bool Add(int port)
     {
         ArgumentOutOfRangeException.ThrowIfGreaterThan((uint)port, 65535u, nameof(port));
+        _bits ??= new ulong[Words];
         ref var word = ref _bits[port >> 6];
         var mask = 1UL << (port & 63);
         if ((word & mask) != 0)
@@ -31,6 +36,11 @@ public sealed class PortSet
     public bool Remove(int port)
     {
         ArgumentOutOfRangeException.ThrowIfGreaterThan((uint)port, 65535u, nameof(port));
+        if (_bits is null)
+        {
+            return false;
+        }
+
         ref var word = ref _bits[port >> 6];
         var mask = 1UL << (port & 63);
         if ((word & mask) == 0)
@@ -53,6 +63,11 @@ public sealed class PortSet
 
     public int CountIn(PortRange range)
     {
+        if (Count == 0)
+        {
+            return 0;
+        }
+
         var count = 0;
         for (var port = range.Low; port <= range.High; port++)
         {
@@ -67,7 +82,7 @@ public sealed class PortSet
 
     public IEnumerable<int> Ports()
     {
-        for (var word = 0; word < _bits.Length; word++)
+        for (var word = 0; _bits is not null && word < Words; word++)
         {
             var bits = _bits[word];
             while (bits != 0)

@@ -30,7 +30,7 @@ public class SourceParityTests
             Command.MustSucceed("ip", "netns", "exec", name, "sysctl", "-qw", "net.ipv4.tcp_tw_reuse=0");
             var sources = PortCheck.SourceOrder(SourceChoice.Auto);
             sources.Count.ShouldBeGreaterThanOrEqualTo(2);
-            var models = NamespaceRunner.Run(NamespaceFinder.ByNameOrPath(name), NamespaceFinder.OwnInode(), TimeSpan.FromSeconds(60), tables =>
+            var run = NamespaceRunner.RunAll([NamespaceFinder.ByNameOrPath(name)], NamespaceFinder.OwnInode(), TimeSpan.FromSeconds(60), 1, (_, tables) =>
             {
                 var held = new List<Socket>();
                 try
@@ -51,7 +51,9 @@ public class SourceParityTests
                 {
                     held.ForEach(s => s.Dispose());
                 }
-            });
+            }).Single();
+            run.Skipped.ShouldBeNull();
+            var models = run.Result!;
 
             // Not a model of nothing on both sides.
             models[0].Model.ShouldContain("127.0.0.1 -> 127.0.0.1:5000: used 340 tw 40 reusable 0");

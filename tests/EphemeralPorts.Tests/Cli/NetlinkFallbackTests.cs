@@ -92,10 +92,13 @@ public class NetlinkFallbackTests
     public void A_later_dump_refused_falls_back_without_counting_twice()
     {
         // strace counts per thread: every lane's first request goes through, later ones (the UDP
-        // lane's second) are refused after the TCP lanes have counted their sockets.
+        // lane's second) are refused after the TCP lanes have counted their sockets. A UDP socket
+        // of each family makes both UDP dumps happen (sockstat rules out a family with none).
         var run = InNamespace("""
             server = socket.socket(); server.bind(("127.0.0.1", 5000)); server.listen(10)
             held = [socket.create_connection(("127.0.0.1", 5000)) for _ in range(3)]
+            udp = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM), socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)]
+            udp[0].bind(("127.0.0.1", 0)); udp[1].bind(("::1", 0))
             """, "when=2+", "-v");
         run.ExitCode.ShouldBe(0, run.Stdout);
         run.Stdout.ShouldContain("netlink unavailable (sending the sock_diag request failed: EPERM (operation not permitted)): sockets read from /proc/net instead");

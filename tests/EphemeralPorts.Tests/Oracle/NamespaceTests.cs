@@ -104,6 +104,7 @@ public sealed class NamespaceLab : IDisposable
 }
 
 /// <summary>--all-namespaces, --netns, --pid and --processes against namespaces made for real.</summary>
+[Collection(NamespaceCollection.Name)]
 public class NamespaceTests(NamespaceLab lab) : IClassFixture<NamespaceLab>
 {
     private static PluginRun Check(params string[] args) => Support.Plugin.Native(args);

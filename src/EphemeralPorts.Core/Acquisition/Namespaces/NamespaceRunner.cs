@@ -1,43 +1,103 @@
+using System.Runtime.ExceptionServices;
 using EphemeralPorts.Plugin;
 
 namespace EphemeralPorts.Acquisition.Namespaces;
 
-/// <summary>A namespace that was not read before its deadline.</summary>
-public sealed class NamespaceTimeoutException(string message) : Exception(message);
+/// <summary>What became of one namespace: its result, or why it was not read (refused, or not within the deadline).</summary>
+public sealed record NamespaceRun<T>(NetworkNamespace Target, T? Result, string? Skipped);
 
 /// <summary>
-/// Runs a function inside a network namespace: on a thread of its own that enters it with
-/// setns(CLONE_NEWNET) and returns to where it was (loudly when it cannot). Netlink sockets
-/// and /proc/sys/net follow the thread's namespace, /proc/thread-self/net holds its tables;
+/// Runs a function inside network namespaces: on threads of their own that enter a namespace with
+/// setns(CLONE_NEWNET), run, and return to where they were (loudly when they cannot). Netlink
+/// sockets and /proc/sys/net follow the thread's namespace, /proc/thread-self/net holds its tables;
 /// the process's other threads never move. The namespace this check runs in is read without
 /// setns, which needs no privilege there.
 /// </summary>
 public static class NamespaceRunner
 {
-    /// <summary>
-    /// <paramref name="work"/> gets the directory below /proc where the namespace's tables are.
-    /// Refusals (setns, or what the work throws as <see cref="CheckException"/>) come back as
-    /// <see cref="CheckException"/>; a namespace not done by <paramref name="deadline"/> as
-    /// <see cref="NamespaceTimeoutException"/> (its thread is left to end on its own).
-    /// </summary>
-    public static T Run<T>(NetworkNamespace target, ulong ownInode, TimeSpan deadline, Func<string, T> work)
-    {
-        var worker = Worker<T>.Start("netns", () =>
-        {
-            if (target.Inode == ownInode)
-            {
-                return work("net");
-            }
+    /// <summary>Threads of a pool at most: beyond that, more threads only wait on the same hash walks.</summary>
+    public const int MaxThreads = 16;
 
-            using var entered = NamespaceSwitch.Enter(target.Path, out var errno)
-                ?? throw new CheckException($"setns: {NamespaceFinder.Describe(errno)}");
-            return work("thread-self/net");
-        });
-        if (!worker.Wait(deadline))
+    /// <summary>One thread per CPU this process may run on (its affinity mask), at most <see cref="MaxThreads"/>.</summary>
+    public static int DefaultThreads => Math.Clamp(Native.Cpus.Allowed(), 1, MaxThreads);
+
+    /// <summary>
+    /// Reads every target with a fixed pool of <paramref name="threads"/> threads, each taking the
+    /// next namespace not yet started; <paramref name="work"/> gets the namespace and the directory
+    /// below /proc where its tables are. A namespace that refuses (setns, or a
+    /// <see cref="CheckException"/> of the work) is skipped with the reason; one not done when
+    /// <paramref name="deadline"/> has passed is skipped as not read in time (a thread stuck in it
+    /// is left to end on its own, the others go on). Any other failure is rethrown, with its stack.
+    /// Results come in the order of <paramref name="targets"/>.
+    /// </summary>
+    public static IReadOnlyList<NamespaceRun<T>> RunAll<T>(IReadOnlyList<NetworkNamespace> targets, ulong ownInode, TimeSpan deadline, int threads, Func<NetworkNamespace, string, T> work)
+        where T : class
+    {
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        var done = new NamespaceRun<T>?[targets.Count];
+        var failures = new ExceptionDispatchInfo?[targets.Count];
+        var next = -1;
+        // Not disposed: a thread stuck past the deadline still signals it when it comes back.
+        var finished = new CountdownEvent(targets.Count);
+        void Loop()
         {
-            throw new NamespaceTimeoutException($"not read within the timeout");
+            int i;
+            while ((i = Interlocked.Increment(ref next)) < targets.Count)
+            {
+                var target = targets[i];
+                try
+                {
+                    // Started past the deadline: not worth entering.
+                    Volatile.Write(ref done[i], clock.Elapsed >= deadline
+                        ? new NamespaceRun<T>(target, null, "not read within the timeout")
+                        : new NamespaceRun<T>(target, Enter(target, ownInode, work), null));
+                }
+                catch (CheckException e)
+                {
+                    Volatile.Write(ref done[i], new NamespaceRun<T>(target, null, e.Message));
+                }
+                catch (Exception e)
+                {
+                    // This thread may not be back in its own namespace: it reads nothing more.
+                    Volatile.Write(ref failures[i], ExceptionDispatchInfo.Capture(e));
+                    finished.Signal();
+                    return;
+                }
+
+                finished.Signal();
+            }
         }
 
-        return worker.Result;
+        var pool = Enumerable.Range(0, Math.Clamp(threads, 1, Math.Max(1, targets.Count)))
+            .Select(_ => Worker<bool>.Start("netns", () =>
+            {
+                Loop();
+                return true;
+            }))
+            .ToList();
+        var remaining = deadline - clock.Elapsed;
+        finished.Wait(remaining < TimeSpan.Zero ? TimeSpan.Zero : remaining);
+
+        var runs = new List<NamespaceRun<T>>(targets.Count);
+        for (var i = 0; i < targets.Count; i++)
+        {
+            Volatile.Read(ref failures[i])?.Throw();
+            runs.Add(Volatile.Read(ref done[i]) ?? new NamespaceRun<T>(targets[i], null, "not read within the timeout"));
+        }
+
+        GC.KeepAlive(pool);
+        return runs;
+    }
+
+    private static T Enter<T>(NetworkNamespace target, ulong ownInode, Func<NetworkNamespace, string, T> work)
+    {
+        if (target.Inode == ownInode)
+        {
+            return work(target, "net");
+        }
+
+        using var entered = NamespaceSwitch.Enter(target.Path, out var errno)
+            ?? throw new CheckException($"setns: {NamespaceFinder.Describe(errno)}");
+        return work(target, "thread-self/net");
     }
 }

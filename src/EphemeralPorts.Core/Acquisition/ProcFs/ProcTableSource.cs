@@ -28,7 +28,7 @@ public sealed class ProcTableSource : ISocketSource
 
     public SourceReading Read(SourceRequest request, ISocketSink sink)
     {
-        var (view, _, tcp, udp, progress) = request;
+        var (view, _, tcp, udp, progress, _) = request;
         var diagnostics = new List<string>(4);
         if (tcp)
         {

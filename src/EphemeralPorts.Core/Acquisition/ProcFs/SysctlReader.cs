@@ -30,15 +30,15 @@ public sealed class SysctlReader(ProcRoot root, Action<string>? progress = null,
     }
 
     /// <summary>
-    /// How many TCP sockets the namespace has (<see cref="SockstatParser"/>); null when that cannot
-    /// be read or understood: it is a hint for how to split a sock_diag dump, never part of the answer.
+    /// The namespace's socket counters (<see cref="Sockstat"/>); null when they cannot be read:
+    /// they are hints, never part of the answer.
     /// </summary>
-    public long? TcpSocketCountHint()
+    public Sockstat? ReadSockstat()
     {
         try
         {
             return root.ReadSmallFile($"{tablesDirectory}/sockstat", optional: true) is { } sockstat
-                ? SockstatParser.TcpSockets(sockstat, root.ReadSmallFile($"{tablesDirectory}/sockstat6", optional: true))
+                ? SockstatParser.Parse(sockstat, root.ReadSmallFile($"{tablesDirectory}/sockstat6", optional: true))
                 : null;
         }
         catch (CheckException)

@@ -40,13 +40,27 @@ public static class SockDiagScanner
     /// the namespace has few TCP sockets (or only UDP is asked). Each lane has its own socket; the sink is fed one received
     /// buffer at a time under a lock, so the calculator sees one socket at a time and memory stays flat.
     /// </summary>
-    public static void Scan(PortRange range, bool tcp, bool udp, ISocketSink sink, Action<string>? progress = null, long? tcpSocketsHint = null)
+    public static void Scan(PortRange range, bool tcp, bool udp, ISocketSink sink, Action<string>? progress = null, long? tcpSocketsHint = null, bool udpV4 = true, bool udpV6 = true, bool boundInactive = true)
     {
-        // UDP tables are small: their two dumps share a lane.
-        List<DumpSpec> udpDumps = udp ? [DumpSpec.Udp(SockDiagProtocol.AfInet, range), DumpSpec.Udp(SockDiagProtocol.AfInet6, range)] : [];
+        // Bound-but-idle sockets cost a walk of the whole bind hash: not asked for where the
+        // namespace is known to have none (Sockstat.ProvesNoBoundInactiveTcp).
+        var tcpStates = boundInactive ? SockDiagProtocol.AllStates : SockDiagProtocol.AllStates & ~SockDiagProtocol.BoundInactiveState;
+        // UDP tables are small: their two dumps share a lane. A family known to have no UDP
+        // socket in the namespace is not dumped (the walk would find nothing of it).
+        var udpDumps = new List<DumpSpec>(2);
+        if (udp && udpV4)
+        {
+            udpDumps.Add(DumpSpec.Udp(SockDiagProtocol.AfInet, range));
+        }
+
+        if (udp && udpV6)
+        {
+            udpDumps.Add(DumpSpec.Udp(SockDiagProtocol.AfInet6, range));
+        }
+
         if (!tcp || tcpSocketsHint < ParallelFromTcpSockets || range.Size < 2)
         {
-            RunLanes([tcp ? [DumpSpec.TcpBothFamilies(SockDiagProtocol.AllStates, PortFilter.LocalPortIn(range)), .. udpDumps] : udpDumps], sink, progress);
+            RunLanes([tcp ? [DumpSpec.TcpBothFamilies(tcpStates, PortFilter.LocalPortIn(range)), .. udpDumps] : udpDumps], sink, progress);
             return;
         }
 
@@ -56,7 +70,7 @@ public static class SockDiagScanner
         // ones with no remote port): each lane asking would walk the bind hash twice.
         var split = SplitPort(range);
         var first = DumpSpec.TcpBothFamilies(
-            SockDiagProtocol.AllStates,
+            tcpStates,
             PortFilter.AnyOf([PortBounds.Local(new PortRange(range.Low, split - 1))], [PortBounds.Local(range), PortBounds.RemoteIs(0)]));
         var second = DumpSpec.TcpBothFamilies(
             SockDiagProtocol.ConnectionStates,
@@ -92,10 +106,11 @@ public static class SockDiagScanner
 
     private static void RunLane(List<DumpSpec> dumps, NetlinkSocket socket, ISocketSink sink, Action<string>? progress)
     {
+        // The kernel writes what it sends: no need for the GC to clear 256 KiB a lane first. Buffers
+        // go back to a pool: reading hundreds of namespaces keeps as many as run at once, not one each.
+        var buffer = Buffers.TryTake(out var reused) ? reused : GC.AllocateUninitializedArray<byte>(ReceiveBufferBytes);
         try
         {
-            // The kernel writes what it sends: no need for the GC to clear 256 KiB a lane first.
-            var buffer = GC.AllocateUninitializedArray<byte>(ReceiveBufferBytes);
             uint sequence = 1;
             foreach (var dump in dumps)
             {
@@ -126,7 +141,13 @@ public static class SockDiagScanner
             // Whatever else goes wrong in a lane is reported as a failure of this way of reading.
             throw new CheckException($"netlink sock_diag: {e.GetType().Name}: {e.Message}", e);
         }
+        finally
+        {
+            Buffers.Add(buffer);
+        }
     }
+
+    private static readonly System.Collections.Concurrent.ConcurrentBag<byte[]> Buffers = [];
 
     private static void Dump(NetlinkSocket socket, byte[] buffer, byte[] request, Transport transport, bool ipv6, ISocketSink sink)
     {
