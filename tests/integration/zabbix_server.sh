@@ -418,7 +418,23 @@ EOF
     check "zabbix7 agent: the discovered tuple's WARNING trigger fires too" \
         grep -q '^1 Ephemeral ports: tuple 127.0.0.1 -> 127.0.0.1:5000 above 70% for 1m$' "$T/triggers.txt" ||
         sed 's/^/#   /' "$T/triggers.txt"
+    check "zabbix7 agent: the forecast trigger fires (0 to 8 ports within a minute reaches 10 within the hour)" \
+        grep -q '^1 Ephemeral ports: busiest TCP tuple runs out of ports within 1h$' "$T/triggers.txt"
     check "zabbix7 agent: no CRITICAL trigger at 80%" test "$(grep -c '^1 .*\(CRITICAL\|above 85%\)' "$T/triggers.txt")" = 0
+    # An external check of that namespace: the server (user zabbix) runs a copy of the plugin
+    # that holds the two capabilities --pid needs (setns, /proc/PID/ns/net of a root process),
+    # executable by group zabbix only, as the README describes.
+    xs=$R/usr/lib/zabbix/externalscripts/check_ephemeral_ports
+    chown root:"$(zbx_chroot "$R" id -g zabbix)" "$xs" && chmod 0750 "$xs" &&
+        setcap cap_sys_admin,cap_sys_ptrace+ep "$xs"
+    check "zabbix7: externalscripts copy is root:zabbix 0750 with cap_sys_admin,cap_sys_ptrace ($(getcap "$xs" | cut -d' ' -f2-))" \
+        test -n "$(getcap "$xs")"
+    xkey="check_ephemeral_ports[\"--pid\",\"$holder\",\"--format\",\"json\"]"
+    zapi external "$T/zabbix7/api.json" "$api" "$hid" "$xkey" >/dev/null
+    out=$(zapi value "$T/zabbix7/api.json" "$api" "$hid" "$xkey" 60)
+    check "zabbix7: external check $xkey sees the namespace: WARNING, 8 of 10 ports" \
+        "$py" -c 'import json,sys; d=json.loads(sys.argv[1]); sys.exit(0 if d["exitCode"] == 1 and "uses 8 of 10 ports" in d["summary"] else 1)' "${out#* }" ||
+        echo "# $out" | head -c 600
     kill -TERM "$holder"
     wait "$holder" 2>/dev/null
     out=$(zapi trigger "$T/zabbix7/api.json" "$api" "$ahid" 'Ephemeral ports: WARNING' 0 90)
