@@ -8,7 +8,8 @@
 # cluster and the frontend's /etc/zabbix/web/zabbix.conf.php then stay out of the host, and
 # both servers are started, checked and removed the same way.
 
-zbx_cache_base=/var/cache/check-ephemeral-ports
+# CHECK_EPHEMERAL_PORTS_CACHE moves it, e.g. to try a first run without touching the cache.
+zbx_cache_base=${CHECK_EPHEMERAL_PORTS_CACHE:-/var/cache/check-ephemeral-ports}
 
 # The Debian mirror this host's apt already uses (the first deb URI that is no security
 # archive), so that debootstrap needs no address of its own.
