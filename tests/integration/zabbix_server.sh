@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # Integration test: the Zabbix templates on real Zabbix servers, each with its own PostgreSQL
 # and its frontend's JSON-RPC API, all on 127.0.0.1:
-#   - Zabbix 6.0 of Debian 12 (bookworm): template_ephemeral_ports.yaml imports through the API,
-#     and an external check (ExternalScripts) check_ephemeral_ports["--format","json"] returns the
-#     plugin's JSON document;
+#   - Zabbix 6.0 of Debian 12 (bookworm): template_ephemeral_ports.yaml imports through the API;
 #   - Zabbix 7.0 of Debian 13 (trixie): the 6.0 template, then template_ephemeral_ports_7.0.yaml
-#     over it (same UUIDs: an in-place upgrade), the external check, and a host whose Zabbix agent
-#     (this machine's zabbix_agentd, with the UserParameter of icinga/zabbix/) runs the plugin in a
-#     network namespace of this test: the state, the discovered tuple and the WARNING trigger
-#     follow while the test fills the tuple and empties it again.
+#     over it (same UUIDs: an in-place upgrade);
+#   - on each: an external check (ExternalScripts) check_ephemeral_ports["--format","json"]
+#     returns the plugin's JSON document, and a host whose Zabbix agent (this machine's
+#     zabbix_agentd, with the UserParameter of icinga/zabbix/) runs the plugin in a network
+#     namespace of this test: the state and the WARNING trigger follow while the test fills a
+#     tuple and empties it again, and an external check with --pid sees the same namespace; on
+#     7.0 also the discovered tuple, its trigger prototype and the forecast trigger.
 # Each release's server, frontend and database come from a debootstrap root cached under
 # /var/cache/check-ephemeral-ports/ (lib/zabbix_root.sh; a few minutes on the first run, then
 # reused). A run mounts an overlay on it (the cache stays as it was), /proc inside it, and starts
@@ -126,12 +127,18 @@ def server_template(api, name):
             "trigger_prototypes": int(tprotos), "macros": len(t["macros"]),
             "valuemaps": len(t["valuemaps"])}, tid
 
+POKE = []  # (api, itemid): "Execute now" for that item every 5 s while waiting
+
 def wait_for(what, fn, timeout):
-    deadline, last = time.time() + timeout, None
+    deadline, last, poked = time.time() + timeout, None, 0
     while time.time() < deadline:
         last = fn()
         if last is not None and last is not False:
             return last
+        if POKE and time.time() - poked >= 5:
+            api, itemid = POKE[0]
+            api.call("task.create", [{"type": 6, "request": {"itemid": itemid}}])
+            poked = time.time()
         time.sleep(1)
     raise TimeoutError("%s: not within %ds (last: %r)" % (what, timeout, last))
 
@@ -160,6 +167,9 @@ if __name__ == "__main__":
         json.dump({"token": api.token, "v7": api.v7}, open(statefile, "w"))
         sys.exit(0)
     api.token, api.v7 = s["token"], s["v7"]
+    if args and args[-1].startswith("poke="):  # poke=HOSTID:KEY, the master item to run now and then
+        hostid_, key_ = args.pop()[5:].split(":", 1)
+        POKE.append((api, item(api, hostid_, key_)["itemid"]))
     if cmd == "import":  # FILE: import, then compare what the server holds with the file
         src = open(args[0]).read()
         api.call("configuration.import", {"format": "yaml", "source": src, "rules": rules_for(api)})
@@ -336,30 +346,42 @@ external_check() { # LABEL HOSTID
         is_plugin_json "${out#* }" || echo "# $out" | head -c 600
 }
 
-# --- Zabbix 6.0, Debian 12 ---------------------------------------------------------------------
-if start_server zabbix6 bookworm zabbix-6.0-bookworm-1; then
-    import_template zabbix6 "$zconf/template_ephemeral_ports.yaml"
-    hid=$(zapi host "$T/zabbix6/api.json" "$api" cep-external - 10050)
-    external_check zabbix6 "$hid"
-fi
-stop_all
-for ((n = ${#mounts[@]} - 1; n >= 0; n--)); do umount "${mounts[n]}"; done
-mounts=()
-
-# --- Zabbix 7.0, Debian 13 ---------------------------------------------------------------------
-if start_server zabbix7 trixie zabbix-7.0-trixie-1; then
-    import_template zabbix7 "$zconf/template_ephemeral_ports.yaml"
-    import_template zabbix7 "$zconf/template_ephemeral_ports_7.0.yaml"
-    hid=$(zapi host "$T/zabbix7/api.json" "$api" cep-external - 10050)
-    external_check zabbix7 "$hid"
-
-    # The agent: this machine's zabbix_agentd with the UserParameter of icinga/zabbix/, changed to
-    # check the test's namespace (--netns needs root for setns, hence AllowRoot=1: in production
-    # the UserParameter checks the host's own namespace and the agent runs as zabbix).
+# --- the agent scenario -------------------------------------------------------------------------
+# The test's namespace, made once: 10 ports per tuple.
+make_namespace() {
     ip netns add "$ns" && ip -n "$ns" link set lo up &&
         ip netns exec "$ns" sysctl -qw net.ipv4.ip_local_port_range="40000 40009"
     check "namespace $ns: loopback up, ip_local_port_range 40000-40009 (10 ports per tuple)" \
-        test "$(ip netns exec "$ns" cat /proc/sys/net/ipv4/ip_local_port_range | tr -s '\t ' ' ')" = "40000 40009"
+        test "$(ip netns exec "$ns" cat /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null | tr -s '\t ' ' ')" = "40000 40009"
+}
+
+# Fills the tuple: a listener on 127.0.0.1:5000 in the namespace and 8 connections to it, 8 of the
+# 10 ports (80%: WARNING at 70, not CRITICAL at 85). SO_LINGER 0 makes the close an abort, so no
+# TIME_WAIT is left behind when the holder stops.
+cat >"$T/holder.py" <<'EOF'
+import signal, socket, struct, sys, time
+srv = socket.socket(); srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+srv.bind(("127.0.0.1", 5000)); srv.listen(64)
+clients, accepted = [], []
+for _ in range(int(sys.argv[1])):
+    c = socket.create_connection(("127.0.0.1", 5000))
+    c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    clients.append(c); accepted.append(srv.accept()[0])
+open(sys.argv[2], "w").write("%d\n" % len(clients))
+signal.signal(signal.SIGTERM, lambda *a: sys.exit(0))
+for _ in range(600):
+    time.sleep(1)
+EOF
+
+# agent_scenario LABEL EXTERNAL_HOSTID: this machine's zabbix_agentd with the UserParameter of
+# icinga/zabbix/, changed to check the test's namespace (--netns needs root for setns, hence
+# AllowRoot=1; in production the UserParameter checks the host's own namespace and the agent runs
+# as zabbix), and a host on LABEL's server linked to the template. The master item runs every 5 s
+# where the template has {$EPHEMERAL_PORTS.INTERVAL} (7.0); on 6.0 (1m, fixed) the waits ask the
+# server to "Execute now" every 5 s. On 7.0 also the discovery, the forecast and an external
+# check of the namespace.
+agent_scenario() {
+    local label=$1 xhid=$2 a=$T/$1/api.json aport ahid st out sum pct holder xs xkey poke
     aport=$(free_port 20000 32767)
     sed "s#/usr/lib/nagios/plugins/check_ephemeral_ports --format json#$T/bin/check_ephemeral_ports --netns $ns --format json#" \
         "$zconf/userparameter_ephemeral_ports.conf" >"$T/userparameter.conf"
@@ -376,69 +398,82 @@ AllowRoot=1
 Timeout=10
 Include=$T/userparameter.conf
 EOF
-    start_daemon "$T/zabbix_agentd.log" zabbix_agentd -f -c "$T/zabbix_agentd.conf"
-    # A 5 s interval instead of a minute, through the template's macro, so that the test is quick.
-    ahid=$(zapi host "$T/zabbix7/api.json" "$api" cep-agent 'Ephemeral ports by Zabbix agent' "$aport" \
+    start_daemon "$T/$label/zabbix_agentd.log" zabbix_agentd -f -c "$T/zabbix_agentd.conf"
+    ahid=$(zapi host "$a" "$api" cep-agent 'Ephemeral ports by Zabbix agent' "$aport" \
         '{$EPHEMERAL_PORTS.INTERVAL}=5s' '{$EPHEMERAL_PORTS.TUPLE.PERIOD}=1m')
-    check "zabbix7: host cep-agent (agent on 127.0.0.1:$aport) linked to the 7.0 template" test -n "$ahid"
-    st=$(zapi value "$T/zabbix7/api.json" "$api" "$ahid" ephemeral_ports.state 120)
-    check "zabbix7 agent: the empty namespace is OK (ephemeral_ports.state = ${st#* })" test "${st#* }" = 0
-    out=$(zapi trigger "$T/zabbix7/api.json" "$api" "$ahid" 'Ephemeral ports: WARNING' 0 30)
-    check "zabbix7 agent: trigger 'Ephemeral ports: WARNING' is OK" test $? = 0 || echo "# $out"
+    check "$label: host cep-agent (agent on 127.0.0.1:$aport) linked to the template" test -n "$ahid" || return 1
+    poke=poke=$ahid:ephemeral_ports.json
+    st=$(zapi value "$a" "$api" "$ahid" ephemeral_ports.state 120 0 "$poke")
+    check "$label agent: the empty namespace is OK (ephemeral_ports.state = ${st#* })" test "${st#* }" = 0
+    out=$(zapi trigger "$a" "$api" "$ahid" 'Ephemeral ports: WARNING' 0 30 "$poke")
+    check "$label agent: trigger 'Ephemeral ports: WARNING' is OK" test $? = 0 || echo "# $out"
 
-    # Fill the tuple: a listener on 127.0.0.1:5000 in the namespace and 8 connections to it, 8 of
-    # the 10 ports (80%: WARNING at 70, not CRITICAL at 85). SO_LINGER 0 makes the close an
-    # abort, so no TIME_WAIT is left behind when the holder stops.
-    cat >"$T/holder.py" <<'EOF'
-import signal, socket, struct, sys, time
-srv = socket.socket(); srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-srv.bind(("127.0.0.1", 5000)); srv.listen(64)
-clients, accepted = [], []
-for _ in range(int(sys.argv[1])):
-    c = socket.create_connection(("127.0.0.1", 5000))
-    c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-    clients.append(c); accepted.append(srv.accept()[0])
-open(sys.argv[2], "w").write("%d\n" % len(clients))
-signal.signal(signal.SIGTERM, lambda *a: sys.exit(0))
-for _ in range(600):
-    time.sleep(1)
-EOF
-    start_daemon "$T/holder.log" ip netns exec "$ns" "$py" "$T/holder.py" 8 "$T/holder.ready"
+    rm -f "$T/holder.ready"
+    start_daemon "$T/$label/holder.log" ip netns exec "$ns" "$py" "$T/holder.py" 8 "$T/holder.ready"
     holder=${pids[-1]}
-    for n in $(seq 50); do [ -s "$T/holder.ready" ] && break; sleep 0.2; done
+    for _ in $(seq 50); do [ -s "$T/holder.ready" ] && break; sleep 0.2; done
     check "namespace $ns: 8 connections to 127.0.0.1:5000 open" test "$(cat "$T/holder.ready" 2>/dev/null)" = 8
-    out=$(zapi trigger "$T/zabbix7/api.json" "$api" "$ahid" 'Ephemeral ports: WARNING' 1 90)
-    check "zabbix7 agent: trigger 'Ephemeral ports: WARNING' goes to PROBLEM when the tuple is 80% full" test $? = 0 ||
-        { echo "# $out"; zapi items "$T/zabbix7/api.json" "$api" "$ahid" | sed 's/^/#   /'; }
-    sum=$(zapi value "$T/zabbix7/api.json" "$api" "$ahid" ephemeral_ports.summary 10)
-    check "zabbix7 agent: summary names the tuple: ${sum#* }" grep -q '127.0.0.1 -> 127.0.0.1:5000 uses 8 of 10 ports' <<<"$sum"
-    pct=$(zapi value "$T/zabbix7/api.json" "$api" "$ahid" 'ephemeral_ports.tuple.pct["127.0.0.1","127.0.0.1","5000"]' 90)
-    check "zabbix7 agent: discovery made the tuple's item prototype; its used percent is ${pct#* }" test "${pct#* }" = 80
-    zapi triggers "$T/zabbix7/api.json" "$api" "$ahid" >"$T/triggers.txt"
-    check "zabbix7 agent: the discovered tuple's WARNING trigger fires too" \
-        grep -q '^1 Ephemeral ports: tuple 127.0.0.1 -> 127.0.0.1:5000 above 70% for 1m$' "$T/triggers.txt" ||
-        sed 's/^/#   /' "$T/triggers.txt"
-    check "zabbix7 agent: the forecast trigger fires (0 to 8 ports within a minute reaches 10 within the hour)" \
-        grep -q '^1 Ephemeral ports: busiest TCP tuple runs out of ports within 1h$' "$T/triggers.txt"
-    check "zabbix7 agent: no CRITICAL trigger at 80%" test "$(grep -c '^1 .*\(CRITICAL\|above 85%\)' "$T/triggers.txt")" = 0
+    out=$(zapi trigger "$a" "$api" "$ahid" 'Ephemeral ports: WARNING' 1 90 "$poke")
+    check "$label agent: trigger 'Ephemeral ports: WARNING' goes to PROBLEM when the tuple is 80% full" test $? = 0 ||
+        { echo "# $out"; zapi items "$a" "$api" "$ahid" | sed 's/^/#   /'; }
+    sum=$(zapi value "$a" "$api" "$ahid" ephemeral_ports.summary 10)
+    check "$label agent: summary names the tuple: ${sum#* }" grep -q '127.0.0.1 -> 127.0.0.1:5000 uses 8 of 10 ports' <<<"$sum"
+    if [ "$label" = zabbix7 ]; then
+        pct=$(zapi value "$a" "$api" "$ahid" 'ephemeral_ports.tuple.pct["127.0.0.1","127.0.0.1","5000"]' 90)
+        check "$label agent: discovery made the tuple's item prototype; its used percent is ${pct#* }" test "${pct#* }" = 80
+    fi
+    zapi triggers "$a" "$api" "$ahid" >"$T/$label/triggers.txt"
+    if [ "$label" = zabbix7 ]; then
+        check "$label agent: the discovered tuple's WARNING trigger fires too" \
+            grep -q '^1 Ephemeral ports: tuple 127.0.0.1 -> 127.0.0.1:5000 above 70% for 1m$' "$T/$label/triggers.txt" ||
+            sed 's/^/#   /' "$T/$label/triggers.txt"
+        check "$label agent: the forecast trigger fires (0 to 8 ports within a minute reaches 10 within the hour)" \
+            grep -q '^1 Ephemeral ports: busiest TCP tuple runs out of ports within 1h$' "$T/$label/triggers.txt"
+    fi
+    check "$label agent: no CRITICAL trigger at 80%" test "$(grep -c '^1 .*\(CRITICAL\|above 85%\)' "$T/$label/triggers.txt")" = 0
+
     # An external check of that namespace: the server (user zabbix) runs a copy of the plugin
     # that holds the two capabilities --pid needs (setns, /proc/PID/ns/net of a root process),
     # executable by group zabbix only, as the README describes.
     xs=$R/usr/lib/zabbix/externalscripts/check_ephemeral_ports
     chown root:"$(zbx_chroot "$R" id -g zabbix)" "$xs" && chmod 0750 "$xs" &&
         setcap cap_sys_admin,cap_sys_ptrace+ep "$xs"
-    check "zabbix7: externalscripts copy is root:zabbix 0750 with cap_sys_admin,cap_sys_ptrace ($(getcap "$xs" | cut -d' ' -f2-))" \
+    check "$label: externalscripts copy is root:zabbix 0750 with cap_sys_admin,cap_sys_ptrace ($(getcap "$xs" | cut -d' ' -f2-))" \
         test -n "$(getcap "$xs")"
     xkey="check_ephemeral_ports[\"--pid\",\"$holder\",\"--format\",\"json\"]"
-    zapi external "$T/zabbix7/api.json" "$api" "$hid" "$xkey" >/dev/null
-    out=$(zapi value "$T/zabbix7/api.json" "$api" "$hid" "$xkey" 60)
-    check "zabbix7: external check $xkey sees the namespace: WARNING, 8 of 10 ports" \
+    zapi external "$a" "$api" "$xhid" "$xkey" >/dev/null
+    out=$(zapi value "$a" "$api" "$xhid" "$xkey" 60)
+    check "$label: external check $xkey sees the namespace: WARNING, 8 of 10 ports" \
         "$py" -c 'import json,sys; d=json.loads(sys.argv[1]); sys.exit(0 if d["exitCode"] == 1 and "uses 8 of 10 ports" in d["summary"] else 1)' "${out#* }" ||
         echo "# $out" | head -c 600
+
     kill -TERM "$holder"
     wait "$holder" 2>/dev/null
-    out=$(zapi trigger "$T/zabbix7/api.json" "$api" "$ahid" 'Ephemeral ports: WARNING' 0 90)
-    check "zabbix7 agent: trigger 'Ephemeral ports: WARNING' recovers when the connections are closed" test $? = 0 || echo "# $out"
+    out=$(zapi trigger "$a" "$api" "$ahid" 'Ephemeral ports: WARNING' 0 90 "$poke")
+    check "$label agent: trigger 'Ephemeral ports: WARNING' recovers when the connections are closed" test $? = 0 || echo "# $out"
+}
+
+make_namespace
+
+# --- Zabbix 6.0, Debian 12 ---------------------------------------------------------------------
+if start_server zabbix6 bookworm zabbix-6.0-bookworm-1; then
+    import_template zabbix6 "$zconf/template_ephemeral_ports.yaml"
+    hid=$(zapi host "$T/zabbix6/api.json" "$api" cep-external - 10050)
+    external_check zabbix6 "$hid"
+    agent_scenario zabbix6 "$hid"
+fi
+stop_all
+for ((n = ${#mounts[@]} - 1; n >= 0; n--)); do umount "${mounts[n]}"; done
+mounts=()
+
+# --- Zabbix 7.0, Debian 13 ---------------------------------------------------------------------
+if start_server zabbix7 trixie zabbix-7.0-trixie-1; then
+    import_template zabbix7 "$zconf/template_ephemeral_ports.yaml"
+    import_template zabbix7 "$zconf/template_ephemeral_ports_7.0.yaml"
+    hid=$(zapi host "$T/zabbix7/api.json" "$api" cep-external - 10050)
+    external_check zabbix7 "$hid"
+
+    agent_scenario zabbix7 "$hid"
 fi
 stop_all
 for ((n = ${#mounts[@]} - 1; n >= 0; n--)); do umount "${mounts[n]}"; done
