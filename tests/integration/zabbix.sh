@@ -215,6 +215,101 @@ def cmd_document(template_path, document_text, label, expect_state=None, expect_
     ok(want_priority is not None and sorted(tr["priority"] for tr in fired) == want_priority,
        "%s: triggers that fire: %s" % (label, ", ".join("%s (%s)" % (tr["name"], tr["priority"]) for tr in fired) or "none"))
 
+def cmd_template7(path, path6):
+    """The 7.0 template: 7.0 structure, the same items as the 6.0 one (same UUIDs, so that an
+    import over the 6.0 template updates it in place), the discovery rule and the forecast."""
+    doc = load_template(path)
+    ex = doc["zabbix_export"]
+    ok(ex.get("version") == "7.0", "7.0 template: zabbix_export.version is '7.0'")
+    ok("groups" not in ex and ex.get("template_groups"), "7.0 template: template_groups, no 6.0 groups")
+    t = template_of(doc)
+    name = t["template"]
+    ok(all(g["name"] in {x["name"] for x in ex["template_groups"]} for g in t["groups"]),
+       "7.0 template: its groups are declared in template_groups")
+    ok(t.get("vendor", {}).get("name") and re.fullmatch(r"7\.0-[0-9]+", str(t["vendor"].get("version", ""))),
+       "7.0 template: vendor name and version 7.0-N (%s)" % t.get("vendor"))
+    ok(len(t.get("tags", [])) >= 1 and all(g.get("tag") for g in t["tags"]), "7.0 template: template tags")
+    macros = {m["macro"]: m for m in t.get("macros", [])}
+    ok(all(m.get("description") for m in macros.values()) and len(macros) >= 5,
+       "7.0 template: %d macros, each with a description" % len(macros))
+    ok({"{$EPHEMERAL_PORTS.TUPLE.WARN}", "{$EPHEMERAL_PORTS.TUPLE.CRIT}"} <= set(macros)
+       and macros["{$EPHEMERAL_PORTS.TUPLE.WARN}"]["value"] == "70" and macros["{$EPHEMERAL_PORTS.TUPLE.CRIT}"]["value"] == "85",
+       "7.0 template: threshold macros 70 and 85, as the plugin's defaults")
+    vm = {v["name"]: {m["value"]: m["newvalue"] for m in v["mappings"]} for v in t.get("valuemaps", [])}
+    ok(vm.get("check_ephemeral_ports state") == {"0": "OK", "1": "WARNING", "2": "CRITICAL", "3": "UNKNOWN"},
+       "7.0 template: value map for the state 0-3")
+    rules = t.get("discovery_rules", [])
+    ok(len(rules) == 1, "7.0 template: one discovery rule")
+    r = rules[0]
+    ok(r.get("type") == "DEPENDENT" and r.get("master_item", {}).get("key") == "ephemeral_ports.json"
+       and r["preprocessing"][0]["type"] == "JSONPATH" and r["preprocessing"][0]["parameters"] == ["$.topDestinations"],
+       "7.0 template: the discovery rule is a dependent of ephemeral_ports.json over $.topDestinations")
+    paths = {m["lld_macro"]: m["path"] for m in r.get("lld_macro_paths", [])}
+    ok(paths == {"{#SOURCE}": "$.source", "{#DESTINATION}": "$.destination", "{#PORT}": "$.port"},
+       "7.0 template: LLD macros {#SOURCE} {#DESTINATION} {#PORT}")
+    protos = r.get("item_prototypes", [])
+    keys = [i["key"] for i in t["items"]]
+    pkeys = [p["key"] for p in protos]
+    ok(len(protos) >= 2 and all(all(m in p["key"] for m in paths) and p.get("master_item", {}).get("key") == "ephemeral_ports.json"
+                                 for p in protos),
+       "7.0 template: %d item prototypes, keyed by all three macros, dependent on ephemeral_ports.json" % len(protos))
+    tprotos = [tp for p in protos for tp in p.get("trigger_prototypes", [])]
+    refs_ok = True
+    for tp in tprotos:
+        refs = re.findall(r"[a-z]+\(/([^/]*)/([^,)\[]+\[[^\]]*\])", tp["expression"] + " " + tp.get("recovery_expression", ""))
+        refs_ok &= bool(refs) and all(h == name and k in pkeys for h, k in refs)
+    ok(len(tprotos) >= 2 and refs_ok and {tp["priority"] for tp in tprotos} == {"WARNING", "HIGH"},
+       "7.0 template: %d trigger prototypes (WARNING, HIGH) on the item prototypes" % len(tprotos))
+    triggers = [tr for i in t["items"] for tr in i.get("triggers", [])] + ex.get("triggers", [])
+    ok(all(all(h == name and k in keys for h, k in re.findall(r"[a-z]+\(/([^/]*)/([^,)]+)", tr["expression"]))
+           for tr in triggers), "7.0 template: trigger expressions use /%s/<existing key>" % name)
+    fc = [tr for tr in triggers if re.search(r"\b(forecast|timeleft)\(/[^/]+/ephemeral_ports\.tcp\.busiest_used,", tr["expression"])]
+    ok(len(fc) == 1, "7.0 template: a forecast trigger on the busiest tuple's used ports: %s" % (fc and fc[0]["expression"]))
+    uuids = re.findall(r"uuid: ([0-9a-f]+)", open(path).read())
+    ok(all(len(u) == 32 for u in uuids) and len(set(uuids)) == len(uuids),
+       "7.0 template: %d UUIDs, all 32 lowercase hex digits and unique" % len(uuids))
+    t6 = template_of(load_template(path6))
+    same = t6["uuid"] == t["uuid"] and t6["template"] == name and all(
+        i6["uuid"] == i7["uuid"] for i6 in t6["items"] for i7 in t["items"] if i6["key"] == i7["key"])
+    ok(same and set(i["key"] for i in t6["items"]) <= set(keys),
+       "7.0 template: same name, UUIDs and item keys as the 6.0 template (an upgrade in place)")
+
+FILTER = re.compile(r"\$\.topDestinations\[\?\(@\.source == \"(.*)\" && @\.destination == \"(.*)\" && @\.port == ([0-9]+)\)\]\.([a-zA-Z]+)\.first\(\)")
+
+def cmd_lld(path, label, document_path):
+    """The discovery over one document: entities from $.topDestinations with the LLD macro paths,
+    then each item prototype's JSONPath with the macros filled in must find that tuple's value."""
+    t = template_of(load_template(path))
+    r = t["discovery_rules"][0]
+    try:
+        document = json.load(open(document_path))
+    except ValueError:
+        document = None
+    rows = document.get("topDestinations") if isinstance(document, dict) else None
+    if rows is None:
+        ok(r["preprocessing"][0].get("error_handler") == "DISCARD_VALUE",
+           "%s: no topDestinations, the discovery discards the value" % label)
+        return
+    problems, n = [], 0
+    for row in rows:
+        macros = {m["lld_macro"]: str(resolve(row, m["path"])) for m in r["lld_macro_paths"]}
+        for p in r["item_prototypes"]:
+            path_ = p["preprocessing"][0]["parameters"][0]
+            for k, v in macros.items():
+                path_ = path_.replace(k, v)
+            m = FILTER.fullmatch(path_)
+            if not m:
+                problems.append("%s: JSONPath %s outside the known filter form" % (p["key"], path_))
+                continue
+            found = [x for x in document["topDestinations"] if x["source"] == m.group(1) and x["destination"] == m.group(2) and x["port"] == int(m.group(3))]
+            if len(found) != 1 or found[0].get(m.group(4)) != row.get(m.group(4)):
+                problems.append("%s: %d matches for %s" % (p["key"], len(found), macros))
+            elif not type_ok(found[0][m.group(4)], p.get("value_type", "UNSIGNED")):
+                problems.append("%s: %r is not %s" % (p["key"], found[0][m.group(4)], p.get("value_type", "UNSIGNED")))
+            n += 1
+    ok(not problems, "%s: %d discovered tuples, %d prototype values found by their JSONPath filters%s" % (
+        label, len(rows), n, "; " + "; ".join(problems) if problems else ""))
+
 def parse_test_output(text, key, label):
     """zabbix_agentd/zabbix_agent2 -t print 'KEY<spaces>[<type>|<value>]'."""
     m = re.fullmatch(r"(\S+) +\[([a-z])\|(.*)\]\n?", text, re.S)
@@ -257,6 +352,10 @@ if __name__ == "__main__":
             cmd_document(template, value, label, expect or None, expected)
     elif cmd == "query":  # PORT KEY: print the value
         print(query(int(args[0]), args[1]))
+    elif cmd == "template7":  # TEMPLATE7 TEMPLATE6
+        cmd_template7(*args)
+    elif cmd == "lld":  # TEMPLATE7 LABEL FILE
+        cmd_lld(*args)
     elif cmd == "document":  # TEMPLATE LABEL FILE EXPECT_STATE
         cmd_document(args[0], open(args[2]).read().rstrip("\n"), args[1], args[3] or None)
     sys.exit(1 if failed else 0)
@@ -281,6 +380,20 @@ check "all $count fixture trees: every dependent item gets a value of its type a
     test -z "$(cat "$T"/fixture-*.tap | grep '^not ok')"
 echo 'not json at all' >"$T/garbage.txt"  # e.g. an error text in place of the document
 zbx document "$template" "non-JSON agent value" "$T/garbage.txt" garbage || failed=1
+
+# --- the 7.0 template: structure, and the same fixtures through its items and its discovery ------
+# (tests/integration/zabbix_server.sh imports both templates into real servers.)
+template7=$zconf/template_ephemeral_ports_7.0.yaml
+zbx template7 "$template7" "$template" || failed=1
+for dir in "$fixtures"/*/proc; do
+    name=$(basename "$(dirname "$dir")")
+    { zbx document "$template7" "7.0 fixture $name" "$T/fixture-$name.json" "" &&
+        zbx lld "$template7" "7.0 fixture $name" "$T/fixture-$name.json"; } >"$T/fixture7-$name.tap" ||
+        { cat "$T/fixture7-$name.tap"; failed=1; }
+done
+check "7.0 template, all $count fixture trees: items get values of their type, triggers fire as expected, every discovered tuple's prototypes find their values" \
+    test -z "$(cat "$T"/fixture7-*.tap | grep '^not ok')"
+zbx document "$template7" "7.0 template, non-JSON agent value" "$T/garbage.txt" garbage || failed=1
 
 # --- zabbix_agentd -t / zabbix_agent2 -t: run the items once, in the foreground ---------------
 # Started as root, -t does not drop privileges: the commands run as root (test.whoami shows it).
