@@ -50,13 +50,13 @@ static __always_inline int netns_range(struct net *net, __u32 *lo, __u32 *hi)
 {
 	if (bpf_core_field_size(net->ipv4.ip_local_ports.range) == 4) {
 		/* 6.8+: low in the low 16 bits, high in the high 16 bits, read as one word */
-		__u32 r = BPF_CORE_READ(net, ipv4.ip_local_ports.range);
+		__u32 r = net->ipv4.ip_local_ports.range;
 		*lo = r & 0xffff;
 		*hi = r >> 16;
 	} else {
 		struct local_ports___v61 *lp = (void *)&net->ipv4.ip_local_ports;
-		*lo = BPF_CORE_READ(lp, range[0]);
-		*hi = BPF_CORE_READ(lp, range[1]);
+		*lo = lp->range[0];
+		*hi = lp->range[1];
 	}
 	return 0;
 }
@@ -75,8 +75,8 @@ static __always_inline int common(struct sock_common *skc, struct cep_record *r)
 	r->lport = port;
 	r->rport = bpf_ntohs(skc->skc_dport);
 	if (r->family == AF_INET6) {
-		BPF_CORE_READ_INTO(&r->laddr, skc, skc_v6_rcv_saddr);
-		BPF_CORE_READ_INTO(&r->raddr, skc, skc_v6_daddr);
+		__builtin_memcpy(r->laddr, &skc->skc_v6_rcv_saddr, 16);
+		__builtin_memcpy(r->raddr, &skc->skc_v6_daddr, 16);
 		if (BPF_CORE_READ_BITFIELD_PROBED(skc, skc_ipv6only))
 			r->flags |= CEP_F_V6ONLY;
 	} else {
@@ -94,8 +94,8 @@ static __always_inline int common(struct sock_common *skc, struct cep_record *r)
 static __always_inline void bucket(struct inet_bind_bucket *tb, struct cep_record *r)
 {
 	if (tb) {
-		r->fastreuse = BPF_CORE_READ(tb, fastreuse);
-		r->fastreuseport = BPF_CORE_READ(tb, fastreuseport);
+		r->fastreuse = tb->fastreuse;
+		r->fastreuseport = tb->fastreuseport;
 	} else {
 		r->fastreuse = CEP_NO_BUCKET;
 		r->fastreuseport = CEP_NO_BUCKET;
@@ -106,12 +106,12 @@ static __always_inline void bucket(struct inet_bind_bucket *tb, struct cep_recor
 static __always_inline void full(struct sock *sk, struct inet_sock *inet, struct cep_record *r)
 {
 	if (bpf_core_field_exists(inet->local_port_range)) {
-		__u32 pr = BPF_CORE_READ(inet, local_port_range);
+		__u32 pr = inet->local_port_range;
 		r->range_lo = pr & 0xffff;
 		r->range_hi = pr >> 16;
 	}
 	if (bpf_core_field_exists(inet->inet_flags)) {
-		unsigned long f = BPF_CORE_READ(inet, inet_flags);
+		unsigned long f = inet->inet_flags;
 		/* INET_FLAGS_BIND_ADDRESS_NO_PORT: an anonymous enum (no CO-RE relocation), 18 since 6.6 */
 		if ((f >> 18) & 1)
 			r->flags |= CEP_F_BIND_ADDRESS_NO_PORT;
@@ -120,13 +120,13 @@ static __always_inline void full(struct sock *sk, struct inet_sock *inet, struct
 		if (BPF_CORE_READ_BITFIELD_PROBED(old, bind_address_no_port))
 			r->flags |= CEP_F_BIND_ADDRESS_NO_PORT;
 	}
-	r->userlocks = BPF_CORE_READ(sk, sk_userlocks);
+	r->userlocks = sk->sk_userlocks;
 	if (bpf_core_field_exists(struct inet_timewait_sock___v618, tw_connect_bind)) {
 		r->flags |= CEP_F_CONNECT_BIND_KNOWN;
 		if (r->userlocks & SOCK_CONNECT_BIND)
 			r->flags |= CEP_F_CONNECT_BIND;
 	}
-	struct socket *so = BPF_CORE_READ(sk, sk_socket);
+	struct socket *so = sk->sk_socket;
 	if (so) {
 		struct socket_alloc *sa = container_of(so, struct socket_alloc, socket);
 		r->inode = BPF_CORE_READ(sa, vfs_inode.i_ino);
@@ -149,9 +149,9 @@ int cep_tcp(struct bpf_iter__tcp *ctx)
 		if (!tw)
 			return 0;
 		struct inet_timewait_sock *itw = &tw->tw_sk;
-		r.state = BPF_CORE_READ(itw, tw_substate);
-		bucket(BPF_CORE_READ(itw, tw_tb), &r);
-		r.tw_ts_recent_stamp = BPF_CORE_READ(tw, tw_ts_recent_stamp);
+		r.state = itw->tw_substate;
+		bucket(itw->tw_tb, &r);
+		r.tw_ts_recent_stamp = tw->tw_ts_recent_stamp;
 		if (r.tw_ts_recent_stamp)
 			r.flags |= CEP_F_TW_TIMESTAMPS;
 		if (bpf_core_field_exists(struct inet_timewait_sock___v618, tw_connect_bind)) {
@@ -164,7 +164,7 @@ int cep_tcp(struct bpf_iter__tcp *ctx)
 			/* tcp_time_wait() stamps tcp_clock_ms(): CLOCK_MONOTONIC in ms, as a u32 */
 			struct inet_timewait_sock___v613 *t13 = (void *)itw;
 			__u32 now = bpf_ktime_get_ns() / 1000000;
-			r.tw_age_ms = now - BPF_CORE_READ(t13, tw_entry_stamp);
+			r.tw_age_ms = now - t13->tw_entry_stamp;
 			r.flags |= CEP_F_TW_AGE_EXACT;
 		} else if (r.tw_ts_recent_stamp) {
 			/* tcp_twsk_unique() compared ktime_get_seconds() with tw_ts_recent_stamp */
@@ -175,15 +175,17 @@ int cep_tcp(struct bpf_iter__tcp *ctx)
 		struct tcp_request_sock *treq = bpf_skc_to_tcp_request_sock(skc);
 		if (!treq)
 			return 0;
-		struct sock *listener = BPF_CORE_READ(treq, req.req.__req_common.skc_listener);
-		struct inet_connection_sock *licsk = (void *)listener;
-		bucket(listener ? BPF_CORE_READ(licsk, icsk_bind_hash) : NULL, &r);
+		/* the listener's bucket; skc_listener is a plain pointer to the verifier: probe reads */
+		struct inet_connection_sock *licsk = (void *)treq->req.req.__req_common.skc_listener;
+		struct inet_bind_bucket *tb = licsk ? BPF_CORE_READ(licsk, icsk_bind_hash) : NULL;
+		r.fastreuse = tb ? BPF_CORE_READ(tb, fastreuse) : CEP_NO_BUCKET;
+		r.fastreuseport = tb ? BPF_CORE_READ(tb, fastreuseport) : CEP_NO_BUCKET;
 	} else {
 		struct tcp_sock *tp = bpf_skc_to_tcp_sock(skc);
 		if (!tp)
 			return 0;
 		struct inet_connection_sock *icsk = &tp->inet_conn;
-		bucket(BPF_CORE_READ(icsk, icsk_bind_hash), &r);
+		bucket(icsk->icsk_bind_hash, &r);
 		full(&icsk->icsk_inet.sk, &icsk->icsk_inet, &r);
 	}
 	bpf_seq_write(ctx->meta->seq, &r, sizeof(r));
