@@ -3,6 +3,8 @@
 # object) and artifacts/native/cep_bpf_dump (a test driver). Installs its Debian packages when run
 # as root and they are missing. Fast when up to date (nothing is rebuilt unless a source changed).
 #   src/native/build.sh [OUT_DIR]        default OUT_DIR: artifacts/native of the repository
+# CC and CEP_CFLAGS (e.g. "--sysroot=... -DCEP_FCNTL64_SHIM" for an older glibc) reach the loader's
+# compile; a change of either rebuilds it.
 # Prints the link inputs on its last line: "link: <libcep_bpf.a> <libbpf.a> <libelf.a> <libz.a> <libzstd.a>".
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -79,16 +81,21 @@ if newer "$OUT/ports.skel.h" "$OUT/ports.bpf.o"; then
 fi
 build_id=$(sha256sum "$OUT/ports.bpf.o" | cut -c1-16)
 
-CFLAGS=(-O2 -fPIC -fvisibility=default -Wall -Wextra -Werror -D_FORTIFY_SOURCE=2 -I"$OUT" -I"$HERE"
+CC=${CC:-gcc}
+# shellcheck disable=SC2206  # CEP_CFLAGS is a list of flags
+CFLAGS=(${CEP_CFLAGS:-} -O2 -fPIC -Wall -Wextra -Werror -Wno-format-truncation -D_FORTIFY_SOURCE=2 -I"$OUT" -I"$HERE"
         -DCEP_BPF_BUILD_ID="\"$build_id\"")
-if newer "$OUT/libcep_bpf.a" "$HERE/cep_bpf.c" "$HERE/cep_bpf.h" "$OUT/ports.skel.h" "$HERE/build.sh"; then
+flags_id="$CC ${CFLAGS[*]}"
+if newer "$OUT/libcep_bpf.a" "$HERE/cep_bpf.c" "$HERE/cep_bpf.h" "$HERE/cep_record.h" "$OUT/ports.skel.h" "$HERE/build.sh" ||
+    [ "$(cat "$OUT/libcep_bpf.a.flags" 2>/dev/null)" != "$flags_id" ]; then
     log "cc cep_bpf.c (build id $build_id)"
-    gcc "${CFLAGS[@]}" -c "$HERE/cep_bpf.c" -o "$OUT/cep_bpf.o"
+    "$CC" "${CFLAGS[@]}" -c "$HERE/cep_bpf.c" -o "$OUT/cep_bpf.o"
     rm -f "$OUT/libcep_bpf.a"
     ar rcs "$OUT/libcep_bpf.a" "$OUT/cep_bpf.o"
+    echo "$flags_id" >"$OUT/libcep_bpf.a.flags"
 fi
 if newer "$OUT/cep_bpf_dump" "$HERE/cep_bpf_dump.c" "$OUT/libcep_bpf.a"; then
-    gcc "${CFLAGS[@]}" "$HERE/cep_bpf_dump.c" -o "$OUT/cep_bpf_dump" "$OUT/libcep_bpf.a" \
+    "$CC" "${CFLAGS[@]}" "$HERE/cep_bpf_dump.c" -o "$OUT/cep_bpf_dump" "$OUT/libcep_bpf.a" \
         -Wl,-Bstatic -l:libbpf.a -l:libelf.a -l:libz.a -l:libzstd.a -Wl,-Bdynamic -lpthread
 fi
 echo "link: $OUT/libcep_bpf.a ${ARCHIVES[*]}"

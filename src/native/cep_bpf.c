@@ -48,16 +48,52 @@ static struct {
 	struct bpf_link *links[2];
 } state;
 
-/* libbpf's messages: never printed; the last warning is kept for `why`. */
-static char last_msg[256];
+/* libbpf's messages: never printed. The first warning of a failed step is kept for `why` (the
+ * later ones only say that the object and the skeleton failed too); of a verifier log, the line
+ * that names the refused instruction. */
+static char first_msg[256];
+static char verifier_msg[256];
+
+static void trim(char *m)
+{
+	size_t n = strlen(m);
+	while (n > 0 && (m[n - 1] == '\n' || m[n - 1] == ' '))
+		m[--n] = 0;
+}
+
+static void keep_verifier_line(const char *log)
+{
+	/* the refusal is the last line before "verification time" / "processed N insns" */
+	const char *end = strstr(log, "\nverification time");
+	if (!end)
+		end = strstr(log, "\nprocessed ");
+	if (!end)
+		return;
+	const char *start = end;
+	while (start > log && start[-1] != '\n')
+		start--;
+	if (start == end && start > log) { /* an empty line: take the one before */
+		end = start - 1;
+		start = end;
+		while (start > log && start[-1] != '\n')
+			start--;
+	}
+	snprintf(verifier_msg, sizeof verifier_msg, "verifier: %.*s", (int)(end - start), start);
+}
 
 static int keep_message(enum libbpf_print_level level, const char *fmt, va_list args)
 {
-	if (level == LIBBPF_WARN) {
-		vsnprintf(last_msg, sizeof last_msg, fmt, args);
-		size_t n = strlen(last_msg);
-		while (n > 0 && (last_msg[n - 1] == '\n' || last_msg[n - 1] == ' '))
-			last_msg[--n] = 0;
+	if (level != LIBBPF_WARN)
+		return 0;
+	char msg[4096];
+	vsnprintf(msg, sizeof msg, fmt, args);
+	if (strstr(msg, "BEGIN PROG LOAD LOG"))
+		keep_verifier_line(msg);
+	else if (!first_msg[0] && !strstr(msg, "RLIMIT_MEMLOCK")) {
+		/* (libbpf's memlock probe fails first whenever bpf() is refused: not the news) */
+		const char *m = strncmp(msg, "libbpf: ", 8) ? msg : msg + 8;
+		snprintf(first_msg, sizeof first_msg, "%s", m);
+		trim(first_msg);
 	}
 	return 0;
 }
@@ -109,7 +145,14 @@ static const char *lockdown(char *buf, size_t len)
 static int refused(int err, char *why, size_t whylen)
 {
 	char lock[128];
-	const char *detail = last_msg[0] ? last_msg : "no detail";
+	char detail[512];
+	snprintf(detail, sizeof detail, "%s%s%s", first_msg[0] ? first_msg : "no detail from libbpf",
+		 verifier_msg[0] ? "; " : "", verifier_msg);
+	if (err == EACCES && geteuid() == 0) {
+		/* what the verifier answers when it refuses a program */
+		say(why, whylen, "the kernel's verifier refused the socket iterators: %s", detail);
+		return -err;
+	}
 	if (err == EPERM || err == EACCES) {
 		unsigned long long caps = cap_eff();
 		int bpf = (caps >> 39) & 1, perfmon = (caps >> 38) & 1, admin = (caps >> 21) & 1;
@@ -254,7 +297,7 @@ static int load(int flags, char *why, size_t whylen)
 		    strerror(err));
 		return err == EACCES ? -EPERM : -ENOENT;
 	}
-	last_msg[0] = 0;
+	first_msg[0] = verifier_msg[0] = 0;
 	state.skel = cep_ports__open();
 	if (!state.skel) {
 		err = errno ? errno : EINVAL;
@@ -380,6 +423,19 @@ int cep_bpf_unpin_all(void)
 	closedir(d);
 	return rmdir(PIN_ROOT) == 0 || errno == ENOENT ? 0 : -errno;
 }
+
+#ifdef CEP_FCNTL64_SHIM
+/* For a link against an older glibc (before 2.28 there is no fcntl64): Debian 12's libbpf.a was
+ * built against glibc 2.36 and calls fcntl64 (F_DUPFD_CLOEXEC only), which on 64-bit is fcntl. */
+int fcntl64(int fd, int cmd, ...)
+{
+	va_list ap;
+	va_start(ap, cmd);
+	long arg = va_arg(ap, long);
+	va_end(ap);
+	return fcntl(fd, cmd, arg);
+}
+#endif
 
 void cep_bpf_close(int handle)
 {
