@@ -26,7 +26,7 @@
 struct cep_record {
 	unsigned char family;        /* 0: AF_INET (2) or AF_INET6 (10) */
 	unsigned char state;         /* 1: TCP state as /proc and sock_diag show it (TIME_WAIT: tw_substate,
-	                                   so an orphaned FIN_WAIT2 reads 5; request socks 12);
+	                                   so an orphaned FIN_WAIT2 reads 5; request socks 3, SYN_RECV);
 	                                   UDP: 1 connected, 7 not */
 	unsigned char protocol;      /* 2: IPPROTO_TCP (6) or IPPROTO_UDP (17) */
 	unsigned char flags;         /* 3: CEP_F_* */

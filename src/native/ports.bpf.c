@@ -22,6 +22,7 @@ char LICENSE[] SEC("license") = "Dual MIT/GPL";
 
 #define AF_INET 2
 #define AF_INET6 10
+#define TCP_SYN_RECV 3
 #define TCP_TIME_WAIT 6
 #define TCP_NEW_SYN_RECV 12
 #define SOCK_CONNECT_BIND 16
@@ -175,6 +176,7 @@ int cep_tcp(struct bpf_iter__tcp *ctx)
 		struct tcp_request_sock *treq = bpf_skc_to_tcp_request_sock(skc);
 		if (!treq)
 			return 0;
+		r.state = TCP_SYN_RECV; /* as /proc/net/tcp and sock_diag show request socks */
 		/* the listener's bucket; skc_listener is a plain pointer to the verifier: probe reads */
 		struct inet_connection_sock *licsk = (void *)treq->req.req.__req_common.skc_listener;
 		struct inet_bind_bucket *tb = licsk ? BPF_CORE_READ(licsk, icsk_bind_hash) : NULL;

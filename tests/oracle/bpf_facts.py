@@ -326,6 +326,18 @@ def ipv6_bind_before_connect_costs_v4(s):
     s.check(len(v6) == 4 and all(r["bucket"] == "bind" for r in v6), "bpf: 4 IPv6 records with bind()-made buckets")
 
 
+def request_sock(s):
+    """A listener with TCP_DEFER_ACCEPT keeps a connection without data as a request sock."""
+    l = s.listen("127.0.0.1", 40005)
+    l.setsockopt(socket.IPPROTO_TCP, socket.TCP_DEFER_ACCEPT, 5)
+    s.connect(("127.0.0.1", 40005))
+    time.sleep(0.2)
+    s.read_bpf()
+    rq = s.tcp(state_name="SYN_RECV")
+    s.check(len(rq) == 1 and rq[0]["lport"] == 40005 and rq[0]["bucket"] == "bind",
+            "bpf: the request sock reads SYN_RECV on the listener's port with its bind()-made bucket (%s)" % rq)
+
+
 def v4_mapped_and_v6(s):
     s.listen("::", 5000, socket.AF_INET6, v6only=False)
     a = s.fill(("::ffff:127.0.0.1", 5000, 0, 0), family=socket.AF_INET6, limit=4)
@@ -427,7 +439,7 @@ CONFLICT_KINDS = ["listener_A", "listener_any", "listener_B", "bound_A", "listen
 SCENARIOS = {f.__name__: f for f in [bind_before_connect_spread, bind_address_no_port, plain_connect, listener,
                                      accepted_child, time_wait_ts_off_then_on, time_wait_ts_on_then_off,
                                      per_socket_range, bound_inactive, udp, v4_mapped_and_v6,
-                                     ipv6_bind_before_connect_costs_v4]}
+                                     ipv6_bind_before_connect_costs_v4, request_sock]}
 for k in CONFLICT_KINDS:
     SCENARIOS["conflict_" + k] = (lambda kind: lambda s: conflict(s, kind))(k)
 
