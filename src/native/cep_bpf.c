@@ -15,6 +15,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,6 +40,15 @@
 #define PIN_DIR PIN_ROOT "/" CEP_BPF_BUILD_ID
 #define BPF_FS_MAGIC_ 0xcafe4a11
 #define ENOTSUPP_ 524
+
+/* The record is an ABI (P/Invoke reads it by offset): keep the documented layout. */
+_Static_assert(sizeof(struct cep_record) == 64, "cep_record is 64 bytes");
+_Static_assert(offsetof(struct cep_record, fastreuse) == 4, "cep_record layout");
+_Static_assert(offsetof(struct cep_record, lport) == 6, "cep_record layout");
+_Static_assert(offsetof(struct cep_record, tw_age_ms) == 16, "cep_record layout");
+_Static_assert(offsetof(struct cep_record, laddr) == 28, "cep_record layout");
+_Static_assert(offsetof(struct cep_record, raddr) == 44, "cep_record layout");
+_Static_assert(offsetof(struct cep_record, tw_ts_recent_stamp) == 60, "cep_record layout");
 
 static const char *const names[2] = { "tcp", "udp" };
 
@@ -85,8 +95,16 @@ static int keep_message(enum libbpf_print_level level, const char *fmt, va_list 
 {
 	if (level != LIBBPF_WARN)
 		return 0;
-	char msg[4096];
-	vsnprintf(msg, sizeof msg, fmt, args);
+	/* a verifier log can be long, and its refusal is at the end */
+	char small[1024], *msg = small;
+	va_list again;
+	va_copy(again, args);
+	int n = vsnprintf(small, sizeof small, fmt, args);
+	if (n >= (int)sizeof small && (msg = malloc((size_t)n + 1)) != NULL)
+		vsnprintf(msg, (size_t)n + 1, fmt, again);
+	else
+		msg = small;
+	va_end(again);
 	if (strstr(msg, "BEGIN PROG LOAD LOG"))
 		keep_verifier_line(msg);
 	else if (!first_msg[0] && !strstr(msg, "RLIMIT_MEMLOCK")) {
@@ -95,6 +113,8 @@ static int keep_message(enum libbpf_print_level level, const char *fmt, va_list 
 		snprintf(first_msg, sizeof first_msg, "%s", m);
 		trim(first_msg);
 	}
+	if (msg != small)
+		free(msg);
 	return 0;
 }
 
