@@ -338,6 +338,62 @@ def request_sock(s):
             "bpf: the request sock reads SYN_RECV on the listener's port with its bind()-made bucket (%s)" % rq)
 
 
+SS_STATES = {"ESTAB": "ESTABLISHED", "TIME-WAIT": "TIME_WAIT", "LISTEN": "LISTEN", "SYN-SENT": "SYN_SENT",
+             "SYN-RECV": "SYN_RECV", "FIN-WAIT-1": "FIN_WAIT1", "FIN-WAIT-2": "FIN_WAIT2", "CLOSE-WAIT": "CLOSE_WAIT",
+             "LAST-ACK": "LAST_ACK", "CLOSING": "CLOSING", "UNCONN": "UNCONN"}
+
+
+def ss_sockets(lo, hi):
+    """(proto, state, laddr, lport, raddr, rport) of every socket ss (sock_diag) shows in [lo, hi]."""
+    out = subprocess.run(["ss", "-Htuan"], capture_output=True, text=True, check=True).stdout
+    rows = set()
+    for line in out.splitlines():
+        f = line.split()
+        la, lp = f[4].rsplit(":", 1)
+        ra, rp = f[5].rsplit(":", 1)
+        if not lo <= int(lp) <= hi:
+            continue
+        strip = lambda a: "::" if a in ("*", "[::]") else a.strip("[]").split("%")[0]
+        rows.add((f[0], SS_STATES.get(f[1], f[1]), strip(la), int(lp), strip(ra), 0 if rp == "*" else int(rp)))
+    return rows
+
+
+def differential(s):
+    """A few thousand varied sockets: BPF and sock_diag (ss) list the same sockets in the range."""
+    lo, hi = 40000, 44999
+    sysctl("ip_local_port_range", "%d %d" % (lo, hi))
+    sysctl("tcp_tw_reuse", 0)
+    servers = [s.listen("127.0.0.1", 5000 + i) for i in range(4)] + [s.listen("::", 5100, socket.AF_INET6, v6only=False)]
+    for p in range(lo, lo + 20):
+        s.listen("127.0.0.%d" % (2 + p % 3), p)
+    for i in range(1500):
+        kind = i % 6
+        if kind == 0:
+            s.connect(("127.0.0.1", 5000 + i % 4))
+        elif kind == 1:
+            s.connect(("127.0.0.1", 5000 + i % 4), src="127.0.0.1")
+        elif kind == 2:
+            s.connect(("127.0.0.1", 5000 + i % 4), src="127.0.0.2", no_port=True)
+        elif kind == 3:
+            s.connect(("::1", 5100, 0, 0), family=socket.AF_INET6)
+        elif kind == 4:
+            s.connect(("::ffff:127.0.0.1", 5100, 0, 0), family=socket.AF_INET6)
+        else:
+            u = socket.socket(socket.AF_INET6 if i % 2 else socket.AF_INET, socket.SOCK_DGRAM)
+            u.sendto(b"x", ("::1", 9) if i % 2 else ("127.0.0.1", 9))
+            s.keep.append(u)
+    s.time_waits(servers[0], ("127.0.0.1", 5000), 300)
+    time.sleep(0.3)
+    ss = ss_sockets(lo, hi)
+    s.read_bpf()
+    bpf = {(r["proto"], r["state_name"] if r["proto"] == "tcp" else ("ESTABLISHED" if r["state"] == 1 else "UNCONN"),
+            r["laddr"], r["lport"], r["raddr"], r["rport"]) for r in s.records}
+    s.kernel.update(ss=len(ss), bpf=len(bpf), only_ss=sorted(ss - bpf)[:5], only_bpf=sorted(bpf - ss)[:5])
+    s.check(len(ss) >= 1800 and ss == bpf, "bpf and sock_diag list the same %d sockets in the range (only ss %s, only bpf %s)" % (
+        len(ss), sorted(ss - bpf)[:3], sorted(bpf - ss)[:3]))
+    s.records = s.records[:50]  # the JSON stays small
+
+
 def v4_mapped_and_v6(s):
     s.listen("::", 5000, socket.AF_INET6, v6only=False)
     a = s.fill(("::ffff:127.0.0.1", 5000, 0, 0), family=socket.AF_INET6, limit=4)
@@ -439,7 +495,8 @@ CONFLICT_KINDS = ["listener_A", "listener_any", "listener_B", "bound_A", "listen
 SCENARIOS = {f.__name__: f for f in [bind_before_connect_spread, bind_address_no_port, plain_connect, listener,
                                      accepted_child, time_wait_ts_off_then_on, time_wait_ts_on_then_off,
                                      per_socket_range, bound_inactive, udp, v4_mapped_and_v6,
-                                     ipv6_bind_before_connect_costs_v4, request_sock]}
+                                     ipv6_bind_before_connect_costs_v4, request_sock,
+                                     differential]}
 for k in CONFLICT_KINDS:
     SCENARIOS["conflict_" + k] = (lambda kind: lambda s: conflict(s, kind))(k)
 
