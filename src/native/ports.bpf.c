@@ -27,22 +27,22 @@ char LICENSE[] SEC("license") = "Dual MIT/GPL";
 #define TCP_NEW_SYN_RECV 12
 #define SOCK_CONNECT_BIND 16
 
-/* Linux before 6.8 kept the namespace's range as two ints under a seqlock. */
+/* Older kernels (6.1) kept the namespace's range as two ints under a seqlock. */
 struct local_ports___v61 {
 	int range[2];
 } __attribute__((preserve_access_index));
 
-/* Linux before 6.6 kept IP_BIND_ADDRESS_NO_PORT as a bit field of inet_sock. */
+/* Older kernels (6.1) kept IP_BIND_ADDRESS_NO_PORT as a bit field of inet_sock. */
 struct inet_sock___v61 {
 	__u8 bind_address_no_port : 1;
 } __attribute__((preserve_access_index));
 
-/* 6.18 marks connect()-chosen ports; older kernels do not have the flag. */
+/* 6.18 marks connect()-chosen ports; older kernels (6.1) do not have the flag. */
 struct inet_timewait_sock___v618 {
 	unsigned int tw_connect_bind : 1;
 } __attribute__((preserve_access_index));
 
-/* Before 6.13 a TIME_WAIT had no entry stamp (reuse waited for tw_ts_recent_stamp + 1 s). */
+/* Older kernels (6.1) gave a TIME_WAIT no entry stamp (reuse waited for tw_ts_recent_stamp + 1 s). */
 struct inet_timewait_sock___v613 {
 	__u32 tw_entry_stamp;
 } __attribute__((preserve_access_index));
@@ -50,7 +50,7 @@ struct inet_timewait_sock___v613 {
 static __always_inline int netns_range(struct net *net, __u32 *lo, __u32 *hi)
 {
 	if (bpf_core_field_size(net->ipv4.ip_local_ports.range) == 4) {
-		/* 6.8+: low in the low 16 bits, high in the high 16 bits, read as one word */
+		/* newer kernels (6.18): low in the low 16 bits, high in the high 16 bits, one word */
 		__u32 r = net->ipv4.ip_local_ports.range;
 		*lo = r & 0xffff;
 		*hi = r >> 16;
@@ -113,7 +113,8 @@ static __always_inline void full(struct sock *sk, struct inet_sock *inet, struct
 	}
 	if (bpf_core_field_exists(inet->inet_flags)) {
 		unsigned long f = inet->inet_flags;
-		/* INET_FLAGS_BIND_ADDRESS_NO_PORT: an anonymous enum (no CO-RE relocation), 18 since 6.6 */
+		/* INET_FLAGS_BIND_ADDRESS_NO_PORT: an anonymous enum (no CO-RE relocation); 18 on 6.18,
+		 * and the enum only grows at its end */
 		if ((f >> 18) & 1)
 			r->flags |= CEP_F_BIND_ADDRESS_NO_PORT;
 	} else {
