@@ -37,6 +37,14 @@ struct inet_sock___v61 {
 	__u8 bind_address_no_port : 1;
 } __attribute__((preserve_access_index));
 
+/* IP_LOCAL_PORT_RANGE as a struct of two u16 (kernels between 6.3 and the u32 form). */
+struct inet_sock___v63 {
+	struct {
+		__u16 lo;
+		__u16 hi;
+	} local_port_range;
+} __attribute__((preserve_access_index));
+
 /* 6.18 marks connect()-chosen ports; older kernels (6.1) do not have the flag. */
 struct inet_timewait_sock___v618 {
 	unsigned int tw_connect_bind : 1;
@@ -106,10 +114,14 @@ static __always_inline void bucket(struct inet_bind_bucket *tb, struct cep_recor
 /* What a full socket (TCP or UDP) adds: per-socket range, IP_BIND_ADDRESS_NO_PORT, locks, inode. */
 static __always_inline void full(struct sock *sk, struct inet_sock *inet, struct cep_record *r)
 {
+	struct inet_sock___v63 *i63 = (void *)inet;
 	if (bpf_core_field_exists(inet->local_port_range)) {
 		__u32 pr = inet->local_port_range;
 		r->range_lo = pr & 0xffff;
 		r->range_hi = pr >> 16;
+	} else if (bpf_core_field_exists(i63->local_port_range)) {
+		r->range_lo = i63->local_port_range.lo;
+		r->range_hi = i63->local_port_range.hi;
 	}
 	if (bpf_core_field_exists(inet->inet_flags)) {
 		unsigned long f = inet->inet_flags;
@@ -122,7 +134,8 @@ static __always_inline void full(struct sock *sk, struct inet_sock *inet, struct
 		if (BPF_CORE_READ_BITFIELD_PROBED(old, bind_address_no_port))
 			r->flags |= CEP_F_BIND_ADDRESS_NO_PORT;
 	}
-	r->userlocks = sk->sk_userlocks;
+	/* a plain u8 on 6.18, a 4-bit field on 6.1: the bit-field reader takes both */
+	r->userlocks = BPF_CORE_READ_BITFIELD_PROBED(sk, sk_userlocks);
 	if (bpf_core_field_exists(struct inet_timewait_sock___v618, tw_connect_bind)) {
 		r->flags |= CEP_F_CONNECT_BIND_KNOWN;
 		if (r->userlocks & SOCK_CONNECT_BIND)
