@@ -83,8 +83,12 @@ build_id=$(sha256sum "$OUT/ports.bpf.o" | cut -c1-16)
 
 CC=${CC:-gcc}
 # shellcheck disable=SC2206  # CEP_CFLAGS is a list of flags
-CFLAGS=(${CEP_CFLAGS:-} -O2 -fPIC -Wall -Wextra -Werror -Wno-format-truncation -D_FORTIFY_SOURCE=2 -I"$OUT" -I"$HERE"
+CFLAGS=(${CEP_CFLAGS:-} -O2 -fPIC -Wall -Wextra -Werror -D_FORTIFY_SOURCE=2 -I"$OUT" -I"$HERE"
         -DCEP_BPF_BUILD_ID="\"$build_id\"")
+# the reasons are cut to the caller's buffer on purpose (gcc warns, clang has no such warning)
+if "$CC" -Werror -Wno-format-truncation -E -x c /dev/null >/dev/null 2>&1; then
+    CFLAGS+=(-Wno-format-truncation)
+fi
 flags_id="$CC ${CFLAGS[*]}"
 if newer "$OUT/libcep_bpf.a" "$HERE/cep_bpf.c" "$HERE/cep_bpf.h" "$HERE/cep_record.h" "$OUT/ports.skel.h" "$HERE/build.sh" ||
     [ "$(cat "$OUT/libcep_bpf.a.flags" 2>/dev/null)" != "$flags_id" ]; then
@@ -96,6 +100,6 @@ if newer "$OUT/libcep_bpf.a" "$HERE/cep_bpf.c" "$HERE/cep_bpf.h" "$HERE/cep_reco
 fi
 if newer "$OUT/cep_bpf_dump" "$HERE/cep_bpf_dump.c" "$OUT/libcep_bpf.a"; then
     "$CC" "${CFLAGS[@]}" "$HERE/cep_bpf_dump.c" -o "$OUT/cep_bpf_dump" "$OUT/libcep_bpf.a" \
-        -Wl,-Bstatic -l:libbpf.a -l:libelf.a -l:libz.a -l:libzstd.a -Wl,-Bdynamic -lpthread
+        "${ARCHIVES[@]}" -lpthread
 fi
 echo "link: $OUT/libcep_bpf.a ${ARCHIVES[*]}"
