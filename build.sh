@@ -42,8 +42,14 @@ publish() {
     require_dotnet
     # Native AOT links with the system C toolchain.
     need_packages gcc libc6-dev zlib1g-dev
+    # The BPF socket reader (CO-RE program and loader over libbpf), linked statically: its last
+    # line names the archives to link.
+    local archives
+    archives=$("$ROOT/src/native/build.sh" | sed -n 's/^link: //p' | tail -n 1)
+    [ -n "$archives" ] || { echo "build.sh: src/native/build.sh named no archives to link" >&2; exit 1; }
     log "publishing the native binary"
     dotnet publish src/check_ephemeral_ports/check_ephemeral_ports.csproj -c Release -r linux-x64 \
+        -p:CepBpfArchives="${archives// /%3B}" \
         -o "$ROOT/artifacts/publish" --nologo -v quiet -clp:ErrorsOnly
     mkdir -p "$DIST"
     cp "$ROOT/artifacts/publish/check_ephemeral_ports" "$BIN"

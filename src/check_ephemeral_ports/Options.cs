@@ -46,8 +46,8 @@ public sealed class Options
     public string ProcRoot { get; set; } = string.Empty;
 
     [PluginOption(ChangesReading = true, Sample = "proc")]
-    [Option("source", Default = "auto", MetaValue = "auto|netlink|proc",
-        HelpText = "Where sockets are read: netlink sock_diag (fast, filtered in the kernel, sees bound-but-idle sockets) or /proc/net/*. auto: netlink for /proc, falling back to /proc/net where netlink is refused; proc with --proc-root.")]
+    [Option("source", Default = "auto", MetaValue = "auto|bpf|netlink|proc",
+        HelpText = "Where sockets are read. bpf: the kernel's BPF socket iterators, exact (sees ports taken by bind() before connect(), a TIME_WAIT's own timestamps); needs root (CAP_BPF and CAP_PERFMON), BTF (/sys/kernel/btf/vmlinux) and Linux 5.8+. netlink: sock_diag, filtered in the kernel, sees bound-but-idle sockets. proc: /proc/net/*. auto: bpf, then netlink, then /proc/net, each where the kernel allows it (-v says why one was refused); proc with --proc-root.")]
     public string Source { get; set; } = string.Empty;
 
     [PluginOption(ChangesReading = true, Group = "namespaces")]

@@ -49,16 +49,17 @@ public static class SettingsBinder
         var source = options.Source.Trim().ToLowerInvariant() switch
         {
             "auto" => SourceChoice.Auto,
+            "bpf" => SourceChoice.Bpf,
             "netlink" => SourceChoice.Netlink,
             "proc" => SourceChoice.Proc,
-            _ => throw new CheckException($"--source '{options.Source}': expected auto, netlink or proc"),
+            _ => throw new CheckException($"--source '{options.Source}': expected auto, bpf, netlink or proc"),
         };
 
-        // netlink answers for the namespace this process runs in; another /proc tree is another host
-        // or namespace, so the two cannot be mixed.
-        if (source == SourceChoice.Netlink && !NamespaceView.IsLiveProc(options.ProcRoot))
+        // netlink and BPF answer for the namespace this process runs in; another /proc tree is
+        // another host or namespace, so the two cannot be mixed.
+        if (source is SourceChoice.Netlink or SourceChoice.Bpf && !NamespaceView.IsLiveProc(options.ProcRoot))
         {
-            throw new CheckException($"--source netlink reads this process's own network namespace: it cannot go with --proc-root {options.ProcRoot}");
+            throw new CheckException($"--source {options.Source.Trim().ToLowerInvariant()} reads this process's own network namespace: it cannot go with --proc-root {options.ProcRoot}");
         }
 
         var namespaces = Namespaces(options);

@@ -149,7 +149,7 @@ def namespace_curve(binary, load):
     in each namespace in turn; empty namespaces and namespaces with one socket each."""
     load.grow(NAMESPACE_LOAD)
     print()
-    print("| namespaces | kind | ours wall ms | ours cpu ms | ours peak RSS MB | ss loop wall ms | ours/ss | ours said |")
+    print("| namespaces | kind | ours wall ms | ours cpu ms | ours peak RSS MB | ss loop wall ms | ours/ss | checked |")
     print("|---:|---|---:|---:|---:|---:|---:|---|")
     for kind in ("empty", "one socket each"):
         crowd = Crowd("e" if kind == "empty" else "s")
@@ -161,8 +161,8 @@ def namespace_curve(binary, load):
                 results = measure(commands, 3)
                 wall, cpu_ms, rss, out = results["ours"]
                 said = out.split(b"\n")[0].decode()
-                checked = said.split("(")[-1].split(" checked")[0] if " checked" in said else "?"
-                print("| %d | %s | %.1f | %.1f | %.1f | %.1f | %.2f | %s checked |" % (
+                checked = said.split("'namespaces'=")[1].split(";")[0] if "'namespaces'=" in said else "?"
+                print("| %d | %s | %.1f | %.1f | %.1f | %.1f | %.2f | %s |" % (
                     k, kind, wall, cpu_ms, rss, results["ss loop"][0], wall / results["ss loop"][0], checked))
                 sys.stdout.flush()
         finally:

@@ -42,6 +42,9 @@ public interface ISocketSource
     /// <summary>What this way of reading cannot see (docs/kernel-model.md, "What each source sees").</summary>
     IReadOnlyList<BlindSpot> BlindSpots { get; }
 
+    /// <summary>Whether it shows how each port was got (bind bucket), so that the bind(addr, 0) figure can be given.</summary>
+    bool SeesPortOrigin => false;
+
     /// <summary>Whether this source can read <paramref name="view"/> at all (the kernel interfaces answer for the live kernel only).</summary>
     bool CanRead(NamespaceView view);
 
@@ -69,13 +72,16 @@ public static class BlindSpots
 {
     public static readonly BlindSpot BoundButIdle = new("bound-but-idle sockets", "netlink only");
 
-    /// <summary>What neither the /proc tables nor sock_diag show (docs/kernel-model.md).</summary>
-    public static readonly IReadOnlyList<BlindSpot> KernelInternals =
-    [
-        new("sockets given their port by bind() before connect()"),
-        new("accepted connections that outlived their in-range listener"),
-        new("per-socket IP_LOCAL_PORT_RANGE"),
-        new("SO_REUSEADDR"),
-        new("whether timestamps were negotiated"),
-    ];
+    public static readonly BlindSpot BindBeforeConnect = new("sockets given their port by bind() before connect()");
+
+    public static readonly BlindSpot OrphanedChildren = new("accepted connections that outlived their in-range listener");
+
+    public static readonly BlindSpot SocketRanges = new("per-socket IP_LOCAL_PORT_RANGE");
+
+    public static readonly BlindSpot ReuseAddr = new("SO_REUSEADDR");
+
+    public static readonly BlindSpot Timestamps = new("whether timestamps were negotiated");
+
+    /// <summary>What neither the /proc tables nor sock_diag show, and BPF does (docs/kernel-model.md).</summary>
+    public static readonly IReadOnlyList<BlindSpot> KernelInternals = [BindBeforeConnect, OrphanedChildren, SocketRanges, ReuseAddr, Timestamps];
 }

@@ -6,6 +6,7 @@ namespace EphemeralPorts.Check;
 public enum SourceChoice
 {
     Auto,
+    Bpf,
     Netlink,
     Proc,
 }

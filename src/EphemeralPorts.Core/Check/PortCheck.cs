@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using EphemeralPorts.Acquisition;
+using EphemeralPorts.Acquisition.Bpf;
 using EphemeralPorts.Acquisition.Namespaces;
 using EphemeralPorts.Acquisition.ProcFs;
 using EphemeralPorts.Acquisition.SockDiag;
@@ -23,9 +24,10 @@ public static class PortCheck
     /// </summary>
     public static IReadOnlyList<ISocketSource> SourceOrder(SourceChoice choice) => choice switch
     {
+        SourceChoice.Bpf => [BpfSource.Instance],
         SourceChoice.Netlink => [SockDiagSource.Instance],
         SourceChoice.Proc => [ProcTableSource.Instance],
-        _ => [SockDiagSource.Instance, ProcTableSource.Instance],
+        _ => [BpfSource.Instance, SockDiagSource.Instance, ProcTableSource.Instance],
     };
 
     /// <summary>
@@ -105,10 +107,10 @@ public static class PortCheck
         var counts = view.IsLiveKernel ? sysctls.ReadSockstat() : null;
         var request = new SourceRequest(view, kernel, reading.Tcp, reading.Udp, progress, counts);
         Func<PortUsageCalculator> fresh = () => new PortUsageCalculator(kernel, recordInodes: reading.Processes);
-        var chain = counts is { ProvesEmpty: true } && reading.Source != SourceChoice.Netlink
+        var chain = counts is { ProvesEmpty: true } && reading.Source is SourceChoice.Auto or SourceChoice.Proc
             ? ProvenEmpty.Reading(fresh())
             : SourceChain.Read(SourceOrder(reading.Source), request, fresh);
-        var usage = chain.Calculator.Finish(reading.Tcp, reading.Udp);
+        var usage = chain.Calculator.Finish(reading.Tcp, reading.Udp, chain.Source.SeesPortOrigin);
         List<string> diagnostics = [.. chain.Diagnostics, $"scan took {clock.Elapsed.TotalMilliseconds:0.0} ms"];
         return new Acquired(usage, chain, diagnostics);
     }
@@ -216,16 +218,17 @@ public sealed class Prefetch
     }
 
     /// <summary>
-    /// Whether this reading is what <paramref name="wanted"/> asks for: the same settings, or
-    /// <c>--source netlink</c> where auto was answered by netlink. While it is used,
+    /// Whether this reading is what <paramref name="wanted"/> asks for: the same settings, or a
+    /// <c>--source</c> that auto tried first and that answered. While it is used,
     /// <paramref name="progress"/> follows it.
     /// </summary>
     internal bool Fits(ReadingSettings wanted, Progress progress)
     {
         progress.Follow(_progress);
         var fits = wanted == _reading
-            || (wanted.Source == SourceChoice.Netlink && wanted with { Source = _reading.Source } == _reading
-                && _reading.Source == SourceChoice.Auto && _worker.Result.Chain.Source == SockDiagSource.Instance);
+            || (wanted.Source != SourceChoice.Auto && wanted with { Source = _reading.Source } == _reading
+                && _reading.Source == SourceChoice.Auto && _worker.Result.Chain.Notes.Count == 1
+                && _worker.Result.Chain.Source == PortCheck.SourceOrder(wanted.Source)[0]);
         if (!fits)
         {
             progress.Follow(null);

@@ -4,7 +4,7 @@ using EphemeralPorts.Plugin;
 namespace EphemeralPorts.Evaluation;
 
 /// <summary>The states that follow from a <see cref="PortUsage"/> and the thresholds, and the advice.</summary>
-public sealed record PortEvaluation(ServiceState State, ServiceState TcpState, ServiceState UdpState, IReadOnlyList<string> Advice)
+public sealed record PortEvaluation(ServiceState State, ServiceState TcpState, ServiceState UdpState, IReadOnlyList<string> Advice, ServiceState BindState = ServiceState.Ok)
 {
     /// <summary>The default range since Linux 4.x: 32768-60999, 28232 ports.</summary>
     public const int DefaultRangeSize = 28232;
@@ -18,14 +18,20 @@ public sealed record PortEvaluation(ServiceState State, ServiceState TcpState, S
     {
         var tcp = usage.Tcp is { } t ? thresholds.Evaluate(t.BusiestPercent) : ServiceState.Ok;
         var udp = usage.Udp is { } u ? thresholds.Evaluate(u.Percent) : ServiceState.Ok;
-        var state = ServiceStates.Worst(tcp, udp);
-        var advice = state == ServiceState.Ok ? [] : Advise(usage, tcp != ServiceState.Ok, udp != ServiceState.Ok);
-        return new PortEvaluation(state, tcp, udp, advice);
+        var bind = usage.Tcp?.Bind?.Busiest is { } b ? thresholds.Evaluate(b.Percent) : ServiceState.Ok;
+        var state = ServiceStates.Worst(ServiceStates.Worst(tcp, udp), bind);
+        var advice = state == ServiceState.Ok ? [] : Advise(usage, tcp != ServiceState.Ok, udp != ServiceState.Ok, bind != ServiceState.Ok);
+        return new PortEvaluation(state, tcp, udp, advice, bind);
     }
 
-    private static List<string> Advise(PortUsage usage, bool tcpAlerts, bool udpAlerts)
+    private static List<string> Advise(PortUsage usage, bool tcpAlerts, bool udpAlerts, bool bindAlerts)
     {
         var advice = new List<string>();
+        if (bindAlerts && usage.Tcp?.Bind?.Busiest is { } bound)
+        {
+            advice.Add($"{bound.BoundConnections} connections from {bound.Address} took their port by bind() before connect() (Go's Dialer.LocalAddr, Java's Socket(host, port, localAddr, 0), Python's source_address): each holds it from every destination. Set IP_BIND_ADDRESS_NO_PORT before bind(), or drop the source address");
+        }
+
         var settings = usage.Settings;
         if (tcpAlerts && usage.Tcp is { Busiest: { } busiest } tcp)
         {

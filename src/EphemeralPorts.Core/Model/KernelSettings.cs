@@ -20,20 +20,24 @@ public sealed record KernelSettings(
     public const long TimeWaitLengthMs = 60_000;
 
     /// <summary>
-    /// Whether <c>connect()</c> would take over this TIME_WAIT tuple (<c>tcp_twsk_unique()</c>):
-    /// timestamps on, reuse 1 (or 2 on loopback), and older than the reuse delay. Whether the
-    /// connection really negotiated timestamps cannot be seen from outside; the sysctl stands in.
+    /// Whether <c>connect()</c> would take over this TIME_WAIT tuple (<c>tcp_twsk_unique()</c>): the
+    /// old connection negotiated timestamps, reuse is 1 (or 2 on loopback), and it is older than
+    /// the reuse delay. Where the socket's own timestamps and age are not seen (/proc, sock_diag),
+    /// the <c>tcp_timestamps</c> sysctl stands in and the age follows from the timer's time left.
     /// </summary>
     public bool IsReusableTimeWait(in SocketEntry entry)
     {
-        if (Timestamps == 0 || entry.TimeWaitRemainingMs < 0)
+        var timestamps = entry.NegotiatedTimestamps ?? Timestamps != 0;
+        var ageMs = entry.TimeWaitAgeMs >= 0 ? entry.TimeWaitAgeMs
+            : entry.TimeWaitRemainingMs >= 0 ? TimeWaitLengthMs - entry.TimeWaitRemainingMs
+            : -1;
+        if (!timestamps || ageMs < 0)
         {
             return false;
         }
 
         var allowed = TwReuse == 1
             || (TwReuse == 2 && (entry.LocalAddress.IsLoopback || entry.RemoteAddress.IsLoopback));
-        var ageMs = TimeWaitLengthMs - entry.TimeWaitRemainingMs;
         return allowed && ageMs > TwReuseDelayMs;
     }
 }

@@ -46,6 +46,28 @@ public sealed record TcpUsage(
 
     /// <summary>Percent of the per-tuple capacity the busiest tuple uses; 100 when no port is left at all.</summary>
     public double BusiestPercent => Plugin.Numbers.Percent(BusiestUsed, Capacity);
+
+    /// <summary>bind(addr, 0) per local address; null where the source cannot tell bind()'s ports from connect()'s.</summary>
+    public BindUsage? Bind { get; init; }
+}
+
+/// <summary>
+/// bind(addr, 0) on one local address: the ports of the range it can no longer take, of those
+/// not reserved, and how many connections there took their port by bind() before connect().
+/// </summary>
+public sealed record AddressBindUsage(IpAddress Address, int Used, int Capacity, int BoundConnections)
+{
+    public int Free => Capacity - Used;
+
+    public double Percent => Plugin.Numbers.Percent(Used, Capacity);
+}
+
+/// <summary>The bind(addr, 0) figure: every local address where a connection took its port by bind() before connect(), busiest first.</summary>
+public sealed record BindUsage(IReadOnlyList<AddressBindUsage> Addresses)
+{
+    public AddressBindUsage? Busiest => Addresses.Count > 0 ? Addresses[0] : null;
+
+    public double BusiestPercent => Busiest?.Percent ?? 0;
 }
 
 public sealed record UdpUsage(int Used, int Capacity, int Sockets)

@@ -6,6 +6,7 @@ namespace EphemeralPorts.Model;
 /// capacity_T = |R| - |Reserved| - |Excl|
 /// used_T     = distinct ports of R \ Reserved \ Excl held by tuple T, reusable TIME_WAIT excepted
 /// UDP        = distinct UDP local ports of R \ Reserved, against |R| - |Reserved|
+/// bind(A, 0) = ports of R \ Reserved held by a TCP socket on A or on a wildcard covering A
 /// </code>
 /// Excl (ports taken by bind()/listen()) is only known once every socket was seen, so each socket
 /// of a tuple is kept in its tuple's list as one packed (kind, port) number, 4 bytes and no object
@@ -28,6 +29,13 @@ public sealed class PortUsageCalculator(KernelSettings settings, bool recordInod
     private readonly PortSet _udpPorts = new();
     private readonly int[] _states = new int[256];
     private int _udpSockets;
+
+    // bind(addr, 0): the ports of the range each local address (or a wildcard) holds, and how
+    // many connections there took their port by bind() before connect().
+    private readonly Dictionary<IpAddress, AddressAccumulator> _addresses = [];
+    private readonly PortSet _v4Wildcard = new();
+    private readonly PortSet _v6WildcardDual = new();
+    private readonly PortSet _v6WildcardOnly = new();
 
     public void Add(in SocketEntry socket)
     {
@@ -64,6 +72,7 @@ public sealed class PortUsageCalculator(KernelSettings settings, bool recordInod
             return;
         }
 
+        NoteBind(socket);
         if (HoldsPortForEveryTuple(socket))
         {
             // A SO_REUSEPORT group or many idle sockets on one port are one entry; the list is for
@@ -127,21 +136,92 @@ public sealed class PortUsageCalculator(KernelSettings settings, bool recordInod
         return sets;
     }
 
-    // Listeners, and sockets bound but neither listening nor connected (visible through sock_diag
-    // only), own their bind bucket: __inet_hash_connect() skips the port for every destination.
+    // Listeners, sockets bound but neither listening nor connected (not in /proc/net/tcp), and
+    // every socket whose port came through a bind bucket (bind() before connect(), accepted
+    // children: seen by BPF only) own their bucket: __inet_hash_connect() skips the port for every
+    // destination, whatever the socket's state now.
     private static bool HoldsPortForEveryTuple(in SocketEntry socket) =>
         socket.State == TcpState.Listen
-        || socket.State == TcpState.BoundInactive
+        || IsBoundOnly(socket)
+        || socket.PortFromBind;
+
+    private static bool IsBoundOnly(in SocketEntry socket) =>
+        socket.State == TcpState.BoundInactive
         || (socket.State == TcpState.Close && socket.RemotePort == 0 && socket.RemoteAddress.IsUnspecified);
 
-    public PortUsage Finish(bool tcp = true, bool udp = true)
+    // inet_csk_find_open_port() gives bind(A, 0) a port only where no TCP socket, in any state,
+    // holds it on A or on a wildcard that covers A (docs/kernel-model.md, fact 3).
+    private void NoteBind(in SocketEntry socket)
+    {
+        if (socket.LocalAddress.IsUnspecified)
+        {
+            (socket.LocalAddress.IsV4 ? _v4Wildcard : socket.V6Only ? _v6WildcardOnly : _v6WildcardDual).Add(socket.LocalPort);
+            return;
+        }
+
+        if (!_addresses.TryGetValue(socket.LocalAddress, out var address))
+        {
+            address = new AddressAccumulator();
+            _addresses.Add(socket.LocalAddress, address);
+        }
+
+        address.Ports.Add(socket.LocalPort);
+
+        // The Go LocalAddr case: a connection (or its TIME_WAIT) whose port bind(addr, 0) chose.
+        if (socket.Origin == PortOrigin.BindAnyPort && socket.State != TcpState.Listen && !IsBoundOnly(socket))
+        {
+            address.BoundConnections++;
+        }
+    }
+
+    private sealed class AddressAccumulator
+    {
+        public PortSet Ports { get; } = new();
+
+        public int BoundConnections { get; set; }
+    }
+
+    /// <summary>
+    /// The model of what was added. <paramref name="seesPortOrigin"/>: the source showed how each
+    /// port was got (BPF), so the bind(addr, 0) figure can be given; otherwise it is left out.
+    /// </summary>
+    public PortUsage Finish(bool tcp = true, bool udp = true, bool seesPortOrigin = false)
     {
         var reservedInRange = _reserved.CountIn(_range);
         var available = _range.Size - reservedInRange;
-        return new PortUsage(settings, reservedInRange, tcp ? FinishTcp(available) : null, udp ? new UdpUsage(_udpPorts.Count, available, _udpSockets) : null);
+        return new PortUsage(settings, reservedInRange, tcp ? FinishTcp(available, seesPortOrigin) : null, udp ? new UdpUsage(_udpPorts.Count, available, _udpSockets) : null);
     }
 
-    private TcpUsage FinishTcp(int available)
+    // Per local address with a connection whose port bind(addr, 0) chose: the ports of the range,
+    // less reserved ones, that bind(addr, 0) can no longer take.
+    private BindUsage FinishBind(int available)
+    {
+        var addresses = new List<AddressBindUsage>();
+        foreach (var (address, ports) in _addresses)
+        {
+            if (ports.BoundConnections == 0)
+            {
+                continue;
+            }
+
+            var used = 0;
+            for (var port = _range.Low; port <= _range.High; port++)
+            {
+                if (!_reserved.Contains(port) && (ports.Ports.Contains(port) || _v6WildcardDual.Contains(port)
+                    || (address.IsV4 ? _v4Wildcard.Contains(port) : _v6WildcardOnly.Contains(port))))
+                {
+                    used++;
+                }
+            }
+
+            addresses.Add(new AddressBindUsage(address, used, available, ports.BoundConnections));
+        }
+
+        addresses.Sort(static (a, b) => a.Used != b.Used ? b.Used.CompareTo(a.Used) : a.Address.CompareTo(b.Address));
+        return new BindUsage(addresses);
+    }
+
+    private TcpUsage FinishTcp(int available, bool seesPortOrigin)
     {
         // One bitmap per kind, emptied again after each tuple: a (kind, port) pair counts once.
         PortSet[] seen = [new(), new(), new()];
@@ -205,7 +285,10 @@ public sealed class PortUsageCalculator(KernelSettings settings, bool recordInod
             reusableTimeWait,
             new SortedDictionary<byte, int>(Enumerable.Range(0, 256).Where(st => _states[st] > 0).ToDictionary(st => (byte)st, st => _states[st])),
             exclusive,
-            _exclusivePorts.Count);
+            _exclusivePorts.Count)
+        {
+            Bind = seesPortOrigin ? FinishBind(available) : null,
+        };
     }
 
     private sealed class TupleAccumulator(TupleKey key)

@@ -35,6 +35,13 @@ public static class Headline
     {
         var (_, usage, evaluation, _) = result;
         var parts = new List<(ServiceState State, string Text)>();
+
+        // bind(addr, 0) first where it exists: when it runs out, that is what the operator changes.
+        if (usage.Tcp?.Bind?.Busiest is { } bound)
+        {
+            parts.Add((evaluation.BindState, BindSentence(bound)));
+        }
+
         if (usage.Tcp is { } tcp)
         {
             parts.Add((evaluation.TcpState, TcpSentence(usage, tcp)));
@@ -48,6 +55,15 @@ public static class Headline
         // The part that alerts comes first: it is what the operator has to read at 3 am. No ';' in
         // free text: Nagios 4 rewrites it to ':'.
         return string.Join(" - ", parts.OrderByDescending(p => p.State == evaluation.State).Select(p => p.Text));
+    }
+
+    private static string BindSentence(AddressBindUsage bound)
+    {
+        var took = $"{bound.BoundConnections} connection{(bound.BoundConnections == 1 ? "" : "s")} took their port by bind() before connect()";
+        var bind = bound.Address.IsV4 ? $"bind({bound.Address}, 0)" : $"bind([{bound.Address}], 0)";
+        return bound.Free <= 0
+            ? $"{bind} has 0 of {bound.Capacity} ports left: {took}, set IP_BIND_ADDRESS_NO_PORT or drop the source address"
+            : $"{bind} has {bound.Free} of {bound.Capacity} ports left ({Numbers.Format(bound.Percent)}% used): {took}";
     }
 
     private static string TcpSentence(PortUsage usage, TcpUsage tcp)
@@ -78,6 +94,12 @@ public static class Headline
             perf.Add(new PerfDatum("tcp_ports_in_use", tcp.PortsInUse, Min: 0, Max: usage.Settings.Range.Size));
             perf.Add(new PerfDatum("tcp_time_wait", tcp.TimeWait, Min: 0));
             perf.Add(new PerfDatum("tcp_tuples", tcp.TuplesInUse, Min: 0));
+            if (tcp.Bind is { } bind)
+            {
+                // Stable labels wherever the source can see bind()'s ports (BPF): 0 where none.
+                perf.Add(new PerfDatum("tcp_bind_busiest_pct", bind.BusiestPercent, "%", warn, crit, 0, 100));
+                perf.Add(new PerfDatum("tcp_bind_busiest_used", bind.Busiest?.Used ?? 0, Min: 0, Max: usage.Settings.Range.Size - usage.ReservedInRange));
+            }
         }
 
         if (usage.Udp is { } udp)

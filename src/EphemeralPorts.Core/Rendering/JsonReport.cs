@@ -45,7 +45,13 @@ public static class JsonReport
                 tcp.ReusableTimeWait,
                 tcp.TuplesInUse,
                 tcp.StateCounts.ToDictionary(s => TcpState.Name(s.Key), s => s.Value),
-                tcp.Exclusive.Select(e => new JsonListener(e.Address.ToString(), e.Port, TcpState.Name(e.State))).ToList()),
+                tcp.Exclusive.Select(e => new JsonListener(e.Address.ToString(), e.Port, TcpState.Name(e.State))).ToList())
+            {
+                BindBeforeConnect = tcp.Bind is { } bind ? new JsonBind(
+                    evaluation.BindState.Label(),
+                    Round(bind.BusiestPercent),
+                    bind.Addresses.Take(report.Top).Select(a => new JsonBindAddress(a.Address.ToString(), a.Used, a.Capacity, a.Free, Round(a.Percent), a.BoundConnections)).ToList()) : null,
+            },
             Udp = udp is null ? null : new JsonUdp(evaluation.UdpState.Label(), Round(udp.Percent), udp.Used, udp.Capacity, udp.Sockets),
             TopDestinations = tuples.Select((t, i) => new JsonTuple(
                 t.Tuple.Source.ToString(),
@@ -178,7 +184,16 @@ public sealed record JsonTcp(
     int TimeWaitReusable,
     int Tuples,
     IReadOnlyDictionary<string, int> States,
-    IReadOnlyList<JsonListener> ListenersInRange);
+    IReadOnlyList<JsonListener> ListenersInRange)
+{
+    /// <summary>bind(addr, 0) per local address; absent where the reading cannot tell bind()'s ports from connect()'s.</summary>
+    public JsonBind? BindBeforeConnect { get; init; }
+}
+
+/// <summary>The bind(addr, 0) figure: the busiest address's percentage and the addresses, busiest first.</summary>
+public sealed record JsonBind(string State, double BusiestPct, IReadOnlyList<JsonBindAddress> Addresses);
+
+public sealed record JsonBindAddress(string Address, int Used, int Capacity, int Free, double Percent, int BoundConnections);
 
 public sealed record JsonUdp(string State, double UsedPct, int Used, int Capacity, int Sockets);
 

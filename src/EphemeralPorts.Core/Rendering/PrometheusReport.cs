@@ -39,6 +39,16 @@ public static class PrometheusReport
             Gauge(text, "tcp_time_wait_reusable", "TIME_WAIT sockets connect() would reuse.", tcp.ReusableTimeWait);
             Gauge(text, "tcp_tuples", "(source, destination, port) tuples using the range.", tcp.TuplesInUse);
             Gauge(text, "tcp_exclusive_ports", "Ports of the range held by listen()/bind(), lost to every tuple.", tcp.ExclusivePortCount);
+            if (tcp.Bind is { } bind)
+            {
+                Gauge(text, "tcp_bind_capacity", "Ports of the range, less reserved ones, that bind(addr, 0) can give an address.", usage.Settings.Range.Size - usage.ReservedInRange);
+                Gauge(text, "tcp_bind_busiest_used", "Ports bind(addr, 0) can no longer give the busiest address where connections took their port by bind() before connect().", bind.Busiest?.Used ?? 0);
+                Gauge(text, "tcp_bind_busiest_ratio", "Those ports over the bind(addr, 0) capacity.", bind.BusiestPercent / 100);
+                if (bind.Busiest is { } busiest)
+                {
+                    Gauge(text, "tcp_bind_busiest_info", "The busiest address of bind(addr, 0), in its label.", 1, $"{{address=\"{Escape(busiest.Address.ToString())}\"}}");
+                }
+            }
         }
 
         if (report.Namespaces is { } all)

@@ -78,6 +78,14 @@ public static class SockDiagScanner
         RunLanes([[first], [second], udpDumps], sink, progress);
     }
 
+    /// <summary>
+    /// Only the TCP sockets that are bound but neither listening nor connected, both families in
+    /// one request (TCPDIAG_GETSOCK with state bit 13 alone): what the BPF iterators cannot visit,
+    /// as they are in the bind hash only. On the calling thread.
+    /// </summary>
+    public static void ScanBoundInactive(PortRange range, ISocketSink sink, Action<string>? progress = null) =>
+        RunLanes([[DumpSpec.TcpBothFamilies(SockDiagProtocol.BoundInactiveState, PortFilter.LocalPortIn(range))]], sink, progress);
+
     private static void RunLanes(List<List<DumpSpec>> lanes, ISocketSink sink, Action<string>? progress)
     {
         lanes.RemoveAll(l => l.Count == 0);
