@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # check_ephemeral_ports build entry point.
-#   ./build.sh          restore, build and publish the native AOT binary to dist/check_ephemeral_ports
+#   ./build.sh          restore, build and publish the native AOT binaries: dist/linux-x64/ and
+#                       dist/linux-arm64/, and dist/check_ephemeral_ports for this machine
 #   ./build.sh test     the above, then every test (unit, fixtures in-process and native, kernel oracle)
 #   ./build.sh package  the above, then a Debian package in dist/ (dpkg-deb)
 #   ./build.sh bench    the binary against ss and cat /proc/net/tcp* at 10k..200k connections (root)
@@ -38,16 +39,56 @@ require_dotnet() {
     command -v dotnet >/dev/null || { echo "build.sh: the .NET SDK (dotnet) is not on PATH" >&2; exit 1; }
 }
 
+# The architectures built: .NET runtime identifier and Debian architecture. Each binary is linked
+# against a Debian 11 sysroot made by native/sysroot.sh (cached under /var/cache/check-ephemeral-ports/)
+# with the shims of native/glibc-compat.c, so that it needs no glibc symbol newer than GLIBC_FLOOR.
+TARGETS=("linux-x64 amd64" "linux-arm64 arm64")
+GLIBC_FLOOR=2.17
+
+host_rid() {
+    case $(dpkg --print-architecture) in
+        amd64) echo linux-x64 ;;
+        arm64) echo linux-arm64 ;;
+        *) echo "build.sh: no native build for $(dpkg --print-architecture)" >&2; exit 1 ;;
+    esac
+}
+
+# The newest GLIBC_ symbol version a binary needs, e.g. 2.17.
+glibc_needed() { objdump -T "$1" | grep -o 'GLIBC_[0-9.]*' | sort -uV | tail -n 1 | sed 's/^GLIBC_//'; }
+
+publish_rid() {
+    local rid=$1 debarch=$2 sysroot out needed
+    sysroot=$(native/sysroot.sh "$debarch")
+    out=$ROOT/artifacts/publish/$rid
+    log "publishing the native binary for $rid (sysroot $sysroot)"
+    # clang and lld link for any target with --target and --sysroot (gcc would take the host's
+    # libc despite --sysroot); the link notices a changed sysroot itself (native/GlibcFloor.targets).
+    dotnet publish src/check_ephemeral_ports/check_ephemeral_ports.csproj -c Release -r "$rid" \
+        -p:SysRoot="$sysroot" -p:CppCompilerAndLinker=clang -p:LinkerFlavor=lld \
+        -o "$out" --nologo -v quiet -clp:ErrorsOnly
+    mkdir -p "$DIST/$rid"
+    cp "$out/check_ephemeral_ports" "$DIST/$rid/check_ephemeral_ports"
+    needed=$(glibc_needed "$DIST/$rid/check_ephemeral_ports")
+    if [ "$(printf '%s\n%s\n' "$needed" "$GLIBC_FLOOR" | sort -V | tail -n 1)" != "$GLIBC_FLOOR" ]; then
+        echo "build.sh: $DIST/$rid/check_ephemeral_ports needs GLIBC_$needed, above the floor $GLIBC_FLOOR:" >&2
+        objdump -T "$DIST/$rid/check_ephemeral_ports" | grep -F "GLIBC_$needed" >&2
+        exit 1
+    fi
+    log "built $DIST/$rid/check_ephemeral_ports (needs GLIBC_$needed)"
+}
+
 publish() {
     require_dotnet
-    # Native AOT links with the system C toolchain.
-    need_packages gcc libc6-dev zlib1g-dev
-    log "publishing the native binary"
-    dotnet publish src/check_ephemeral_ports/check_ephemeral_ports.csproj -c Release -r linux-x64 \
-        -o "$ROOT/artifacts/publish" --nologo -v quiet -clp:ErrorsOnly
-    mkdir -p "$DIST"
-    cp "$ROOT/artifacts/publish/check_ephemeral_ports" "$BIN"
-    log "built $BIN"
+    # The cross-linking toolchain (llvm for llvm-objcopy, binutils for objdump) and debootstrap
+    # for the sysroots.
+    need_packages clang lld llvm binutils debootstrap
+    local target
+    for target in "${TARGETS[@]}"; do
+        # shellcheck disable=SC2086  # "RID ARCH"
+        publish_rid $target
+    done
+    cp "$DIST/$(host_rid)/check_ephemeral_ports" "$BIN"
+    log "built $BIN (this machine's architecture)"
     # One real check of this host by the binary just built: a crash (exit above 3) fails the build.
     local out code=0
     out=$("$BIN" 2>&1) || code=$?
