@@ -3,7 +3,7 @@
 #   ./build.sh          restore, build and publish the native AOT binaries: dist/linux-x64/ and
 #                       dist/linux-arm64/, and dist/check_ephemeral_ports for this machine
 #   ./build.sh test     the above, then every test (unit, fixtures in-process and native, kernel oracle)
-#   ./build.sh package  the above, then a Debian package in dist/ (dpkg-deb)
+#   ./build.sh package  the above, then .deb (amd64, arm64) and .rpm (x86_64, aarch64) packages in dist/
 #   ./build.sh bench    the binary against ss and cat /proc/net/tcp* at 10k..200k connections (root)
 # On a fresh Debian machine it installs what it needs with apt-get when run as root.
 set -euo pipefail
@@ -67,7 +67,8 @@ publish_rid() {
         -p:SysRoot="$sysroot" -p:CppCompilerAndLinker=clang -p:LinkerFlavor=lld \
         -o "$out" --nologo -v quiet -clp:ErrorsOnly
     mkdir -p "$DIST/$rid"
-    cp "$out/check_ephemeral_ports" "$DIST/$rid/check_ephemeral_ports"
+    # Without the linkers' version strings (.comment), which the ILCompiler's strip leaves in.
+    llvm-objcopy --remove-section=.comment "$out/check_ephemeral_ports" "$DIST/$rid/check_ephemeral_ports"
     needed=$(glibc_needed "$DIST/$rid/check_ephemeral_ports")
     if [ "$(printf '%s\n%s\n' "$needed" "$GLIBC_FLOOR" | sort -V | tail -n 1)" != "$GLIBC_FLOOR" ]; then
         echo "build.sh: $DIST/$rid/check_ephemeral_ports needs GLIBC_$needed, above the floor $GLIBC_FLOOR:" >&2
@@ -149,57 +150,15 @@ summarize() {
     echo "$passed passed, $failed failed, $skipped skipped"
 }
 
-# The version every artifact carries: Directory.Build.props is the one place it is written.
-version() {
-    sed -n 's:.*<Version>\(.*\)</Version>.*:\1:p' "$ROOT/Directory.Build.props"
-}
-
-# A .deb for Debian/Ubuntu: the plugin where Nagios, Icinga and NRPE look for plugins, the Icinga 2
-# CheckCommand where `include <plugins-contrib>` finds it, the NRPE and Zabbix agent snippets as
-# conffiles, and the rest of icinga/ as examples.
+# The packages: a .deb for amd64 and arm64 (Debian, Ubuntu) and an .rpm for x86_64 and aarch64 (RHEL
+# and its rebuilds, Amazon Linux, SLES), each with the plugin where that family's Nagios, Icinga and
+# NRPE look for plugins, the man page, the Icinga 2 CheckCommand where `include <plugins-contrib>`
+# finds it, the NRPE and Zabbix agent snippets as configuration files and the rest of icinga/ as
+# examples; dist/SHA256SUMS beside them. What goes in: packaging/manifest; how: packaging/make-packages.sh.
 package() {
     publish
-    need_packages dpkg-dev
-    local ver arch stage deb
-    ver=$(version)
-    arch=$(dpkg --print-architecture)
-    stage=$ROOT/artifacts/deb
-    deb=$DIST/check-ephemeral-ports_${ver}-1_${arch}.deb
-    rm -rf "$stage"
-    install -D -m 0755 "$BIN" "$stage/usr/lib/nagios/plugins/check_ephemeral_ports"
-    install -D -m 0644 icinga/icinga2/command-ephemeral_ports.conf \
-        "$stage/usr/share/icinga2/include/plugins-contrib.d/ephemeral_ports.conf"
-    install -D -m 0644 icinga/nrpe/check_ephemeral_ports.cfg "$stage/etc/nagios/nrpe.d/check_ephemeral_ports.cfg"
-    # Debian's include directories: zabbix_agentd.conf.d for zabbix-agent, zabbix_agent2.d for agent 2.
-    install -D -m 0644 icinga/zabbix/userparameter_ephemeral_ports.conf "$stage/etc/zabbix/zabbix_agentd.conf.d/ephemeral_ports.conf"
-    install -D -m 0644 icinga/zabbix/userparameter_ephemeral_ports.conf "$stage/etc/zabbix/zabbix_agent2.d/ephemeral_ports.conf"
-    mkdir -p "$stage/usr/share/doc/check-ephemeral-ports/examples"
-    cp -r icinga/. "$stage/usr/share/doc/check-ephemeral-ports/examples/"
-    install -m 0644 README.md "$stage/usr/share/doc/check-ephemeral-ports/README.md"
-    printf 'check_ephemeral_ports %s\nCopyright: the check_ephemeral_ports authors.\n' "$ver" \
-        > "$stage/usr/share/doc/check-ephemeral-ports/copyright"
-    mkdir -p "$stage/DEBIAN"
-    (cd "$stage" && find etc -type f | sed 's:^:/:' | sort) > "$stage/DEBIAN/conffiles"
-    # The native binary links only against glibc (checked with ldd); 2.34 is its newest symbol version.
-    cat > "$stage/DEBIAN/control" <<CONTROL
-Package: check-ephemeral-ports
-Version: ${ver}-1
-Architecture: ${arch}
-Maintainer: check_ephemeral_ports maintainers <maintainers@users.noreply.h-seed-136987fa.example>
-Depends: libc6 (>= 2.34)
-Suggests: icinga2 | nagios4 | nagios-nrpe-server | zabbix-agent
-Section: net
-Priority: optional
-Installed-Size: $(du -sk "$stage" --exclude=DEBIAN | cut -f1)
-Description: monitoring plugin for ephemeral port exhaustion
- check_ephemeral_ports warns before connect() fails with EADDRNOTAVAIL: it finds
- the busiest (source, destination, destination port) tuple and compares it with
- the ports that tuple can use (the local port range, less reserved ports and
- listeners inside it, with TIME_WAIT reuse accounted for), and watches UDP.
- Nagios plugin output with perfdata, JSON for Zabbix, Prometheus text format.
-CONTROL
-    dpkg-deb --root-owner-group --build "$stage" "$deb" >/dev/null
-    log "built $deb"
+    need_packages dpkg-dev rpm python3
+    packaging/make-packages.sh
 }
 
 case "${1:-build}" in
