@@ -11,7 +11,9 @@
 #
 # The link's static libraries and headers come from here: a library added to the link (the BPF
 # reader's libbpf.a, libelf.a, libz.a) is one more package in SYSROOT_PACKAGES, or, for a newer
-# release's library, one more entry in SYSROOT_EXTRA_DEBS (suite:package, unpacked on top).
+# release's library, one more entry in SYSROOT_EXTRA_DEBS (suite:package, comma-separated,
+# unpacked on top by native/fetch-deb.sh), e.g. bookworm:libbpf-dev,bookworm:libelf-dev: bullseye's
+# libbpf 0.3 cannot parse a 6.x kernel's BTF. Either changes the cache key, so a new root is made.
 set -euo pipefail
 
 SUITE=bullseye
@@ -35,6 +37,10 @@ log() { printf '==> %s\n' "$*" >&2; }
 [ "$(id -u)" = 0 ] || { echo "sysroot.sh: making $dir needs root (debootstrap)" >&2; exit 1; }
 command -v debootstrap >/dev/null || { echo "sysroot.sh: debootstrap is not installed" >&2; exit 1; }
 mkdir -p "$cache"
+# One maker at a time (two builds, or a build and a test): the second waits, then finds it made.
+exec 9>"$cache/.sysroot.lock"
+flock 9
+if [ -f "$dir/.complete" ]; then echo "$dir"; exit 0; fi
 work=$dir.partial
 rm -rf "$work"
 host=$(dpkg --print-architecture)

@@ -24,7 +24,7 @@ fi
 setup_temp_dir
 # On top of the common cleanup: the package never stays installed, whatever happened.
 trap 'dpkg --purge check-ephemeral-ports >/dev/null 2>&1; cleanup' EXIT
-check "install lintian, rpm, rpmlint, mandoc, qemu-user-static" need_packages lintian rpm rpmlint mandoc man-db qemu-user-static
+check "install lintian, rpm, rpmlint, cpio, mandoc, man-db, qemu-user-static" need_packages lintian rpm rpmlint cpio mandoc man-db qemu-user-static
 
 for f in "$deb" "$otherdeb" "$rpmfile" "$otherrpmfile"; do check "dist/ has $(basename "$f")" test -f "$f"; done
 check_silent "dist/SHA256SUMS lists the four packages and matches them" \
