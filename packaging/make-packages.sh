@@ -208,6 +208,9 @@ Packager:       $maintainer
 %global debug_package %{nil}
 %global __os_install_post %{nil}
 %global _build_id_links none
+# What RHEL 7's rpm 4.11 reads: a gzip payload (not zstd, newer rpms' default) and SHA-256 digests.
+%global _binary_payload w9.gzdio
+%global _binary_filedigest_algorithm 8
 
 %description
 $DESCRIPTION

@@ -132,6 +132,8 @@ check "purge removes the CheckCommand" test ! -e /usr/share/icinga2/include/plug
 rpmneed=$(rpm -qpR "$rpmfile" 2>/dev/null | grep -oE 'GLIBC_[0-9.]+' | sort -uV | tail -n 1)
 check "the $rpmarch .rpm needs no glibc symbol above $floor (newest: $rpmneed)" \
     test "$(printf '%s\n%s\n' "${rpmneed#GLIBC_}" "$floor" | sort -V | tail -n 1)" = "$floor"
+check "both .rpm have a gzip payload and SHA-256 digests (what RHEL 7's rpm 4.11 reads)" \
+    test "$(rpm -qp --qf '%{PAYLOADCOMPRESSOR} %{FILEDIGESTALGO}\n' "$rpmfile" "$otherrpmfile" 2>/dev/null | sort -u)" = "gzip 8"
 check "the $rpmarch .rpm requires libc.so.6" grep -q '^libc.so.6' <<<"$(rpm -qpR "$rpmfile" 2>/dev/null)"
 rroot=$T/rpmroot
 mkdir -p "$rroot"
