@@ -54,6 +54,10 @@ out=$(plugin --source proc 2>"$T/proc.err"); code=$?
 check "--source proc in the Debian 11 root: a status line" grep -q '^EPHEMERAL PORTS \(OK\|WARNING\|CRITICAL\) - ' <<<"$out"
 check "--source proc in the Debian 11 root: exit 0-2 ($code), nothing on stderr" test "$code" -le 2 -a ! -s "$T/proc.err"
 
+out=$(plugin --processes --format json 2>"$T/json.err"); code=$?
+check "--processes --format json in the Debian 11 root: one JSON document, exit 0, nothing on stderr" \
+    sh -c "printf '%s' \"\$1\" | python3 -c 'import json, sys; json.load(sys.stdin)' && test $code = 0 && test ! -s '$T/json.err'" _ "$out"
+
 # --all-namespaces (root): one more namespace, held by a process of ours, must be among them.
 start_daemon "$T/netns.log" unshare --net sleep 120
 ns_pid=${pids[-1]}
