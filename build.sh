@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # check_ephemeral_ports build entry point.
-#   ./build.sh          restore, build and publish the native AOT binary to dist/check_ephemeral_ports
+#   ./build.sh          restore, build and publish the native AOT binaries: dist/linux-x64/ and
+#                       dist/linux-arm64/, and dist/check_ephemeral_ports for this machine
 #   ./build.sh test     the above, then every test (unit, fixtures in-process and native, kernel oracle)
-#   ./build.sh package  the above, then a Debian package in dist/ (dpkg-deb)
+#   ./build.sh package  the above, then .deb (amd64, arm64) and .rpm (x86_64, aarch64) packages in dist/
 #   ./build.sh bench    the binary against ss and cat /proc/net/tcp* at 10k..200k connections (root)
 # On a fresh Debian machine it installs what it needs with apt-get when run as root.
 set -euo pipefail
@@ -38,22 +39,74 @@ require_dotnet() {
     command -v dotnet >/dev/null || { echo "build.sh: the .NET SDK (dotnet) is not on PATH" >&2; exit 1; }
 }
 
+# The architectures built: .NET runtime identifier and Debian architecture. Each binary is linked
+# against a Debian 11 sysroot made by native/sysroot.sh (cached under /var/cache/check-ephemeral-ports/)
+# with the shims of native/glibc-compat.c, so that it needs no glibc symbol newer than GLIBC_FLOOR.
+TARGETS=("linux-x64 amd64" "linux-arm64 arm64")
+GLIBC_FLOOR=2.17
+
+host_rid() {
+    case $(dpkg --print-architecture) in
+        amd64) echo linux-x64 ;;
+        arm64) echo linux-arm64 ;;
+        *) echo "build.sh: no native build for $(dpkg --print-architecture)" >&2; exit 1 ;;
+    esac
+}
+
+# The newest GLIBC_ symbol version a binary needs, e.g. 2.17.
+glibc_needed() { objdump -T "$1" | grep -o 'GLIBC_[0-9.]*' | sort -uV | tail -n 1 | sed 's/^GLIBC_//'; }
+
+# The BPF socket reader (src/native: the CO-RE program and its loader over libbpf), compiled
+# against the sysroot, linked statically; prints the archives to link, ';'-separated. Built for the
+# build host's architecture only: Debian's static libbpf, libelf, libz and libzstd are the host's.
+bpf_archives() {
+    local sysroot=$1 include=$ROOT/artifacts/native/include
+    mkdir -p "$include"
+    # libbpf's headers come from the host (libbpf-dev), beside the sysroot's libc headers.
+    ln -sfn /usr/include/bpf "$include/bpf"
+    CC=clang CEP_CFLAGS="--sysroot=$sysroot -I$include -DCEP_FCNTL64_SHIM" "$ROOT/src/native/build.sh" \
+        | sed -n 's/^link: //p' | tail -n 1 | tr ' ' ';'
+}
+
+publish_rid() {
+    local rid=$1 debarch=$2 sysroot out needed archives=''
+    sysroot=$(native/sysroot.sh "$debarch")
+    out=$ROOT/artifacts/publish/$rid
+    if [ "$rid" = "$(host_rid)" ]; then
+        archives=$(bpf_archives "$sysroot")
+        [ -n "$archives" ] || { echo "build.sh: src/native/build.sh named no archives to link" >&2; exit 1; }
+    fi
+    log "publishing the native binary for $rid (sysroot $sysroot${archives:+, with the BPF reader})"
+    # clang and lld link for any target with --target and --sysroot (gcc would take the host's
+    # libc despite --sysroot); the link notices a changed sysroot itself (native/GlibcFloor.targets).
+    dotnet publish src/check_ephemeral_ports/check_ephemeral_ports.csproj -c Release -r "$rid" \
+        -p:SysRoot="$sysroot" -p:CppCompilerAndLinker=clang -p:LinkerFlavor=lld \
+        -p:CepBpfArchives="${archives//;/%3B}" \
+        -o "$out" --nologo -v quiet -clp:ErrorsOnly
+    mkdir -p "$DIST/$rid"
+    # Without the linkers' version strings (.comment), which the ILCompiler's strip leaves in.
+    llvm-objcopy --remove-section=.comment "$out/check_ephemeral_ports" "$DIST/$rid/check_ephemeral_ports"
+    needed=$(glibc_needed "$DIST/$rid/check_ephemeral_ports")
+    if [ "$(printf '%s\n%s\n' "$needed" "$GLIBC_FLOOR" | sort -V | tail -n 1)" != "$GLIBC_FLOOR" ]; then
+        echo "build.sh: $DIST/$rid/check_ephemeral_ports needs GLIBC_$needed, above the floor $GLIBC_FLOOR:" >&2
+        objdump -T "$DIST/$rid/check_ephemeral_ports" | grep -F "GLIBC_$needed" >&2
+        exit 1
+    fi
+    log "built $DIST/$rid/check_ephemeral_ports (needs GLIBC_$needed)"
+}
+
 publish() {
     require_dotnet
-    # Native AOT links with the system C toolchain.
-    need_packages gcc libc6-dev zlib1g-dev
-    # The BPF socket reader (CO-RE program and loader over libbpf), linked statically: its last
-    # line names the archives to link.
-    local archives
-    archives=$("$ROOT/src/native/build.sh" | sed -n 's/^link: //p' | tail -n 1)
-    [ -n "$archives" ] || { echo "build.sh: src/native/build.sh named no archives to link" >&2; exit 1; }
-    log "publishing the native binary"
-    dotnet publish src/check_ephemeral_ports/check_ephemeral_ports.csproj -c Release -r linux-x64 \
-        -p:CepBpfArchives="${archives// /%3B}" \
-        -o "$ROOT/artifacts/publish" --nologo -v quiet -clp:ErrorsOnly
-    mkdir -p "$DIST"
-    cp "$ROOT/artifacts/publish/check_ephemeral_ports" "$BIN"
-    log "built $BIN"
+    # The cross-linking toolchain (llvm for llvm-objcopy, binutils for objdump) and debootstrap
+    # for the sysroots.
+    need_packages clang lld llvm binutils debootstrap
+    local target
+    for target in "${TARGETS[@]}"; do
+        # shellcheck disable=SC2086  # "RID ARCH"
+        publish_rid $target
+    done
+    cp "$DIST/$(host_rid)/check_ephemeral_ports" "$BIN"
+    log "built $BIN (this machine's architecture)"
     # One real check of this host by the binary just built: a crash (exit above 3) fails the build.
     local out code=0
     out=$("$BIN" 2>&1) || code=$?
@@ -114,57 +167,15 @@ summarize() {
     echo "$passed passed, $failed failed, $skipped skipped"
 }
 
-# The version every artifact carries: Directory.Build.props is the one place it is written.
-version() {
-    sed -n 's:.*<Version>\(.*\)</Version>.*:\1:p' "$ROOT/Directory.Build.props"
-}
-
-# A .deb for Debian/Ubuntu: the plugin where Nagios, Icinga and NRPE look for plugins, the Icinga 2
-# CheckCommand where `include <plugins-contrib>` finds it, the NRPE and Zabbix agent snippets as
-# conffiles, and the rest of icinga/ as examples.
+# The packages: a .deb for amd64 and arm64 (Debian, Ubuntu) and an .rpm for x86_64 and aarch64 (RHEL
+# and its rebuilds, Amazon Linux, SLES), each with the plugin where that family's Nagios, Icinga and
+# NRPE look for plugins, the man page, the Icinga 2 CheckCommand where `include <plugins-contrib>`
+# finds it, the NRPE and Zabbix agent snippets as configuration files and the rest of icinga/ as
+# examples; dist/SHA256SUMS beside them. What goes in: packaging/manifest; how: packaging/make-packages.sh.
 package() {
     publish
-    need_packages dpkg-dev
-    local ver arch stage deb
-    ver=$(version)
-    arch=$(dpkg --print-architecture)
-    stage=$ROOT/artifacts/deb
-    deb=$DIST/check-ephemeral-ports_${ver}-1_${arch}.deb
-    rm -rf "$stage"
-    install -D -m 0755 "$BIN" "$stage/usr/lib/nagios/plugins/check_ephemeral_ports"
-    install -D -m 0644 icinga/icinga2/command-ephemeral_ports.conf \
-        "$stage/usr/share/icinga2/include/plugins-contrib.d/ephemeral_ports.conf"
-    install -D -m 0644 icinga/nrpe/check_ephemeral_ports.cfg "$stage/etc/nagios/nrpe.d/check_ephemeral_ports.cfg"
-    # Debian's include directories: zabbix_agentd.conf.d for zabbix-agent, zabbix_agent2.d for agent 2.
-    install -D -m 0644 icinga/zabbix/userparameter_ephemeral_ports.conf "$stage/etc/zabbix/zabbix_agentd.conf.d/ephemeral_ports.conf"
-    install -D -m 0644 icinga/zabbix/userparameter_ephemeral_ports.conf "$stage/etc/zabbix/zabbix_agent2.d/ephemeral_ports.conf"
-    mkdir -p "$stage/usr/share/doc/check-ephemeral-ports/examples"
-    cp -r icinga/. "$stage/usr/share/doc/check-ephemeral-ports/examples/"
-    install -m 0644 README.md "$stage/usr/share/doc/check-ephemeral-ports/README.md"
-    printf 'check_ephemeral_ports %s\nCopyright: the check_ephemeral_ports authors.\n' "$ver" \
-        > "$stage/usr/share/doc/check-ephemeral-ports/copyright"
-    mkdir -p "$stage/DEBIAN"
-    (cd "$stage" && find etc -type f | sed 's:^:/:' | sort) > "$stage/DEBIAN/conffiles"
-    # The native binary links only against glibc (checked with ldd); 2.34 is its newest symbol version.
-    cat > "$stage/DEBIAN/control" <<CONTROL
-Package: check-ephemeral-ports
-Version: ${ver}-1
-Architecture: ${arch}
-Maintainer: check_ephemeral_ports maintainers <maintainers@users.noreply.h-seed-136987fa.example>
-Depends: libc6 (>= 2.34)
-Suggests: icinga2 | nagios4 | nagios-nrpe-server | zabbix-agent
-Section: net
-Priority: optional
-Installed-Size: $(du -sk "$stage" --exclude=DEBIAN | cut -f1)
-Description: monitoring plugin for ephemeral port exhaustion
- check_ephemeral_ports warns before connect() fails with EADDRNOTAVAIL: it finds
- the busiest (source, destination, destination port) tuple and compares it with
- the ports that tuple can use (the local port range, less reserved ports and
- listeners inside it, with TIME_WAIT reuse accounted for), and watches UDP.
- Nagios plugin output with perfdata, JSON for Zabbix, Prometheus text format.
-CONTROL
-    dpkg-deb --root-owner-group --build "$stage" "$deb" >/dev/null
-    log "built $deb"
+    need_packages dpkg-dev rpm python3
+    packaging/make-packages.sh
 }
 
 case "${1:-build}" in
