@@ -40,8 +40,8 @@ require_dotnet() {
 }
 
 # The architectures built: .NET runtime identifier and Debian architecture. Each binary is linked
-# against a Debian 11 sysroot made by native/sysroot.sh (cached under /var/cache/check-ephemeral-ports/)
-# with the shims of native/glibc-compat.c, so that it needs no glibc symbol newer than GLIBC_FLOOR.
+# against a Debian 11 sysroot made by src/build/sysroot.sh (cached under /var/cache/check-ephemeral-ports/)
+# with the shims of src/build/glibc-compat.c, so that it needs no glibc symbol newer than GLIBC_FLOOR.
 TARGETS=("linux-x64 amd64" "linux-arm64 arm64")
 GLIBC_FLOOR=2.17
 
@@ -70,7 +70,7 @@ bpf_archives() {
 
 publish_rid() {
     local rid=$1 debarch=$2 sysroot out needed archives=''
-    sysroot=$(native/sysroot.sh "$debarch")
+    sysroot=$(src/build/sysroot.sh "$debarch")
     out=$ROOT/artifacts/publish/$rid
     if [ "$rid" = "$(host_rid)" ]; then
         archives=$(bpf_archives "$sysroot")
@@ -78,7 +78,7 @@ publish_rid() {
     fi
     log "publishing the native binary for $rid (sysroot $sysroot${archives:+, with the BPF reader})"
     # clang and lld link for any target with --target and --sysroot (gcc would take the host's
-    # libc despite --sysroot); the link notices a changed sysroot itself (native/GlibcFloor.targets).
+    # libc despite --sysroot); the link notices a changed sysroot itself (src/build/GlibcFloor.targets).
     dotnet publish src/check_ephemeral_ports/check_ephemeral_ports.csproj -c Release -r "$rid" \
         -p:SysRoot="$sysroot" -p:CppCompilerAndLinker=clang -p:LinkerFlavor=lld \
         -p:CepBpfArchives="${archives//;/%3B}" \
@@ -171,11 +171,11 @@ summarize() {
 # and its rebuilds, Amazon Linux, SLES), each with the plugin where that family's Nagios, Icinga and
 # NRPE look for plugins, the man page, the Icinga 2 CheckCommand where `include <plugins-contrib>`
 # finds it, the NRPE and Zabbix agent snippets as configuration files and the rest of icinga/ as
-# examples; dist/SHA256SUMS beside them. What goes in: packaging/manifest; how: packaging/make-packages.sh.
+# examples; dist/SHA256SUMS beside them. What goes in: src/packaging/manifest; how: src/packaging/make-packages.sh.
 package() {
     publish
     need_packages dpkg-dev rpm python3
-    packaging/make-packages.sh
+    src/packaging/make-packages.sh
 }
 
 case "${1:-build}" in

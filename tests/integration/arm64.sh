@@ -15,7 +15,7 @@ check "arm64 binary $arm exists" test -x "$arm" || exit 1
 check "install qemu-user-static" need_packages qemu-user-static || exit 1
 qemu=/usr/bin/qemu-aarch64-static
 # The root the binary was linked against: made by ./build.sh, found again through the cache key.
-if ! armroot=$("$root/native/sysroot.sh" arm64 2>"$T/sysroot.log"); then
+if ! armroot=$("$root/src/build/sysroot.sh" arm64 2>"$T/sysroot.log"); then
     not_ok "the arm64 Debian 11 root: $(tail -n 3 "$T/sysroot.log")"; exit 1
 fi
 ok "arm64 Debian 11 root at $armroot"
@@ -57,11 +57,8 @@ fallback=$(grep -m 1 'sockets read from /proc/net instead' <<<"$out")
 check "-v says the sockets were read from /proc/net instead of netlink" test -n "$fallback"
 check "-v names the refused call: socket(AF_NETLINK, NETLINK_SOCK_DIAG) failed: EPROTONOSUPPORT" \
     grep -qF 'socket(AF_NETLINK, NETLINK_SOCK_DIAG) failed: EPROTONOSUPPORT' <<<"$fallback"
-# The refusal is qemu's, not the kernel's: a reason guessed about the kernel is untrue here. The
-# wording comes from src (Errno.Describe); until it stops guessing this is said, not failed.
-if grep -qi 'in this kernel' <<<"$fallback"; then
-    echo "# the note still guesses a cause qemu makes untrue: $fallback"
-fi
+# The refusal is qemu's, not the kernel's: a reason guessed about the kernel would be untrue here.
+check "the note guesses no cause" test -z "$(grep -i 'in this kernel' <<<"$fallback")"
 out=$(run_arm --source netlink 2>"$T/netlink.err"); code=$?
 check "--source netlink under qemu: exit 3" test "$code" = 3
 check "--source netlink under qemu: one UNKNOWN line naming the refused call" \

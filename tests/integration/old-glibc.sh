@@ -21,7 +21,7 @@ x64=$root/dist/linux-x64/check_ephemeral_ports
 [ "$(uname -m)" = x86_64 ] || { echo "# not an x86_64 machine: the Debian 11 root's checks need one"; [ "$failed" = 0 ]; exit; }
 check "x86_64 binary $x64 exists" test -x "$x64" || exit 1
 
-if ! oldroot=$("$root/native/sysroot.sh" amd64 2>"$T/sysroot.log"); then
+if ! oldroot=$("$root/src/build/sysroot.sh" amd64 2>"$T/sysroot.log"); then
     not_ok "the Debian 11 root: $(tail -n 3 "$T/sysroot.log")"; exit 1
 fi
 ok "Debian 11 root at $oldroot"

@@ -35,7 +35,7 @@ check_silent "dist/SHA256SUMS lists the four packages and matches them" \
 lintian --pedantic "$deb" "$otherdeb" >"$T/lintian.log" 2>&1
 check "lintian: no error or warning on either .deb" test -z "$(grep -E '^[EW]: ' "$T/lintian.log")" ||
     sed 's/^/#   /' "$T/lintian.log"
-rpmlint -c "$root/packaging/rpmlint.toml" "$rpmfile" "$otherrpmfile" >"$T/rpmlint.log" 2>&1
+rpmlint -c "$root/src/packaging/rpmlint.toml" "$rpmfile" "$otherrpmfile" >"$T/rpmlint.log" 2>&1
 check "rpmlint: no error but the missing signature on either .rpm" \
     test -z "$(grep -E '^[^ ]+: E: ' "$T/rpmlint.log" | grep -v ': E: no-signature$')" || sed 's/^/#   /' "$T/rpmlint.log"
 
@@ -86,7 +86,7 @@ check "man -l renders the page without warnings" test -s "$T/man.txt" -a ! -s "$
 check "lexgrog finds the page's NAME" grep -q 'check_ephemeral_ports - monitoring plugin for ephemeral port exhaustion' <<<"$(lexgrog "$page")"
 zcat "$page" >"$T/page.1"
 check "mandoc -Tlint finds nothing" test -z "$(mandoc -Tlint "$T/page.1" 2>&1)"
-python3 "$root/packaging/manpage.py" /usr/lib/nagios/plugins/check_ephemeral_ports --summary "monitoring plugin for ephemeral port exhaustion" \
+python3 "$root/src/packaging/manpage.py" /usr/lib/nagios/plugins/check_ephemeral_ports --summary "monitoring plugin for ephemeral port exhaustion" \
     --date "$(sed -n 's/^\.TH [^ ]* 1 \([0-9-]*\) .*/\1/p' "$T/page.1")" --doc /usr/share/doc/check-ephemeral-ports/README.md >"$T/regenerated.1"
 check "the page is what the installed binary's --help gives (no drift)" cmp -s "$T/page.1" "$T/regenerated.1"
 /usr/lib/nagios/plugins/check_ephemeral_ports --help >"$T/help.txt"
@@ -168,7 +168,7 @@ otherbin=$T/other-rpm$(rpm --target "$otherrpm-linux" --eval '%{_libdir}')/nagio
 check "the $otherrpm .rpm unpacks its plugin into %{_libdir}/nagios/plugins" test -x "$otherbin"
 if [ "$otherrpm" = aarch64 ]; then
     check "the aarch64 .rpm's plugin is an AArch64 binary" sh -c "readelf -h '$otherbin' | grep -q 'Machine:.*AArch64'"
-    if armroot=$("$root/native/sysroot.sh" arm64 2>/dev/null); then
+    if armroot=$("$root/src/build/sysroot.sh" arm64 2>/dev/null); then
         out=$(qemu-aarch64-static -L "$armroot" "$otherbin" --source proc 2>&1); code=$?
         check "the aarch64 .rpm's plugin runs under qemu ($code)" sh -c "test $code -le 2 && printf '%s' \"\$1\" | grep -q '^EPHEMERAL PORTS '" _ "$out"
     fi

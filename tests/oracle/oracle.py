@@ -45,7 +45,7 @@ class Run:
     def check(self, label, args=(), **kernel):
         """Runs the plugin once per socket reader: both must agree with the kernel."""
         runs = {}
-        for source in ("netlink", "proc"):
+        for source in ("bpf", "netlink", "proc"):
             p = subprocess.run([self.binary, "--source", source] + list(args), capture_output=True, text=True, timeout=60)
             runs[source] = {"exit": p.returncode, "stdout": p.stdout, "stderr": p.stderr}
         self.doc["checkpoints"].append({"label": label, "kernel": kernel, "runs": runs})
@@ -75,6 +75,36 @@ class Run:
             return errno.errorcode.get(e.errno, str(e.errno))
         self.keep.append(s)
         return None
+
+    def bind_connect(self, host, port, source, family=socket.AF_INET, no_port=False, port_range=None):
+        """bind(source, 0) then connect(), as Go's Dialer with LocalAddr does (no
+        IP_BIND_ADDRESS_NO_PORT unless no_port); returns None, or the errno name and the call."""
+        s = socket.socket(family, socket.SOCK_STREAM)
+        try:
+            if no_port:
+                s.setsockopt(socket.IPPROTO_IP, 24, 1)
+            s.bind((source, 0))
+        except OSError as e:
+            s.close()
+            return "bind " + errno.errorcode.get(e.errno, str(e.errno))
+        try:
+            s.connect((host, port))
+        except OSError as e:
+            s.close()
+            return "connect " + errno.errorcode.get(e.errno, str(e.errno))
+        self.keep.append(s)
+        return None
+
+    def try_bind(self, source, family=socket.AF_INET):
+        """Whether bind(source, 0) would get a port now: None, or the errno name."""
+        s = socket.socket(family, socket.SOCK_STREAM)
+        try:
+            s.bind((source, 0))
+            return None
+        except OSError as e:
+            return errno.errorcode.get(e.errno, str(e.errno))
+        finally:
+            s.close()
 
     def fill(self, host, port, family=socket.AF_INET, source=None, limit=MAX_ATTEMPTS, each=None):
         """connect() until the kernel refuses; returns (successes, errno name of the refusal)."""
@@ -246,7 +276,131 @@ def differential(r):
     r.check("varied", args=["--format", "json", "--top", "100"], made=made)
 
 
+# --- What only the BPF reader sees (docs/kernel-model.md, facts 2-4). Each proves the kernel's
+# refusal first; the test requires the default reading (BPF as root) to say 100% exactly there.
+
+def bind_before_connect_spread(r):
+    """10 connections of bind(127.0.0.1, 0) + connect() spread over 5 destinations."""
+    setup()
+    for port in range(5000, 5005):
+        r.listen("127.0.0.1", port)
+    made = 0
+    for k in range(1, 11):
+        err = r.bind_connect("127.0.0.1", 5000 + (k - 1) % 5, "127.0.0.1")
+        if err is not None:
+            break
+        made = k
+        if k in (5, 8):
+            r.check("after %d" % k, made=k)
+    r.check("refused", made=made, plain_errno=r.connect("127.0.0.1", 5000),
+            bind_errno=r.try_bind("127.0.0.1"), other_bind_errno=r.try_bind("127.0.0.2") or "-")
+
+
+def bind_before_connect_mixed(r):
+    """5 bind-before-connect connections, then plain connect() to another port until refused."""
+    setup()
+    r.listen("127.0.0.1", 5000)
+    r.listen("127.0.0.1", 5001)
+    for _ in range(5):
+        assert r.bind_connect("127.0.0.1", 5000, "127.0.0.1") is None
+    n, err = r.fill("127.0.0.1", 5001)
+    r.check("refused", bound=5, plain=n, errno=err)
+
+
+def bind_address_no_port(r):
+    """IP_BIND_ADDRESS_NO_PORT: the port is connect()'s, shared per tuple: 10 to each of two ports."""
+    setup()
+    r.listen("127.0.0.1", 5000)
+    r.listen("127.0.0.1", 5001)
+    counts = []
+    for port in (5000, 5001):
+        n = 0
+        for _ in range(MAX_ATTEMPTS):
+            err = r.bind_connect("127.0.0.1", port, "127.0.0.1", no_port=True)
+            if err is not None:
+                break
+            n += 1
+        counts.append((n, err))
+    r.check("refused", first=counts[0][0], first_errno=counts[0][1], second=counts[1][0], second_errno=counts[1][1])
+
+
+def two_source_addresses(r):
+    """10 bind-before-connect on 127.0.0.1: bind(127.0.0.1, 0) is refused, bind(127.0.0.2, 0) is not."""
+    setup()
+    r.listen("127.0.0.1", 5000)
+    for port in range(5000, 5010):
+        pass
+    made = 0
+    for k in range(MAX_ATTEMPTS):
+        if r.bind_connect("127.0.0.1", 5000, "127.0.0.1") is not None:
+            break
+        made += 1
+    r.check("refused", made=made, bind_errno=r.try_bind("127.0.0.1"), other_bind_errno=r.try_bind("127.0.0.2") or "-",
+            other_connect_errno=r.bind_connect("127.0.0.1", 5000, "127.0.0.2") or "-")
+
+
+def ipv6_bind_costs_ipv4(r):
+    """10 bind([::1], 0) + connect(): IPv4 connect() has no port left either."""
+    setup()
+    r.listen("::1", 5000, family=socket.AF_INET6)
+    r.listen("127.0.0.1", 5000)
+    made = 0
+    for _ in range(MAX_ATTEMPTS):
+        if r.bind_connect("::1", 5000, "::1", family=socket.AF_INET6) is not None:
+            break
+        made += 1
+    r.check("refused", made=made, errno=r.connect("127.0.0.1", 5000))
+
+
+def time_wait_timestamps(r, made_with, now):
+    """10 TIME_WAITs made with tcp_timestamps=made_with, then the sysctl set to now: reuse follows
+    what each connection negotiated."""
+    setup(tw_reuse=2)
+    sysctl("tcp_timestamps", made_with)
+    server = r.listen("127.0.0.1", 5000)
+    made = 0
+    for _ in range(10):
+        c = socket.socket()
+        c.connect(("127.0.0.1", 5000))
+        a, _ = server.accept()
+        c.close()  # the client closes first: its side keeps the TIME_WAIT
+        a.close()
+        made += 1
+    sysctl("tcp_timestamps", now)
+    delay = 1000
+    if os.path.exists(SYSCTL + "tcp_tw_reuse_delay"):
+        with open(SYSCTL + "tcp_tw_reuse_delay") as f:
+            delay = int(f.read())
+    time.sleep(delay / 1000 + 0.5)
+    r.check("aged", made=made)
+    n, err = r.fill("127.0.0.1", 5000, limit=20)
+    r.check("after connects", made=made, reused=n, errno=err or "-")
+
+
+def accepted_child_outlives_listener(r):
+    """A listener in the range accepts one connection and closes: its child keeps the port from every tuple."""
+    setup()
+    r.listen("127.0.0.1", 5000)
+    inrange = socket.socket()
+    inrange.bind(("127.0.0.2", 40003))
+    inrange.listen(1)
+    c = socket.create_connection(("127.0.0.2", 40003))
+    a, _ = inrange.accept()
+    inrange.close()
+    r.keep += [c, a]
+    n, err = r.fill("127.0.0.1", 5000)
+    r.check("refused", connected=n, errno=err)
+
+
 SCENARIOS = {
+    "bind-before-connect-spread": bind_before_connect_spread,
+    "bind-before-connect-mixed": bind_before_connect_mixed,
+    "bind-address-no-port": bind_address_no_port,
+    "two-source-addresses": two_source_addresses,
+    "ipv6-bind-costs-ipv4": ipv6_bind_costs_ipv4,
+    "time-wait-without-timestamps": lambda r: time_wait_timestamps(r, 0, 1),
+    "time-wait-with-timestamps": lambda r: time_wait_timestamps(r, 1, 0),
+    "accepted-child-outlives-listener": accepted_child_outlives_listener,
     "fill-one-tuple": fill_one_tuple,
     "two-destinations": two_destinations,
     "listener-in-range": listener_in_range,

@@ -36,6 +36,7 @@ public sealed class PortUsageCalculator(KernelSettings settings, bool recordInod
     private readonly PortSet _v4Wildcard = new();
     private readonly PortSet _v6WildcardDual = new();
     private readonly PortSet _v6WildcardOnly = new();
+    private readonly PortSet _listenerPorts = new();
 
     public void Add(in SocketEntry socket)
     {
@@ -78,7 +79,8 @@ public sealed class PortUsageCalculator(KernelSettings settings, bool recordInod
             // A SO_REUSEPORT group or many idle sockets on one port are one entry; the list is for
             // naming, the count of ports is what costs.
             _exclusivePorts.Add(socket.LocalPort);
-            if (_exclusive.Count < MaxListedExclusive)
+            // Listed: the listeners and idle sockets; connections holding a bucket count, unnamed.
+            if (_exclusive.Count < MaxListedExclusive && (socket.State == TcpState.Listen || IsBoundOnly(socket)))
             {
                 _exclusive.Add(new ExclusivePort(socket.LocalPort, socket.LocalAddress, socket.State));
             }
@@ -167,10 +169,16 @@ public sealed class PortUsageCalculator(KernelSettings settings, bool recordInod
 
         address.Ports.Add(socket.LocalPort);
 
-        // The Go LocalAddr case: a connection (or its TIME_WAIT) whose port bind(addr, 0) chose.
-        if (socket.Origin == PortOrigin.BindAnyPort && socket.State != TcpState.Listen && !IsBoundOnly(socket))
+        if (socket.State == TcpState.Listen)
         {
-            address.BoundConnections++;
+            _listenerPorts.Add(socket.LocalPort);
+        }
+        else if (socket.Origin == PortOrigin.BindAnyPort && !IsBoundOnly(socket))
+        {
+            // The Go LocalAddr case: a connection (or its TIME_WAIT) whose port bind(addr, 0)
+            // chose. An accepted child has its listener's bucket too: told apart at the end by
+            // the listener on its port.
+            address.BoundConnectionPorts.Add(socket.LocalPort);
         }
     }
 
@@ -178,7 +186,8 @@ public sealed class PortUsageCalculator(KernelSettings settings, bool recordInod
     {
         public PortSet Ports { get; } = new();
 
-        public int BoundConnections { get; set; }
+        /// <summary>The local port of each connection whose bucket bind(addr, 0) or listen() made.</summary>
+        public List<int> BoundConnectionPorts { get; } = [];
     }
 
     /// <summary>
@@ -199,7 +208,9 @@ public sealed class PortUsageCalculator(KernelSettings settings, bool recordInod
         var addresses = new List<AddressBindUsage>();
         foreach (var (address, ports) in _addresses)
         {
-            if (ports.BoundConnections == 0)
+            // Connections on a listener's port are its accepted children, not bind() before connect().
+            var bound = ports.BoundConnectionPorts.Count(p => !_listenerPorts.Contains(p));
+            if (bound == 0)
             {
                 continue;
             }
@@ -214,7 +225,7 @@ public sealed class PortUsageCalculator(KernelSettings settings, bool recordInod
                 }
             }
 
-            addresses.Add(new AddressBindUsage(address, used, available, ports.BoundConnections));
+            addresses.Add(new AddressBindUsage(address, used, available, bound));
         }
 
         addresses.Sort(static (a, b) => a.Used != b.Used ? b.Used.CompareTo(a.Used) : a.Address.CompareTo(b.Address));

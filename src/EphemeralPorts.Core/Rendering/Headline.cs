@@ -94,11 +94,11 @@ public static class Headline
             perf.Add(new PerfDatum("tcp_ports_in_use", tcp.PortsInUse, Min: 0, Max: usage.Settings.Range.Size));
             perf.Add(new PerfDatum("tcp_time_wait", tcp.TimeWait, Min: 0));
             perf.Add(new PerfDatum("tcp_tuples", tcp.TuplesInUse, Min: 0));
-            if (tcp.Bind is { } bind)
+            if (tcp.Bind?.Busiest is { } bound)
             {
-                // Stable labels wherever the source can see bind()'s ports (BPF): 0 where none.
-                perf.Add(new PerfDatum("tcp_bind_busiest_pct", bind.BusiestPercent, "%", warn, crit, 0, 100));
-                perf.Add(new PerfDatum("tcp_bind_busiest_used", bind.Busiest?.Used ?? 0, Min: 0, Max: usage.Settings.Range.Size - usage.ReservedInRange));
+                // Where a connection took its port by bind() before connect() (seen through BPF only).
+                perf.Add(new PerfDatum("tcp_bind_busiest_pct", bound.Percent, "%", warn, crit, 0, 100));
+                perf.Add(new PerfDatum("tcp_bind_busiest_used", bound.Used, Min: 0, Max: bound.Capacity));
             }
         }
 

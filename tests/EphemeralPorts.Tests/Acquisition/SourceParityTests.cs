@@ -39,13 +39,26 @@ public class SourceParityTests
                     Thread.Sleep(200);
                     var view = new NamespaceView(new ProcRoot("/proc"), tables);
                     var kernel = new SysctlReader(view.Root, tablesDirectory: tables).ReadSettings();
-                    return sources.Select(source =>
+                    var models = new List<(string Name, string Model)>();
+                    foreach (var source in sources)
                     {
                         source.CanRead(view).ShouldBeTrue(source.Name);
                         var model = new PortUsageCalculator(kernel);
-                        source.Read(new SourceRequest(view, kernel, Tcp: true, Udp: true), model).Note.ShouldStartWith("sockets read ");
-                        return (source.Name, Model: Describe(model.Finish()));
-                    }).ToList();
+                        try
+                        {
+                            source.Read(new SourceRequest(view, kernel, Tcp: true, Udp: true), model).Note.ShouldStartWith("sockets read ");
+                        }
+                        catch (SourceRefusedException e) when (source.Name == "bpf" && e.Message.Contains("not linked in", StringComparison.Ordinal))
+                        {
+                            // The test process is no native build: the BPF reader is held to
+                            // sock_diag by the differential oracle test, through the binary.
+                            continue;
+                        }
+
+                        models.Add((source.Name, Describe(model.Finish())));
+                    }
+
+                    return models;
                 }
                 finally
                 {

@@ -37,7 +37,7 @@ public class BadInputTests
         { ["-t", "-5"], "-t/--timeout '-5': expected SECONDS[:STATE] with SECONDS 1-3600" },
         { ["-t", "10:maybe"], "-t/--timeout '10:maybe': state 'maybe' is not ok, warning, critical or unknown" },
         { ["--protocol", "sctp"], "--protocol 'sctp': expected tcp, udp or all" },
-        { ["--source", "ebpf"], "--source 'ebpf': expected auto, netlink or proc" },
+        { ["--source", "ebpf"], "--source 'ebpf': expected auto, bpf, netlink or proc" },
         { ["--source", "netlink", "--proc-root", "/host/proc"], "--source netlink reads this process's own network namespace: it cannot go with --proc-root /host/proc" },
         { ["--format", "xml"], "--format 'xml': expected nagios, json or prometheus" },
         { ["--output"], "option --output needs a value (see --help)" },

@@ -68,16 +68,22 @@ public class NetlinkFallbackTests
         run.Stdout.ShouldContain("::1 -> [::1]:5001 2/");
     }
 
-    /// <summary>Runs the binary under strace refusing sendto as <paramref name="when"/> says, in a namespace <paramref name="setup"/> prepared.</summary>
+    /// <summary>
+    /// Runs the binary under strace refusing sendto as <paramref name="when"/> says, in a namespace
+    /// <paramref name="setup"/> prepared, with bpf() refused too and no pinned BPF reader in reach
+    /// (an empty /sys/fs/bpf in a private mount namespace): auto's first reader (BPF) is refused,
+    /// so what is tested is the netlink reader and its fallback to /proc.
+    /// </summary>
     private static PluginRun InNamespace(string setup, string when, params string[] args)
     {
         var script = "import json, socket, subprocess, sys\n"
             + "subprocess.run([\"ip\", \"link\", \"set\", \"lo\", \"up\"], check=True)\n"
+            + "subprocess.run([\"mount\", \"-t\", \"tmpfs\", \"none\", \"/sys/fs/bpf\"], check=True)\n"
             + setup
-            + "\nrefused = subprocess.run([\"strace\", \"-f\", \"-o\", \"/dev/null\", \"-e\", \"trace=sendto\", \"-e\", \"inject=sendto:error=EPERM:" + when + "\", sys.argv[1]] + sys.argv[2:], capture_output=True, text=True)\n"
+            + "\nrefused = subprocess.run([\"strace\", \"-f\", \"-o\", \"/dev/null\", \"-e\", \"trace=sendto,bpf\", \"-e\", \"inject=bpf:error=EPERM\", \"-e\", \"inject=sendto:error=EPERM:" + when + "\", sys.argv[1]] + sys.argv[2:], capture_output=True, text=True)\n"
             + "print(json.dumps({\"exit\": refused.returncode, \"stdout\": refused.stdout, \"stderr\": refused.stderr}))\n";
         var start = new ProcessStartInfo("unshare") { RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (var arg in new[] { "-n", "/usr/bin/python3", "-c", script, Repo.NativeBinary }.Concat(args))
+        foreach (var arg in new[] { "-n", "-m", "/usr/bin/python3", "-c", script, Repo.NativeBinary }.Concat(args))
         {
             start.ArgumentList.Add(arg);
         }

@@ -7,13 +7,13 @@ namespace EphemeralPorts.Tests.Oracle;
 /// <summary>
 /// The kernel is the oracle: tests/oracle/oracle.py makes each situation for real in a private
 /// network namespace (unshare -n) with the range 40000-40009, opens sockets until the kernel
-/// refuses, and runs the published native binary at checkpoints, once reading sockets through
-/// netlink sock_diag and once through /proc/net. These tests hold both readers' figures against
-/// what the kernel did.
+/// refuses, and runs the published native binary at checkpoints, reading sockets through the BPF
+/// iterators, netlink sock_diag and /proc/net in turn. These tests hold every reader's figures
+/// against what the kernel did, where the reader can see what decides them.
 /// </summary>
 public class KernelOracleTests
 {
-    private sealed record Checkpoint(string Label, JsonElement Kernel, PluginRun Run)
+    internal sealed record Checkpoint(string Label, JsonElement Kernel, PluginRun Run)
     {
         public int Fact(string name) => Kernel.GetProperty(name).GetInt32();
 
@@ -22,10 +22,10 @@ public class KernelOracleTests
         public double Perf(string label) => Run.Perf[label];
     }
 
-    private static readonly string[] Readers = ["netlink", "proc"];
+    private static readonly string[] Readers = ["bpf", "netlink", "proc"];
 
     /// <summary>The checkpoints of a scenario, as each socket reader saw them.</summary>
-    private static Dictionary<string, List<Checkpoint>> Oracle(string scenario)
+    internal static Dictionary<string, List<Checkpoint>> Oracle(string scenario)
     {
         var start = new ProcessStartInfo("unshare")
         {
@@ -231,6 +231,12 @@ public class KernelOracleTests
         var proc = readers["proc"].Single();
         proc.Perf("capacity").ShouldBe(10);
         proc.Perf("tcp_busiest_used").ShouldBe(9);
+
+        // The BPF iterators do not visit it either: its reading adds sock_diag's bound-inactive dump.
+        var bpf = readers["bpf"].Single();
+        bpf.Perf("capacity").ShouldBe(9);
+        bpf.Perf("tcp_busiest_pct").ShouldBe(100);
+        bpf.Run.Stdout.ShouldContain("127.0.0.2:40003");
     }
 
     /// <summary>
@@ -257,6 +263,23 @@ public class KernelOracleTests
         }
 
         b.RootElement.EnumerateObject().Count().ShouldBe(a.RootElement.EnumerateObject().Count());
+
+        // BPF sees every fact netlink sees and builds the same model of them; it adds the
+        // bind(addr, 0) figure (none of these sockets took its port by bind() before connect()).
+        var bpf = readers["bpf"].Single();
+        bpf.Run.ExitCode.ShouldBe(0, bpf.Run.Stdout);
+        using var c = JsonDocument.Parse(bpf.Run.Stdout);
+        foreach (var property in a.RootElement.EnumerateObject().Where(p => p.Name != "tcp" && p.Name != "perfdata"))
+        {
+            c.RootElement.GetProperty(property.Name).GetRawText().ShouldBe(property.Value.GetRawText(), $"bpf: field {property.Name}");
+        }
+
+        foreach (var property in a.RootElement.GetProperty("tcp").EnumerateObject())
+        {
+            c.RootElement.GetProperty("tcp").GetProperty(property.Name).GetRawText().ShouldBe(property.Value.GetRawText(), $"bpf: field tcp.{property.Name}");
+        }
+
+        c.RootElement.GetProperty("tcp").GetProperty("bindBeforeConnect").GetProperty("addresses").GetArrayLength().ShouldBe(0);
         var tcp = a.RootElement.GetProperty("tcp");
         tcp.GetProperty("states").GetProperty("TIME_WAIT").GetInt32().ShouldBe(300);
         tcp.GetProperty("states").GetProperty("FIN_WAIT2").GetInt32().ShouldBe(200);

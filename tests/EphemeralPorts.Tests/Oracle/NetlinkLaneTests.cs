@@ -98,7 +98,7 @@ public class NetlinkLaneTests
     public void A_namespace_with_few_tcp_sockets_is_read_in_one_lane()
     {
         var start = new ProcessStartInfo("unshare") { RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (var arg in new[] { "-n", "sh", "-c", $"ip link set lo up && exec {Repo.NativeBinary} -vvv" })
+        foreach (var arg in new[] { "-n", "sh", "-c", $"ip link set lo up && exec {Repo.NativeBinary} --source netlink -vvv" })
         {
             start.ArgumentList.Add(arg);
         }
@@ -128,7 +128,7 @@ public class NetlinkLaneTests
             var parallel = new PortUsageCalculator(kernel);
             SockDiagScanner.Scan(kernel.Range, tcp: true, udp: true, parallel, tcpSocketsHint: long.MaxValue);
             var usage = one.Finish();
-            var native = Support.Plugin.Native(["-vvv", "-w", "95", "-c", "99"]);
+            var native = Support.Plugin.Native(["--source", "netlink", "-vvv", "-w", "95", "-c", "99"]);
             return (Describe(usage), Describe(parallel.Finish()), usage, native);
         }
         finally

@@ -2,13 +2,13 @@
  * Binds the few libc symbols whose newest version is above the glibc floor (2.17) to an older
  * version of the same function, so that the binary loads on every glibc from 2.17 on.
  *
- * How: the link passes -Wl,--wrap=NAME for every NAME below (native/GlibcFloor.targets), so every
+ * How: the link passes -Wl,--wrap=NAME for every NAME below (src/build/GlibcFloor.targets), so every
  * reference to NAME in the runtime's objects becomes a reference to __wrap_NAME, defined here. Each
  * __wrap_NAME calls NAME through a local alias that .symver binds to the old version; the linker
  * then records NAME@OLD in the binary, never the default NAME@@NEW of the sysroot's libc.
  *
  * Adding a symbol: one COMPAT line below for each architecture, and its name in GlibcWrap in
- * native/GlibcFloor.targets. The old version must behave the same for the callers here: check
+ * src/build/GlibcFloor.targets. The old version must behave the same for the callers here: check
  * glibc's NEWS and the symbol's compat code before adding one.
  *   log@GLIBC_2.29: the same log() without the SVID error handling (matherr), which a program
  *   linked after 2.27 never gets anyway; the old version is the same code with a wrapper.

@@ -1,18 +1,18 @@
 #!/usr/bin/env bash
 # Makes (once) and prints the path of a Debian 11 (bullseye, glibc 2.31) root for ARCH (amd64 or
 # arm64), used as the sysroot of the native link so that the binary needs nothing newer than the
-# oldest glibc it supports (2.17, see native/glibc-compat.c). The roots are cached outside the
+# oldest glibc it supports (2.17, see src/build/glibc-compat.c). The roots are cached outside the
 # repository, under /var/cache/check-ephemeral-ports/, by a key that names everything that goes
 # into them: change SYSROOT_PACKAGES or the suite and the key changes, so a new root is made.
 #
-#   native/sysroot.sh amd64     a whole minbase root: also the Debian 11 system the tests chroot into
-#   native/sysroot.sh arm64     a foreign root: its packages unpacked, never configured (nothing in it
+#   src/build/sysroot.sh amd64     a whole minbase root: also the Debian 11 system the tests chroot into
+#   src/build/sysroot.sh arm64     a foreign root: its packages unpacked, never configured (nothing in it
 #                               runs; the link needs only its headers, crt files and libraries)
 #
 # The link's static libraries and headers come from here: a library added to the link (the BPF
 # reader's libbpf.a, libelf.a, libz.a) is one more package in SYSROOT_PACKAGES, or, for a newer
 # release's library, one more entry in SYSROOT_EXTRA_DEBS (suite:package, comma-separated,
-# unpacked on top by native/fetch-deb.sh), e.g. bookworm:libbpf-dev,bookworm:libelf-dev: bullseye's
+# unpacked on top by src/build/fetch-deb.sh), e.g. bookworm:libbpf-dev,bookworm:libelf-dev: bullseye's
 # libbpf 0.3 cannot parse a 6.x kernel's BTF. Either changes the cache key, so a new root is made.
 set -euo pipefail
 
@@ -24,7 +24,7 @@ SYSROOT_EXTRA_DEBS=
 # Bumped when the recipe below changes in a way the names above do not show.
 RECIPE=1
 
-arch=${1:?usage: native/sysroot.sh amd64|arm64}
+arch=${1:?usage: src/build/sysroot.sh amd64|arm64}
 case $arch in amd64|arm64) ;; *) echo "sysroot.sh: unknown architecture $arch" >&2; exit 2 ;; esac
 cache=${CHECK_EPHEMERAL_PORTS_CACHE:-/var/cache/check-ephemeral-ports}
 key=$SUITE-$arch-r$RECIPE-$(printf '%s;%s' "$SYSROOT_PACKAGES" "$SYSROOT_EXTRA_DEBS" | sha256sum | cut -c1-12)
