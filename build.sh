@@ -118,7 +118,7 @@ publish() {
 run_tests() {
     # The tests compare range evaluation with independent implementations, make kernel-oracle
     # situations in network namespaces and run the real monitoring daemons.
-    need_packages python3 python3-nagiosplugin monitoring-plugins-basic iproute2 util-linux procps strace
+    need_packages python3 python3-nagiosplugin monitoring-plugins-basic iproute2 util-linux procps strace golang-go
     package
     local results=$ROOT/artifacts/test-results
     rm -rf "$results"

@@ -392,7 +392,56 @@ def accepted_child_outlives_listener(r):
     r.check("refused", connected=n, errno=err)
 
 
+def own_port_range(r):
+    """IP_LOCAL_PORT_RANGE (option 51) 40000-40004 on some sockets: they run out after 5, while
+    plain sockets to the same tuple still get the other 5 ports."""
+    import struct
+    setup()
+    r.listen("127.0.0.1", 5000)
+    narrowed = 0
+    refusal = None
+    for _ in range(MAX_ATTEMPTS):
+        s = socket.socket()
+        s.setsockopt(socket.IPPROTO_IP, 51, struct.pack("I", 40000 | 40004 << 16))
+        try:
+            s.connect(("127.0.0.1", 5000))
+        except OSError as e:
+            refusal = errno.errorcode.get(e.errno, str(e.errno))
+            s.close()
+            break
+        r.keep.append(s)
+        narrowed += 1
+        if narrowed == 4:
+            r.check("after 4", narrowed=4)
+    r.check("narrowed refused", narrowed=narrowed, errno=refusal)
+    plain, err = r.fill("127.0.0.1", 5000)
+    r.check("plain refused", narrowed=narrowed, plain=plain, errno=err)
+
+
+def go_local_addr(r):
+    """Go's net.Dialer with LocalAddr 127.0.0.1 to 5 destinations until the kernel refuses."""
+    import tempfile
+    setup()
+    for port in range(5000, 5005):
+        r.listen("127.0.0.1", port)
+    here = os.path.dirname(os.path.abspath(__file__))
+    with tempfile.TemporaryDirectory() as build:
+        env = dict(os.environ, GOCACHE=os.path.join(build, "cache"), GOPATH=os.path.join(build, "path"), GO111MODULE="off", GOFLAGS="")
+        binary = os.path.join(build, "godial")
+        subprocess.run(["go", "build", "-o", binary, os.path.join(here, "godial", "main.go")], check=True, env=env, capture_output=True)
+        client = subprocess.Popen([binary, "5000", "5", str(MAX_ATTEMPTS)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        try:
+            _, made, refusal = client.stdout.readline().split()
+            r.check("refused", made=int(made), errno=refusal, plain_errno=r.connect("127.0.0.1", 5000),
+                    other_bind_errno=r.try_bind("127.0.0.2") or "-")
+        finally:
+            client.stdin.close()
+            client.wait(timeout=30)
+
+
 SCENARIOS = {
+    "go-local-addr": go_local_addr,
+    "own-port-range": own_port_range,
     "bind-before-connect-spread": bind_before_connect_spread,
     "bind-before-connect-mixed": bind_before_connect_mixed,
     "bind-address-no-port": bind_address_no_port,

@@ -21,7 +21,16 @@ public readonly record struct TupleKey(IpAddress Source, IpAddress Destination, 
 /// <param name="Used">Distinct ephemeral ports the tuple holds, as connect() counts them.</param>
 /// <param name="TimeWait">TIME_WAIT sockets of the tuple, reusable or not.</param>
 /// <param name="ReusableTimeWait">TIME_WAIT sockets connect() would take over; not in <paramref name="Used"/>.</param>
-public sealed record TupleUsage(TupleKey Tuple, int Used, int TimeWait, int ReusableTimeWait);
+public sealed record TupleUsage(TupleKey Tuple, int Used, int TimeWait, int ReusableTimeWait)
+{
+    /// <summary>For the sockets of the tuple with their own IP_LOCAL_PORT_RANGE: that range (inside the namespace's).</summary>
+    public PortRange? OwnRange { get; init; }
+
+    /// <summary>With <see cref="OwnRange"/>: the ports connect() has for those sockets; else the tuple shares the namespace's capacity.</summary>
+    public int? OwnCapacity { get; init; }
+
+    public override string ToString() => OwnRange is { } own ? $"{Tuple} (IP_LOCAL_PORT_RANGE {own})" : Tuple.ToString();
+}
 
 /// <summary>A socket holding a port of the range through bind()/listen(): the port is lost to every tuple.</summary>
 public sealed record ExclusivePort(int Port, IpAddress Address, byte State);
@@ -39,13 +48,19 @@ public sealed record TcpUsage(
     /// <summary>The busiest tuple, or null when no tuple holds a port (reusable TIME_WAIT holds none).</summary>
     public TupleUsage? Busiest => Tuples.Count > 0 && Tuples[0].Used > 0 ? Tuples[0] : null;
 
-    /// <summary>Tuples holding at least one port.</summary>
-    public int TuplesInUse => Tuples.Count(t => t.Used > 0);
+    /// <summary>The ports a tuple's connect() has: its own narrowed range's, or the namespace's per-tuple capacity.</summary>
+    public int CapacityOf(TupleUsage tuple) => tuple.OwnCapacity ?? Capacity;
+
+    /// <summary>Tuples holding at least one port (a tuple's narrowed-range figure is no tuple of its own).</summary>
+    public int TuplesInUse => Tuples.Count(t => t.Used > 0 && t.OwnRange is null);
 
     public int BusiestUsed => Busiest?.Used ?? 0;
 
-    /// <summary>Percent of the per-tuple capacity the busiest tuple uses; 100 when no port is left at all.</summary>
-    public double BusiestPercent => Plugin.Numbers.Percent(BusiestUsed, Capacity);
+    /// <summary>The busiest tuple's capacity: the per-tuple one, or its own narrowed range's.</summary>
+    public int BusiestCapacity => Busiest is { } b ? CapacityOf(b) : Capacity;
+
+    /// <summary>Percent of its capacity the busiest tuple uses; 100 when no port is left at all.</summary>
+    public double BusiestPercent => Plugin.Numbers.Percent(BusiestUsed, BusiestCapacity);
 
     /// <summary>bind(addr, 0) per local address; null where the source cannot tell bind()'s ports from connect()'s.</summary>
     public BindUsage? Bind { get; init; }

@@ -100,6 +100,10 @@ public sealed class PortUsageCalculator(KernelSettings settings, bool recordInod
             : settings.IsReusableTimeWait(socket) ? ReusableTimeWait
             : BlockingTimeWait;
         _tuples[id].Ports.Add((kind << 16) | socket.LocalPort);
+        if (socket.OwnRange is { } own && Narrowed(own) is { } narrowed && !_tuples[id].OwnRanges.Contains(narrowed))
+        {
+            _tuples[id].OwnRanges.Add(narrowed);
+        }
         if (_inodes is not null && socket.Inode != 0)
         {
             _inodes.Add((id, socket.Inode));
@@ -276,10 +280,24 @@ public sealed class PortUsageCalculator(KernelSettings settings, bool recordInod
             {
                 tuples.Add(new TupleUsage(tuple.Key, tuple.Used, tuple.TimeWait, tuple.ReusableTimeWait));
             }
+
+            if (tuple.OwnRanges.Count > 0)
+            {
+                tuples.AddRange(NarrowedUsages(tuple));
+            }
         }
 
-        tuples.Sort(static (a, b) =>
+        // Busiest first: by the share of its own capacity (the same for every tuple but those with
+        // a narrowed range), then by ports used.
+        var shared = available - _exclusivePorts.Count;
+        tuples.Sort((a, b) =>
         {
+            var byShare = Plugin.Numbers.Percent(b.Used, b.OwnCapacity ?? shared).CompareTo(Plugin.Numbers.Percent(a.Used, a.OwnCapacity ?? shared));
+            if (byShare != 0)
+            {
+                return byShare;
+            }
+
             var byUsed = b.Used.CompareTo(a.Used);
             return byUsed != 0 ? byUsed : a.Tuple.CompareTo(b.Tuple);
         });
@@ -302,9 +320,58 @@ public sealed class PortUsageCalculator(KernelSettings settings, bool recordInod
         };
     }
 
+    // IP_LOCAL_PORT_RANGE narrows the namespace's range for one socket (inet_sk_get_local_port_range():
+    // the socket's bounds, where they lie inside the namespace's); null where it narrows nothing.
+    private PortRange? Narrowed(PortRange own)
+    {
+        var low = own.Low > _range.Low && own.Low <= _range.High ? own.Low : _range.Low;
+        var high = own.High < _range.High && own.High >= low ? own.High : _range.High;
+        return low == _range.Low && high == _range.High ? null : new PortRange(low, high);
+    }
+
+    // For a tuple whose sockets narrow their range: connect() on such a socket has the ports of its
+    // range that are neither reserved nor lost to every tuple, less those the tuple holds there.
+    private IEnumerable<TupleUsage> NarrowedUsages(TupleAccumulator tuple)
+    {
+        foreach (var own in tuple.OwnRanges)
+        {
+            var capacity = 0;
+            for (var port = own.Low; port <= own.High; port++)
+            {
+                capacity += _reserved.Contains(port) || _exclusivePorts.Contains(port) ? 0 : 1;
+            }
+
+            var used = new PortSet();
+            var timeWait = 0;
+            var reusable = 0;
+            foreach (var packed in tuple.Ports)
+            {
+                var port = packed & 0xFFFF;
+                var kind = packed >> 16;
+                if (!own.Contains(port) || _exclusivePorts.Contains(port))
+                {
+                    continue;
+                }
+
+                if (kind != ReusableTimeWait)
+                {
+                    used.Add(port);
+                }
+
+                timeWait += kind != Counted ? 1 : 0;
+                reusable += kind == ReusableTimeWait ? 1 : 0;
+            }
+
+            yield return new TupleUsage(tuple.Key, used.Count, timeWait, reusable) { OwnRange = own, OwnCapacity = capacity };
+        }
+    }
+
     private sealed class TupleAccumulator(TupleKey key)
     {
         public TupleKey Key { get; } = key;
+
+        /// <summary>The narrowed ranges (IP_LOCAL_PORT_RANGE) its sockets have, each its own capacity.</summary>
+        public List<PortRange> OwnRanges { get; } = [];
 
         /// <summary>Every socket of the tuple as (kind &lt;&lt; 16) | local port.</summary>
         public List<int> Ports { get; } = [];

@@ -75,8 +75,9 @@ public static class Headline
                 : $"no port of the range {usage.Settings.Range} is left for outbound TCP connections";
         }
 
-        var text = $"busiest TCP tuple {busiest.Tuple} uses {busiest.Used} of {tcp.Capacity} ports ({Numbers.Format(tcp.BusiestPercent)}%)";
-        return busiest.Used >= tcp.Capacity ? text + ", new connections to it fail now" : text;
+        var capacity = tcp.CapacityOf(busiest);
+        var text = $"busiest TCP tuple {busiest} uses {busiest.Used} of {capacity} ports ({Numbers.Format(tcp.BusiestPercent)}%)";
+        return busiest.Used >= capacity ? text + ", new connections to it fail now" : text;
     }
 
     /// <summary>The perfdata: its labels are a stable API (graphs depend on them), shared by the Nagios text and the JSON.</summary>
@@ -90,7 +91,7 @@ public static class Headline
         if (usage.Tcp is { } tcp)
         {
             perf.Add(new PerfDatum("tcp_busiest_pct", tcp.BusiestPercent, "%", warn, crit, 0, 100));
-            perf.Add(new PerfDatum("tcp_busiest_used", tcp.BusiestUsed, Min: 0, Max: tcp.Capacity));
+            perf.Add(new PerfDatum("tcp_busiest_used", tcp.BusiestUsed, Min: 0, Max: tcp.BusiestCapacity));
             perf.Add(new PerfDatum("tcp_ports_in_use", tcp.PortsInUse, Min: 0, Max: usage.Settings.Range.Size));
             perf.Add(new PerfDatum("tcp_time_wait", tcp.TimeWait, Min: 0));
             perf.Add(new PerfDatum("tcp_tuples", tcp.TuplesInUse, Min: 0));

@@ -92,7 +92,8 @@ public static class NagiosReport
                 foreach (var tuple in tcp.Tuples.Take(report.Top))
                 {
                     var timeWait = tuple.TimeWait > 0 ? $", TIME_WAIT {tuple.TimeWait} ({tuple.ReusableTimeWait} reusable)" : string.Empty;
-                    lines.Add(new($"  {tuple.Tuple} {tuple.Used}/{tcp.Capacity} ({Numbers.Format(Numbers.Percent(tuple.Used, tcp.Capacity))}%){timeWait}", index == 0 ? 1 : 3));
+                    var capacity = tcp.CapacityOf(tuple);
+                    lines.Add(new($"  {tuple} {tuple.Used}/{capacity} ({Numbers.Format(Numbers.Percent(tuple.Used, capacity))}%){timeWait}", index == 0 ? 1 : 3));
                     if (report.Processes?.ByTuple is { } holders && index < holders.Count)
                     {
                         var who = holders[index].Count == 0

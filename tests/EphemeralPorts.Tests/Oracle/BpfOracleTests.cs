@@ -174,4 +174,50 @@ public class BpfOracleTests
         readers["netlink"].Single().Perf("capacity").ShouldBe(10);
         BlindSpotIsNamed(readers, "accepted connections that outlived their in-range listener");
     }
+
+    [NamespaceFact]
+    public void Sockets_with_their_own_port_range_run_out_at_its_size_while_plain_ones_go_on()
+    {
+        var readers = KernelOracleTests.Oracle("own-port-range");
+        var bpf = readers["bpf"];
+        var narrowed = bpf.Single(c => c.Label.EndsWith("narrowed refused", StringComparison.Ordinal));
+        narrowed.Fact("narrowed").ShouldBe(5);
+        narrowed.Errno().ShouldBe("EADDRNOTAVAIL");
+        narrowed.Run.ExitCode.ShouldBe(2, narrowed.Run.Stdout);
+        narrowed.Run.FirstLine.ShouldContain("busiest TCP tuple 127.0.0.1 -> 127.0.0.1:5000 (IP_LOCAL_PORT_RANGE 40000-40004) uses 5 of 5 ports (100%), new connections to it fail now");
+        var after4 = bpf.Single(c => c.Label.EndsWith("after 4", StringComparison.Ordinal));
+        after4.Perf("tcp_busiest_pct").ShouldBe(80);
+        after4.Run.ExitCode.ShouldBe(1);
+        var plain = bpf.Single(c => c.Label.EndsWith("plain refused", StringComparison.Ordinal));
+        plain.Fact("plain").ShouldBe(5, "plain sockets to the same tuple still got the other 5 ports");
+        plain.Perf("tcp_busiest_pct").ShouldBe(100);
+        plain.Perf("tcp_tuples").ShouldBe(1, "a narrowed range is a figure of its tuple, not another tuple");
+
+        // sock_diag and /proc see 5 of 10 used where the narrowed sockets have none left.
+        foreach (var reader in BlindReaders)
+        {
+            readers[reader].Single(c => c.Label.EndsWith("narrowed refused", StringComparison.Ordinal)).Perf("tcp_busiest_pct").ShouldBe(50, reader);
+        }
+
+        BlindSpotIsNamed(readers, "per-socket IP_LOCAL_PORT_RANGE");
+    }
+
+    /// <summary>The case users meet: a Go service whose net.Dialer has a LocalAddr (Debian's golang-go).</summary>
+    [NamespaceFact]
+    public void A_go_client_dialing_with_a_local_address_exhausts_the_host_and_bpf_says_so()
+    {
+        var readers = KernelOracleTests.Oracle("go-local-addr");
+        var c = readers["bpf"].Single();
+        c.Fact("made").ShouldBe(10);
+        c.Errno().ShouldBe("EADDRINUSE", "Go's bind(127.0.0.1, 0) finds no port");
+        c.Errno("plain_errno").ShouldBe("EADDRNOTAVAIL", "and no plain connect() gets one either");
+        c.Run.ExitCode.ShouldBe(2, c.Run.Stdout);
+        c.Run.FirstLine.ShouldStartWith("EPHEMERAL PORTS CRITICAL - bind(127.0.0.1, 0) has 0 of 10 ports left: 10 connections took their port by bind() before connect(), set IP_BIND_ADDRESS_NO_PORT or drop the source address");
+        c.Run.Stdout.ShouldContain("advice: 10 connections from 127.0.0.1 took their port by bind() before connect()");
+        foreach (var reader in BlindReaders)
+        {
+            readers[reader].Single().Run.FirstLine.ShouldStartWith("EPHEMERAL PORTS OK - busiest TCP tuple 127.0.0.1 -> 127.0.0.1:500", Case.Sensitive, reader);
+            readers[reader].Single().Perf("tcp_busiest_pct").ShouldBe(20, reader);
+        }
+    }
 }

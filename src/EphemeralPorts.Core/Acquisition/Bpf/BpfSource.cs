@@ -106,7 +106,6 @@ public sealed class BpfSource : ISocketSource
     /// <summary>What was not proven against the kernel, so not counted (docs/kernel-model.md).</summary>
     public IReadOnlyList<BlindSpot> BlindSpots { get; } =
     [
-        Acquisition.BlindSpots.SocketRanges,
         new("SO_REUSEPORT and SO_BINDTODEVICE in bind(addr, 0)'s conflicts"),
     ];
 
