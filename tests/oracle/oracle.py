@@ -432,8 +432,8 @@ def go_local_addr(r):
         client = subprocess.Popen([binary, "5000", "5", str(MAX_ATTEMPTS)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         try:
             _, made, refusal = client.stdout.readline().split()
-            r.check("refused", made=int(made), errno=refusal, plain_errno=r.connect("127.0.0.1", 5000),
-                    other_bind_errno=r.try_bind("127.0.0.2") or "-")
+            r.check("refused", args=["--processes", "-v"], made=int(made), errno=refusal, plain_errno=r.connect("127.0.0.1", 5000),
+                    other_bind_errno=r.try_bind("127.0.0.2") or "-", pid=client.pid)
         finally:
             client.stdin.close()
             client.wait(timeout=30)

@@ -48,4 +48,8 @@ public sealed record NamespaceOverview(IReadOnlyList<NamespaceResult> Checked, I
 }
 
 /// <summary>The holders of each listed tuple, in the order of the shown namespace's tuples, and the processes that could not be read.</summary>
-public sealed record ProcessHolders(IReadOnlyList<IReadOnlyList<SocketHolder>> ByTuple, int Unreadable);
+public sealed record ProcessHolders(IReadOnlyList<IReadOnlyList<SocketHolder>> ByTuple, int Unreadable)
+{
+    /// <summary>Who holds the connections of the bind(addr, 0) figure's address, where it exists.</summary>
+    public IReadOnlyList<SocketHolder>? Bind { get; init; }
+}

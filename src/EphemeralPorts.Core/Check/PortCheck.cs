@@ -81,9 +81,11 @@ public static class PortCheck
         var report = new CheckReport(shown.Result, settings.Thresholds, settings.Top) { Namespaces = overview };
         if (shown.TupleInodes is { Count: > 0 } sets)
         {
-            // One walk over every process's fds, for the one namespace shown.
+            // One walk over every process's fds, for the one namespace shown: the listed tuples'
+            // sockets, and last those of the bind(addr, 0) figure's address where there is one.
             var (holders, unreadable) = SocketOwners.Find(sets, reading.ProcRoot, progress.Report);
-            report = report with { Processes = new ProcessHolders([.. holders], unreadable) };
+            var tuples = shown.WithBind ? holders.Count - 1 : holders.Count;
+            report = report with { Processes = new ProcessHolders([.. holders.Take(tuples)], unreadable) { Bind = shown.WithBind ? holders[^1] : null } };
         }
 
         return report;
@@ -93,7 +95,7 @@ public static class PortCheck
     internal sealed record Acquired(PortUsage Usage, ChainReading Chain, List<string> Diagnostics);
 
     /// <summary>One namespace evaluated; with <c>--processes</c>, the socket inodes of its listed tuples.</summary>
-    private sealed record NamespaceReading(NamespaceResult Result, IReadOnlyList<IReadOnlySet<long>>? TupleInodes);
+    private sealed record NamespaceReading(NamespaceResult Result, IReadOnlyList<IReadOnlySet<long>>? TupleInodes, bool WithBind = false);
 
     /// <summary>Acquisition and model: sysctls, then sockets through the first source that reads them.</summary>
     internal static Acquired Acquire(ReadingSettings reading, NamespaceView view, Action<string>? progress)
@@ -122,10 +124,19 @@ public static class PortCheck
         var how = new ReadingReport(read.Chain.Source.Name, read.Chain.Notes, read.Chain.Source.BlindSpots, read.Diagnostics);
 
         // Only the inodes of the listed tuples are kept; the fd walk comes once, at the end.
-        var inodes = settings.Reading.Processes && read.Usage.Tcp is { } tcp
-            ? read.Chain.Calculator.InodesOf([.. tcp.Tuples.Take(settings.Top).Select(t => t.Tuple)])
-            : null;
-        return new NamespaceReading(new NamespaceResult(name, read.Usage, evaluation, how), inodes);
+        List<IReadOnlySet<long>>? inodes = null;
+        var withBind = false;
+        if (settings.Reading.Processes && read.Usage.Tcp is { } tcp)
+        {
+            inodes = [.. read.Chain.Calculator.InodesOf([.. tcp.Tuples.Take(settings.Top).Select(t => t.Tuple)])];
+            if (tcp.Bind?.Busiest is { } bound)
+            {
+                inodes.Add(read.Chain.Calculator.BoundInodesOf(bound.Address));
+                withBind = true;
+            }
+        }
+
+        return new NamespaceReading(new NamespaceResult(name, read.Usage, evaluation, how), inodes, withBind);
     }
 
     private static (NamespaceReading Shown, NamespaceOverview? Overview) AcrossNamespaces(CheckSettings settings, NamespaceChoice choice, Progress progress, Stopwatch clock)

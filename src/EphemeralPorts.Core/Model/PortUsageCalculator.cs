@@ -19,6 +19,9 @@ public sealed class PortUsageCalculator(KernelSettings settings, bool recordInod
 {
     // With --processes only: (tuple id, socket inode) of every socket counted for a tuple.
     private readonly List<(int TupleId, long Inode)>? _inodes = recordInodes ? [] : null;
+
+    // With --processes only: the inodes of the connections whose port bind(addr, 0) chose, per address.
+    private readonly Dictionary<IpAddress, HashSet<long>>? _boundInodes = recordInodes ? [] : null;
     private readonly PortRange _range = settings.Range;
     private readonly PortSet _reserved = settings.Reserved;
     private readonly Dictionary<TupleKey, int> _tupleIds = [];
@@ -142,6 +145,10 @@ public sealed class PortUsageCalculator(KernelSettings settings, bool recordInod
         return sets;
     }
 
+    /// <summary>The socket inodes of the connections from <paramref name="address"/> whose port bind(addr, 0) chose (recorded with <c>recordInodes</c>).</summary>
+    public IReadOnlySet<long> BoundInodesOf(IpAddress address) =>
+        _boundInodes is not null && _boundInodes.TryGetValue(address, out var set) ? set : new HashSet<long>();
+
     // Listeners, sockets bound but neither listening nor connected (not in /proc/net/tcp), and
     // every socket whose port came through a bind bucket (bind() before connect(), accepted
     // children: seen by BPF only) own their bucket: __inet_hash_connect() skips the port for every
@@ -183,6 +190,10 @@ public sealed class PortUsageCalculator(KernelSettings settings, bool recordInod
             // chose. An accepted child has its listener's bucket too: told apart at the end by
             // the listener on its port.
             address.BoundConnectionPorts.Add(socket.LocalPort);
+            if (_boundInodes is not null && socket.Inode != 0)
+            {
+                (_boundInodes.TryGetValue(socket.LocalAddress, out var set) ? set : _boundInodes[socket.LocalAddress] = []).Add(socket.Inode);
+            }
         }
     }
 

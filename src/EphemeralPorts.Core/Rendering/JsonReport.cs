@@ -50,7 +50,10 @@ public static class JsonReport
                 BindBeforeConnect = tcp.Bind is { } bind ? new JsonBind(
                     evaluation.BindState.Label(),
                     Round(bind.BusiestPercent),
-                    bind.Addresses.Take(report.Top).Select(a => new JsonBindAddress(a.Address.ToString(), a.Used, a.Capacity, a.Free, Round(a.Percent), a.BoundConnections)).ToList()) : null,
+                    bind.Addresses.Take(report.Top).Select((a, i) => new JsonBindAddress(a.Address.ToString(), a.Used, a.Capacity, a.Free, Round(a.Percent), a.BoundConnections)
+                    {
+                        Holders = i == 0 && report.Processes?.Bind is { } holders ? holders.Select(x => new JsonHolder(x.Pid, x.Command, x.Sockets)).ToList() : null,
+                    }).ToList()) : null,
             },
             Udp = udp is null ? null : new JsonUdp(evaluation.UdpState.Label(), Round(udp.Percent), udp.Used, udp.Capacity, udp.Sockets),
             TopDestinations = tuples.Select((t, i) => new JsonTuple(
@@ -193,7 +196,11 @@ public sealed record JsonTcp(
 /// <summary>The bind(addr, 0) figure: the busiest address's percentage and the addresses, busiest first.</summary>
 public sealed record JsonBind(string State, double BusiestPct, IReadOnlyList<JsonBindAddress> Addresses);
 
-public sealed record JsonBindAddress(string Address, int Used, int Capacity, int Free, double Percent, int BoundConnections);
+public sealed record JsonBindAddress(string Address, int Used, int Capacity, int Free, double Percent, int BoundConnections)
+{
+    /// <summary>With --processes, for the busiest address: who holds those connections.</summary>
+    public IReadOnlyList<JsonHolder>? Holders { get; init; }
+}
 
 public sealed record JsonUdp(string State, double UsedPct, int Used, int Capacity, int Sockets);
 

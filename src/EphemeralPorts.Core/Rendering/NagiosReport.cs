@@ -106,6 +106,14 @@ public static class NagiosReport
                 }
             }
 
+            if (tcp.Bind?.Busiest is { } bound && report.Processes?.Bind is { } bindHolders)
+            {
+                var who = bindHolders.Count == 0
+                    ? "no process found (TIME_WAIT sockets belong to none)"
+                    : string.Join(", ", bindHolders.Take(3).Select(h => $"pid {h.Pid} ({h.Command}) {h.Sockets}"));
+                lines.Add(new($"bind({bound.Address}, 0): the connections that took their port by bind() are held by {who}", 1));
+            }
+
             var states = tcp.StateCounts.Count == 0
                 ? "none"
                 : string.Join(", ", tcp.StateCounts.Select(s => $"{TcpState.Name(s.Key)} {s.Value}"));

@@ -214,6 +214,7 @@ public class BpfOracleTests
         c.Run.ExitCode.ShouldBe(2, c.Run.Stdout);
         c.Run.FirstLine.ShouldStartWith("EPHEMERAL PORTS CRITICAL - bind(127.0.0.1, 0) has 0 of 10 ports left: 10 connections took their port by bind() before connect(), set IP_BIND_ADDRESS_NO_PORT or drop the source address");
         c.Run.Stdout.ShouldContain("advice: 10 connections from 127.0.0.1 took their port by bind() before connect()");
+        c.Run.Stdout.ShouldContain($"bind(127.0.0.1, 0): the connections that took their port by bind() are held by pid {c.Fact("pid")} (godial) 10", Case.Sensitive, "--processes names the Go client");
         foreach (var reader in BlindReaders)
         {
             readers[reader].Single().Run.FirstLine.ShouldStartWith("EPHEMERAL PORTS OK - busiest TCP tuple 127.0.0.1 -> 127.0.0.1:500", Case.Sensitive, reader);
