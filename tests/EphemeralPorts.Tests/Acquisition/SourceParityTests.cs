@@ -22,11 +22,9 @@ public class SourceParityTests
     public void Each_source_builds_the_same_model_of_the_same_sockets()
     {
         var name = $"cep-parity-{Environment.ProcessId}";
-        Command.MustSucceed("ip", "netns", "add", name);
+        Command.NewNamespace(name, 40000, 40999);
         try
         {
-            Command.MustSucceed("ip", "netns", "exec", name, "ip", "link", "set", "lo", "up");
-            Command.MustSucceed("ip", "netns", "exec", name, "sysctl", "-qw", "net.ipv4.ip_local_port_range=40000 40999");
             Command.MustSucceed("ip", "netns", "exec", name, "sysctl", "-qw", "net.ipv4.tcp_tw_reuse=0");
             var sources = PortCheck.SourceOrder(SourceChoice.Auto);
             sources.Count.ShouldBeGreaterThanOrEqualTo(2);

@@ -28,9 +28,7 @@ public sealed class NamespaceScaleLab : IDisposable
         Prefix = $"cep-scale-{Environment.ProcessId}-";
         for (var i = 0; i < Count; i++)
         {
-            Command.MustSucceed("ip", "netns", "add", Name(i));
-            Command.MustSucceed("ip", "netns", "exec", Name(i), "ip", "link", "set", "lo", "up");
-            Command.MustSucceed("ip", "netns", "exec", Name(i), "sysctl", "-qw", "net.ipv4.ip_local_port_range=40000 40009");
+            Command.NewNamespace(Name(i), 40000, 40009);
         }
 
         // tcp_tw_reuse=0: the one TIME_WAIT stays a blocking one for the whole test.

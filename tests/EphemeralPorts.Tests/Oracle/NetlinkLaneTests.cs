@@ -38,11 +38,9 @@ public class NetlinkLaneTests
     public void One_lane_and_parallel_lanes_build_the_same_model_of_the_same_sockets()
     {
         var name = $"cep-lanes-{Environment.ProcessId}";
-        Command.MustSucceed("ip", "netns", "add", name);
+        Command.NewNamespace(name, Low, High);
         try
         {
-            Command.MustSucceed("ip", "netns", "exec", name, "ip", "link", "set", "lo", "up");
-            Command.MustSucceed("ip", "netns", "exec", name, "sysctl", "-qw", $"net.ipv4.ip_local_port_range={Low} {High}");
 
             // No TIME_WAIT turns reusable between the two readings (tcp_tw_reuse=2 would after 1 s).
             Command.MustSucceed("ip", "netns", "exec", name, "sysctl", "-qw", "net.ipv4.tcp_tw_reuse=0");

@@ -18,4 +18,12 @@ public static class Command
         p.WaitForExit();
         p.ExitCode.ShouldBe(0, $"{string.Join(' ', args)}: {error}");
     }
+
+    /// <summary>A named namespace (ip netns add) with loopback up and the given local port range.</summary>
+    public static void NewNamespace(string name, int low, int high)
+    {
+        MustSucceed("ip", "netns", "add", name);
+        MustSucceed("ip", "netns", "exec", name, "ip", "link", "set", "lo", "up");
+        MustSucceed("ip", "netns", "exec", name, "sysctl", "-qw", $"net.ipv4.ip_local_port_range={low} {high}");
+    }
 }
