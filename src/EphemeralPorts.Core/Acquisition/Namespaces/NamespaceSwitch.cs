@@ -22,7 +22,24 @@ public sealed partial class NamespaceSwitch : IDisposable
         var home = File.OpenHandle("/proc/thread-self/ns/net");
         try
         {
-            using var target = File.OpenHandle(path);
+            // Non-blocking, and only an nsfs file: a FIFO put at the path after it was looked at
+            // answers at once instead of blocking this open until the timeout.
+            var fd = Native.Libc.Openat(Native.Libc.AtFdcwd, path, Native.Libc.ORdonly | Native.Libc.ONonblock | Native.Libc.ONoctty | Native.Libc.OCloexec, 0);
+            if (fd < 0)
+            {
+                errno = Marshal.GetLastPInvokeError();
+                home.Dispose();
+                return null;
+            }
+
+            using var target = new SafeFileHandle(fd, ownsHandle: true);
+            if (Native.Libc.FileSystemType(fd) != Native.Libc.NsfsMagic)
+            {
+                errno = Native.Errno.Einval;
+                home.Dispose();
+                return null;
+            }
+
             if (setns(target, CloneNewNet) != 0)
             {
                 errno = Marshal.GetLastPInvokeError();
