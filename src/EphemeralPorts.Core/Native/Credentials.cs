@@ -18,7 +18,9 @@ public sealed record ActingUser(uint Uid, uint Gid, IReadOnlyList<uint> Groups, 
 /// take part too; and every effective capability is dropped for the duration, so that neither
 /// CAP_DAC_OVERRIDE (root, file capabilities) nor CAP_SYS_PTRACE (the ptrace check behind
 /// /proc/PID/ns) speaks for the user. Afterwards the thread is put back exactly as it was: the
-/// permitted set is untouched, so the effective set can be raised again.
+/// permitted set is untouched, so the effective set can be raised again. A thread started inside
+/// <see cref="As{T}"/> would inherit these credentials (clone(2) copies them): the work passed in
+/// only opens, reads and writes.
 /// </summary>
 public static unsafe class Credentials
 {

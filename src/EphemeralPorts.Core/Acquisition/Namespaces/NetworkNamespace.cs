@@ -101,7 +101,11 @@ public static partial class NamespaceFinder
         });
         if (type is null || inode is null)
         {
-            throw new Plugin.CheckException($"--netns {nameOrPath}: {path}: {Describe(errno)}");
+            // Under sudo, root is not what was missing: the invoking user may not reach the path.
+            var why = errno is Native.Errno.Eacces or Native.Errno.Eperm && Native.Credentials.Invoker is { } user
+                ? $"permission denied to uid {user.Uid} ({user.Why})"
+                : Describe(errno);
+            throw new Plugin.CheckException($"--netns {nameOrPath}: {path}: {why}");
         }
 
         if (type != Native.Libc.NsfsMagic)

@@ -4,7 +4,7 @@ using EphemeralPorts.Plugin;
 using EphemeralPorts.Tests.Cli;
 using EphemeralPorts.Tests.Support;
 
-namespace EphemeralPorts.Tests.Hardening;
+namespace EphemeralPorts.Tests.Acquisition.ProcFs;
 
 /// <summary>
 /// A /proc tree made by someone else (<c>--proc-root</c>): links that lead out of it, a comm file

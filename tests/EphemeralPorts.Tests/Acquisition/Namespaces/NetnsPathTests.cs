@@ -1,7 +1,7 @@
 using System.Diagnostics;
 using EphemeralPorts.Tests.Support;
 
-namespace EphemeralPorts.Tests.Hardening;
+namespace EphemeralPorts.Tests.Acquisition.Namespaces;
 
 /// <summary><c>--netns PATH</c> must be an nsfs inode before anything opens it: a FIFO there answers at once.</summary>
 public sealed class NetnsPathTests : IDisposable

@@ -1,9 +1,8 @@
 using System.Text;
 using CsCheck;
-using EphemeralPorts.Tests.Cli;
 using EphemeralPorts.Tests.Support;
 
-namespace EphemeralPorts.Tests.Hardening;
+namespace EphemeralPorts.Tests.Cli;
 
 /// <summary>
 /// Random corruptions of valid socket tables and sysctl files (from the fixtures) against the

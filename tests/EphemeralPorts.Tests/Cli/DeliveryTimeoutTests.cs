@@ -1,7 +1,7 @@
 using System.Diagnostics;
 using EphemeralPorts.Tests.Support;
 
-namespace EphemeralPorts.Tests.Hardening;
+namespace EphemeralPorts.Tests.Cli;
 
 /// <summary>
 /// The timeout covers writing the answer too: a reader that stops reading (a full pipe) or a

@@ -1,7 +1,6 @@
-using EphemeralPorts.Tests.Cli;
 using EphemeralPorts.Tests.Support;
 
-namespace EphemeralPorts.Tests.Hardening;
+namespace EphemeralPorts.Tests.Cli;
 
 /// <summary>
 /// The plugin under a real sudo, run by an unprivileged user. With a careless rule (a wildcard
@@ -120,14 +119,35 @@ public sealed class SudoTests : IDisposable
         run.Stdout.ShouldBe($"EPHEMERAL PORTS UNKNOWN - --proc-root {_rootOnly}: permission denied\n");
     }
 
-    [RootFact]
+    [NamespaceFact]
     public void A_netns_path_the_user_cannot_reach_is_refused()
     {
-        // init's namespace file needs ptrace access to pid 1, which the user does not have.
+        // A namespace file bind-mounted into a directory only root may enter: root could enter it,
+        // the user cannot even see it, so the plugin must not enter it for them.
         using var user = WithWildcardRule();
-        var run = user.Sudo("--netns", "/proc/1/ns/net");
-        run.ShouldBeOneUnknownLine("--netns as the sudo user");
-        run.Stdout.ShouldBe("EPHEMERAL PORTS UNKNOWN - --netns /proc/1/ns/net: /proc/1/ns/net: permission denied (needs root)\n");
+        var name = $"cep-hidden-{Environment.ProcessId}";
+        var hidden = Path.Combine(_rootOnly, "ns");
+        Command.MustSucceed("ip", "netns", "add", name);
+        try
+        {
+            File.WriteAllText(hidden, string.Empty);
+            Command.MustSucceed("mount", "--bind", $"/run/netns/{name}", hidden);
+            try
+            {
+                Support.Plugin.Native(["--netns", hidden]).ExitCode.ShouldBe(0, "root itself may check it");
+                var run = user.Sudo("--netns", hidden);
+                run.ShouldBeOneUnknownLine("--netns as the sudo user");
+                run.Stdout.ShouldBe($"EPHEMERAL PORTS UNKNOWN - --netns {hidden}: {hidden}: permission denied to uid {user.Uid} (who ran sudo)\n");
+            }
+            finally
+            {
+                Command.MustSucceed("umount", hidden);
+            }
+        }
+        finally
+        {
+            Command.MustSucceed("ip", "netns", "delete", name);
+        }
     }
 
     [RootFact]

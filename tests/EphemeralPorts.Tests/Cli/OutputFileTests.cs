@@ -1,9 +1,8 @@
 using System.Diagnostics;
 using System.Text.RegularExpressions;
-using EphemeralPorts.Tests.Cli;
 using EphemeralPorts.Tests.Support;
 
-namespace EphemeralPorts.Tests.Hardening;
+namespace EphemeralPorts.Tests.Cli;
 
 /// <summary>
 /// <c>--output</c> as root into a directory an attacker can write (a world-writable textfile
