@@ -4,6 +4,7 @@
 #   ./build.sh test     the above, then every test (unit, fixtures in-process and native, kernel oracle)
 #   ./build.sh package  the above, then a Debian package in dist/ (dpkg-deb)
 #   ./build.sh bench    the binary against ss and cat /proc/net/tcp* at 10k..200k connections (root)
+#   ./build.sh fuzz [S] each parser of outside input under afl-fuzz for S seconds (default 60; not CI)
 # On a fresh Debian machine it installs what it needs with apt-get when run as root.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -171,5 +172,10 @@ case "${1:-build}" in
         # A private network namespace: the connections and the range setting go with it.
         unshare -n python3 tests/bench/bench.py "$BIN" "${@:2}"
         ;;
-    *) echo "usage: $0 [build|test|package|bench [N...]]" >&2; exit 2 ;;
+    fuzz)
+        need_packages afl++ python3
+        require_dotnet
+        bash tests/fuzz/run.sh "${@:2}"
+        ;;
+    *) echo "usage: $0 [build|test|package|bench [N...]|fuzz [SECONDS]]" >&2; exit 2 ;;
 esac
