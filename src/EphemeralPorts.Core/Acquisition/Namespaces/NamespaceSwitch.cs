@@ -16,8 +16,12 @@ public sealed partial class NamespaceSwitch : IDisposable
 
     private NamespaceSwitch(SafeFileHandle home) => _home = home;
 
-    /// <summary>Enters the namespace at <paramref name="path"/>; null and the errno when refused.</summary>
-    public static NamespaceSwitch? Enter(string path, out int errno)
+    /// <summary>
+    /// Enters the namespace at <paramref name="path"/>; null and the errno when refused. With
+    /// <paramref name="expectedInode"/> (the inode <see cref="NamespaceFinder"/> saw, as the user
+    /// who ran sudo), a different file put at the path since is refused (EINVAL).
+    /// </summary>
+    public static NamespaceSwitch? Enter(string path, out int errno, ulong? expectedInode = null)
     {
         var home = File.OpenHandle("/proc/thread-self/ns/net");
         try
@@ -33,7 +37,8 @@ public sealed partial class NamespaceSwitch : IDisposable
             }
 
             using var target = new SafeFileHandle(fd, ownsHandle: true);
-            if (Native.Libc.FileSystemType(fd) != Native.Libc.NsfsMagic)
+            if (Native.Libc.FileSystemType(fd) != Native.Libc.NsfsMagic
+                || (expectedInode is { } inode && (!Native.Libc.TryFstat(fd, out var status) || status.Inode != inode)))
             {
                 errno = Native.Errno.Einval;
                 home.Dispose();

@@ -133,7 +133,7 @@ public static partial class NamespaceFinder
     /// </summary>
     public static string NameOf(string procRoot, int pid)
     {
-        var root = new ProcFs.ProcRoot(procRoot);
+        using var root = new ProcFs.ProcRoot(procRoot);
         var comm = ProcFs.SocketOwners.Command(root, pid);
         string? cgroup;
         try

@@ -20,7 +20,7 @@ namespace EphemeralPorts.Acquisition.ProcFs;
 /// user when the plugin runs with privileges they lack (<see cref="Credentials.Invoker"/>): it
 /// cannot make the plugin read, or quote in an error, what that user could not read.
 /// </remarks>
-public sealed class ProcRoot
+public sealed class ProcRoot : IDisposable
 {
     /// <summary>Sysctl files are one short line; anything larger is not a sysctl.</summary>
     public const int MaxSmallFileBytes = 64 * 1024;
@@ -66,6 +66,9 @@ public sealed class ProcRoot
 
     /// <summary>For tests: walk paths as on a kernel without openat2 (before 5.6).</summary>
     public static bool ForceWalk { get; set; }
+
+    /// <summary>Closes the root's descriptor (a root that is not disposed closes it when collected).</summary>
+    public void Dispose() => _root.Dispose();
 
     /// <summary>Where a relative name lives, as shown in messages.</summary>
     public string Describe(string relative) => System.IO.Path.Join(Path, relative);

@@ -28,7 +28,7 @@ public static class SocketOwners
 
         var counts = new Dictionary<(int Set, int Pid), int>();
         var unreadable = 0;
-        var root = new ProcRoot(procRoot);
+        using var root = new ProcRoot(procRoot);
         foreach (var name in wanted.Count == 0 ? [] : root.ListDirectory(string.Empty, out _) ?? [])
         {
             if (!int.TryParse(name, NumberStyles.None, CultureInfo.InvariantCulture, out var pid) || pid < 1)
@@ -72,7 +72,11 @@ public static class SocketOwners
     public const int MaxCommandBytes = 17;
 
     /// <summary>The command name of a process (/proc/PID/comm), "?" once it is gone, hidden or not a command name.</summary>
-    public static string Command(string procRoot, int pid) => Command(new ProcRoot(procRoot), pid);
+    public static string Command(string procRoot, int pid)
+    {
+        using var root = new ProcRoot(procRoot);
+        return Command(root, pid);
+    }
 
     public static string Command(ProcRoot root, int pid)
     {
