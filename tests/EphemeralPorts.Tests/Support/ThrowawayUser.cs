@@ -86,10 +86,14 @@ public sealed class ThrowawayUser : IDisposable
             return;
         }
 
-        var start = new ProcessStartInfo("apt-get", "install -y -qq --no-install-recommends sudo") { RedirectStandardOutput = true, RedirectStandardError = true };
-        start.Environment["DEBIAN_FRONTEND"] = "noninteractive";
-        var run = Plugin.Run(start, TimeSpan.FromMinutes(5));
-        run.ExitCode.ShouldBe(0, "apt-get install sudo: " + run.Stderr);
+        // build.sh installs it with the other test packages; this is for a bare `dotnet test`.
+        foreach (var args in new[] { "update -qq", "install -y -qq --no-install-recommends sudo" })
+        {
+            var start = new ProcessStartInfo("apt-get", args) { RedirectStandardOutput = true, RedirectStandardError = true };
+            start.Environment["DEBIAN_FRONTEND"] = "noninteractive";
+            var run = Plugin.Run(start, TimeSpan.FromMinutes(5));
+            run.ExitCode.ShouldBe(0, $"apt-get {args}: {run.Stderr}");
+        }
     }
 
     private static string Output(params string[] args)

@@ -151,6 +151,12 @@ public static class Targets
         {
             throw new InvalidOperationException($"port {entry.LocalPort} or {entry.RemotePort} outside 0-65535");
         }
+
+        // -1 is "not in TIME_WAIT"; a time left is never negative.
+        if (entry.TimeWaitRemainingMs < -1)
+        {
+            throw new InvalidOperationException($"TIME_WAIT time left {entry.TimeWaitRemainingMs} ms");
+        }
     }
 
     private static void Finish(PortUsageCalculator calculator)
