@@ -21,12 +21,14 @@ public static class SockstatParser
             return null;
         }
 
-        if (sockstat6 is null)
+        // No namespace holds 2^63 sockets: a sum that would wrap is no count (afl-fuzz found it).
+        var ipv4 = inuse > long.MaxValue - timeWait ? (long?)null : inuse + timeWait;
+        if (sockstat6 is null || ipv4 is null)
         {
-            return inuse + timeWait;
+            return ipv4;
         }
 
-        return Field(sockstat6, "TCP6:", "inuse") is { } inuse6 ? inuse + timeWait + inuse6 : null;
+        return Field(sockstat6, "TCP6:", "inuse") is { } inuse6 && inuse6 <= long.MaxValue - ipv4 ? ipv4 + inuse6 : null;
     }
 
     // The value after `name` on the line that starts with `prefix` ("TCP: inuse 1 orphan 0 tw 35 ...").
