@@ -5,6 +5,7 @@
 #   ./build.sh test     the above, then every test (unit, fixtures in-process and native, kernel oracle)
 #   ./build.sh package  the above, then .deb (amd64, arm64) and .rpm (x86_64, aarch64) packages in dist/
 #   ./build.sh bench    the binary against ss and cat /proc/net/tcp* at 10k..200k connections (root)
+#   ./build.sh fuzz [S] each parser of outside input under afl-fuzz for S seconds (default 60; not CI)
 # On a fresh Debian machine it installs what it needs with apt-get when run as root.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -118,7 +119,7 @@ publish() {
 run_tests() {
     # The tests compare range evaluation with independent implementations, make kernel-oracle
     # situations in network namespaces and run the real monitoring daemons.
-    need_packages python3 python3-nagiosplugin monitoring-plugins-basic iproute2 util-linux procps strace golang-go
+    need_packages python3 python3-nagiosplugin monitoring-plugins-basic iproute2 util-linux procps strace golang-go sudo
     package
     local results=$ROOT/artifacts/test-results
     rm -rf "$results"
@@ -188,5 +189,10 @@ case "${1:-build}" in
         # A private network namespace: the connections and the range setting go with it.
         unshare -n python3 tests/bench/bench.py "$BIN" "${@:2}"
         ;;
-    *) echo "usage: $0 [build|test|package|bench [N...]]" >&2; exit 2 ;;
+    fuzz)
+        need_packages afl++ python3
+        require_dotnet
+        bash tests/fuzz/run.sh "${@:2}"
+        ;;
+    *) echo "usage: $0 [build|test|package|bench [N...]|fuzz [SECONDS]]" >&2; exit 2 ;;
 esac

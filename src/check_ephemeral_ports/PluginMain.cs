@@ -1,4 +1,6 @@
+using System.Diagnostics;
 using EphemeralPorts.Check;
+using EphemeralPorts.Native;
 using EphemeralPorts.Plugin;
 using EphemeralPorts.Rendering;
 
@@ -8,24 +10,38 @@ namespace EphemeralPorts.Cli;
 /// One run of the plugin: parse the command line, run the check (<see cref="PortCheck"/> in
 /// Core, which returns an outcome and never throws for a failed check), render it, deliver it.
 /// Here only what belongs to the command line and to delivery becomes UNKNOWN. Returns the exit
-/// code instead of exiting and writes only to the writer it is given, so tests drive it in-process.
+/// code instead of exiting and writes only to the writer it is given (and flushes it), so tests
+/// drive it in-process.
 /// </summary>
 public static class PluginMain
 {
-    public static int Run(IReadOnlyList<string> args, TextWriter stdout)
+    /// <summary>
+    /// However late the check answered, its answer gets this long to be written: a timeout
+    /// message is written in microseconds where the output is not stuck.
+    /// </summary>
+    public static readonly TimeSpan MinimumDeliveryTime = TimeSpan.FromMilliseconds(250);
+
+    public static int Run(IReadOnlyList<string> args, TextWriter stdout) => Run(args, stdout, Environment.GetEnvironmentVariable);
+
+    public static int Run(IReadOnlyList<string> args, TextWriter stdout, Func<string, string?> environment)
     {
+        var clock = Stopwatch.StartNew();
+        var defaults = SettingsBinder.Bind(OptionTable.Defaults());
+
         // The default reading does not depend on thresholds or output options: it starts before the
         // command line is parsed (CommandLineParser's reflection takes milliseconds), and is used
-        // only if the parsed settings ask for that same reading.
-        var early = OptionTable.MayChangeReading(args) ? null : PortCheck.Prefetch(SettingsBinder.Bind(OptionTable.Defaults()).Check.Reading);
+        // only if the parsed settings ask for that same reading. It reads the kernel's own /proc,
+        // which is read with the process's privileges in any case.
+        var early = OptionTable.MayChangeReading(args) ? null : PortCheck.Prefetch(defaults.Check.Reading);
         Settings settings;
         try
         {
+            // Who the files named on the command line are opened as (sudo's invoking user).
+            Credentials.Invoker = Privileges.Invoker(environment);
             var invocation = ArgumentParser.Parse(args);
             if (invocation.Text is not null)
             {
-                stdout.Write(invocation.Text);
-                return (int)ServiceState.Unknown;
+                return Deliver(defaults, new RenderedOutput(invocation.Text, (int)ServiceState.Unknown), stdout, clock, toFile: false);
             }
 
             settings = invocation.Settings!;
@@ -33,37 +49,90 @@ public static class PluginMain
         catch (CheckException e)
         {
             // The arguments themselves are wrong, the format among them: plain plugin text.
-            stdout.Write(NagiosText.Line(ServiceState.Unknown, e.Message));
-            return (int)ServiceState.Unknown;
+            return Deliver(defaults, Unknown(e.Message), stdout, clock, toFile: false);
         }
         catch (Exception e)
         {
             // CommandLineParser's own failures: still one UNKNOWN line, never a stack trace.
-            stdout.Write(NagiosText.Line(ServiceState.Unknown, $"internal error: {e.GetType().Name}: {e.Message}"));
-            return (int)ServiceState.Unknown;
+            return Deliver(defaults, Unknown($"internal error: {e.GetType().Name}: {e.Message}"), stdout, clock, toFile: false);
         }
 
         var outcome = PortCheck.Run(settings.Check, early);
-        return Deliver(settings, Renderer.Render(outcome, settings.Format, settings.Verbosity), stdout);
+        return Deliver(settings, Renderer.Render(outcome, settings.Format, settings.Verbosity), stdout, clock, toFile: settings.Output is not null);
     }
 
-    private static int Deliver(Settings settings, RenderedOutput output, TextWriter stdout)
+    private static RenderedOutput Unknown(string message) => new(NagiosText.Line(ServiceState.Unknown, message), (int)ServiceState.Unknown);
+
+    /// <summary>
+    /// Writes the output (to stdout, or <c>--output</c>) within what is left of the timeout, on a
+    /// <see cref="Worker{T}"/>: a reader that does not read, or a file system that does not
+    /// answer, gets the timeout state and never a hang. Output stuck on stdout can say nothing
+    /// more there: the exit code is the answer.
+    /// </summary>
+    private static int Deliver(Settings settings, RenderedOutput output, TextWriter stdout, Stopwatch clock, bool toFile)
     {
-        if (settings.Output is null)
+        var budget = settings.Check.Timeout - clock.Elapsed;
+        budget = budget < MinimumDeliveryTime ? MinimumDeliveryTime : budget;
+        var seconds = settings.Check.Timeout.TotalSeconds;
+        var worker = Worker<RenderedOutput?>.Start("deliver", () =>
         {
+            if (toFile)
+            {
+                try
+                {
+                    AtomicFile.Write(settings.Output!, output.Text);
+                }
+                catch (CheckException e)
+                {
+                    return Unknown(e.Message);
+                }
+
+                return null;
+            }
+
             stdout.Write(output.Text);
+            stdout.Flush();
+            return null;
+        });
+        if (!worker.Wait(budget))
+        {
+            if (toFile)
+            {
+                var late = NagiosText.Line(settings.Check.TimeoutState, $"timed out after {seconds:0} s while writing --output {settings.Output}");
+                Worker<bool>.Start("deliver", () =>
+                {
+                    stdout.Write(late);
+                    stdout.Flush();
+                    return true;
+                }).Wait(MinimumDeliveryTime);
+            }
+
+            return (int)settings.Check.TimeoutState;
+        }
+
+        RenderedOutput? refused;
+        try
+        {
+            refused = worker.Result;
+        }
+        catch (IOException)
+        {
+            // stdout is gone (a closed pipe): nobody is left to read a message.
+            return (int)ServiceState.Unknown;
+        }
+
+        if (refused is null)
+        {
             return output.ExitCode;
         }
 
-        try
+        var answer = Worker<bool>.Start("deliver", () =>
         {
-            AtomicFile.Write(settings.Output, output.Text);
-            return output.ExitCode;
-        }
-        catch (CheckException e)
-        {
-            stdout.Write(NagiosText.Line(ServiceState.Unknown, e.Message));
-            return (int)ServiceState.Unknown;
-        }
+            stdout.Write(refused.Text);
+            stdout.Flush();
+            return true;
+        });
+        answer.Wait(MinimumDeliveryTime);
+        return refused.ExitCode;
     }
 }

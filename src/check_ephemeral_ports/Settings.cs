@@ -41,7 +41,8 @@ public static class SettingsBinder
             _ => throw new CheckException($"--format '{options.Format}': expected nagios, json or prometheus"),
         };
 
-        if (options.Output is { } output && (output.Length == 0 || output.EndsWith('/') || Directory.Exists(output)))
+        // Looked at as the user who ran sudo: the answer must not tell them what is in a directory they cannot see.
+        if (options.Output is { } output && (output.Length == 0 || output.EndsWith('/') || Native.Credentials.AsInvoker(() => Directory.Exists(output))))
         {
             throw new CheckException($"--output '{output}': expected a file name");
         }

@@ -75,7 +75,8 @@ public static class PortCheck
         }
         else
         {
-            shown = Evaluate(settings, Acquire(reading, new NamespaceView(new ProcRoot(reading.ProcRoot)), progress.Report));
+            using var root = new ProcRoot(reading.ProcRoot);
+            shown = Evaluate(settings, Acquire(reading, new NamespaceView(root), progress.Report));
         }
 
         var report = new CheckReport(shown.Result, settings.Thresholds, settings.Top) { Namespaces = overview };
@@ -159,7 +160,7 @@ public static class PortCheck
         // before the check's own timeout, with a little time left to answer: one that is not is
         // listed as skipped, and the others still count.
         var finishBy = settings.Timeout - (settings.Timeout / 10);
-        var root = new ProcRoot(settings.Reading.ProcRoot);
+        using var root = new ProcRoot(settings.Reading.ProcRoot);
         var runs = NamespaceRunner.RunAll(targets, NamespaceFinder.OwnInode(), finishBy - clock.Elapsed, NamespaceRunner.DefaultThreads, (target, tables) =>
         {
             progress.Report($"namespace {target.Name}");
@@ -225,7 +226,11 @@ public sealed class Prefetch
     internal Prefetch(ReadingSettings reading)
     {
         _reading = reading;
-        _worker = Worker<PortCheck.Acquired>.Start("early scan", () => PortCheck.Acquire(reading, new NamespaceView(new ProcRoot(reading.ProcRoot)), _progress.Report));
+        _worker = Worker<PortCheck.Acquired>.Start("early scan", () =>
+        {
+            using var root = new ProcRoot(reading.ProcRoot);
+            return PortCheck.Acquire(reading, new NamespaceView(root), _progress.Report);
+        });
     }
 
     /// <summary>

@@ -7,8 +7,16 @@ public static class Errno
     public const int Eperm = 1;
     public const int Enoent = 2;
     public const int Eintr = 4;
+    public const int E2big = 7;
+    public const int Eagain = 11;
     public const int Eacces = 13;
+    public const int Eexist = 17;
+    public const int Exdev = 18;
+    public const int Enotdir = 20;
+    public const int Eisdir = 21;
     public const int Einval = 22;
+    public const int Enosys = 38;
+    public const int Eloop = 40;
     public const int EprotoNoSupport = 93;
     public const int EafNoSupport = 97;
 
@@ -20,6 +28,6 @@ public static class Errno
         Einval => "EINVAL (invalid request)",
         EprotoNoSupport => "EPROTONOSUPPORT (protocol not supported)",
         EafNoSupport => "EAFNOSUPPORT (address family not supported)",
-        _ => $"errno {errno}",
+        _ => $"{System.Runtime.InteropServices.Marshal.GetPInvokeErrorMessage(errno)} (errno {errno})",
     };
 }

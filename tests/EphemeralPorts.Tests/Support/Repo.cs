@@ -76,6 +76,14 @@ public static class Plugin
         return new PluginRun(code, stdout.ToString(), string.Empty);
     }
 
+    /// <summary>In-process with the environment given (SUDO_UID and the like) instead of the process's.</summary>
+    public static PluginRun InProcessWith(Func<string, string?> environment, params string[] args)
+    {
+        var stdout = new StringWriter { NewLine = "\n" };
+        var code = PluginMain.Run(args, stdout, environment);
+        return new PluginRun(code, stdout.ToString(), string.Empty);
+    }
+
     public static PluginRun Native(string[] args, string? workingDirectory = null, string? runAs = null, TimeSpan? limit = null)
     {
         var binary = Repo.NativeBinary;

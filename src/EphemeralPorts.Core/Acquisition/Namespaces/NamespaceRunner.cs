@@ -96,7 +96,8 @@ public static class NamespaceRunner
             return work(target, "net");
         }
 
-        using var entered = NamespaceSwitch.Enter(target.Path, out var errno)
+        // The inode looked at when the namespace was found: a path swapped since is refused.
+        using var entered = NamespaceSwitch.Enter(target.Path, out var errno, target.Inode)
             ?? throw new CheckException($"setns: {NamespaceFinder.Describe(errno)}");
         return work(target, "thread-self/net");
     }

@@ -16,13 +16,35 @@ public sealed partial class NamespaceSwitch : IDisposable
 
     private NamespaceSwitch(SafeFileHandle home) => _home = home;
 
-    /// <summary>Enters the namespace at <paramref name="path"/>; null and the errno when refused.</summary>
-    public static NamespaceSwitch? Enter(string path, out int errno)
+    /// <summary>
+    /// Enters the namespace at <paramref name="path"/>; null and the errno when refused. With
+    /// <paramref name="expectedInode"/> (the inode <see cref="NamespaceFinder"/> saw, as the user
+    /// who ran sudo), a different file put at the path since is refused (EINVAL).
+    /// </summary>
+    public static NamespaceSwitch? Enter(string path, out int errno, ulong? expectedInode = null)
     {
         var home = File.OpenHandle("/proc/thread-self/ns/net");
         try
         {
-            using var target = File.OpenHandle(path);
+            // Non-blocking, and only an nsfs file: a FIFO put at the path after it was looked at
+            // answers at once instead of blocking this open until the timeout.
+            var fd = Native.Libc.Openat(Native.Libc.AtFdcwd, path, Native.Libc.ORdonly | Native.Libc.ONonblock | Native.Libc.ONoctty | Native.Libc.OCloexec, 0);
+            if (fd < 0)
+            {
+                errno = Marshal.GetLastPInvokeError();
+                home.Dispose();
+                return null;
+            }
+
+            using var target = new SafeFileHandle(fd, ownsHandle: true);
+            if (Native.Libc.FileSystemType(fd) != Native.Libc.NsfsMagic
+                || (expectedInode is { } inode && (!Native.Libc.TryFstat(fd, out var status) || status.Inode != inode)))
+            {
+                errno = Native.Errno.Einval;
+                home.Dispose();
+                return null;
+            }
+
             if (setns(target, CloneNewNet) != 0)
             {
                 errno = Marshal.GetLastPInvokeError();

@@ -79,13 +79,42 @@ public static partial class NamespaceFinder
     /// <summary>The host's namespace is init's; kthreadd (pid 2) lives there too, where init is hidden.</summary>
     private static ulong? HostInode(string procRoot) => Inode($"{procRoot}/1/ns/net") ?? Inode($"{procRoot}/2/ns/net");
 
-    /// <summary><c>--netns NAME|PATH</c>: a name under /run/netns, or any nsfs path.</summary>
+    /// <summary>
+    /// <c>--netns NAME|PATH</c>: a name under /run/netns, or any nsfs path. It must be an nsfs
+    /// inode, seen with statfs/stat, which open nothing (a FIFO there answers at once instead of
+    /// blocking the open for setns); under sudo it is looked up as the invoking user, who cannot
+    /// name through the plugin a path they could not reach themselves (another user's
+    /// /proc/PID/ns/net: use --pid, which reads the kernel's own /proc).
+    /// </summary>
     public static NetworkNamespace ByNameOrPath(string nameOrPath)
     {
+        if (nameOrPath is "." or "..")
+        {
+            throw new Plugin.CheckException($"--netns {nameOrPath}: not a namespace name");
+        }
+
         var path = nameOrPath.Contains('/', StringComparison.Ordinal) ? nameOrPath : $"{NamedNetnsDirectory}/{nameOrPath}";
-        var inode = Inode(path, out var errno) ?? throw new Plugin.CheckException($"--netns {nameOrPath}: {path}: {Describe(errno)}");
+        var (type, inode, errno) = Native.Credentials.AsInvoker(() =>
+        {
+            var fsType = Native.Libc.FileSystemType(path, out var e);
+            return fsType is null ? (null, null, e) : (fsType, Inode(path, out e), e);
+        });
+        if (type is null || inode is null)
+        {
+            // Under sudo, root is not what was missing: the invoking user may not reach the path.
+            var why = errno is Native.Errno.Eacces or Native.Errno.Eperm && Native.Credentials.Invoker is { } user
+                ? $"permission denied to uid {user.Uid} ({user.Why})"
+                : Describe(errno);
+            throw new Plugin.CheckException($"--netns {nameOrPath}: {path}: {why}");
+        }
+
+        if (type != Native.Libc.NsfsMagic)
+        {
+            throw new Plugin.CheckException($"--netns {nameOrPath}: {path}: not a network namespace");
+        }
+
         var named = NamedNamespaces().FirstOrDefault(n => n.Inode == inode);
-        return new NetworkNamespace(path, inode, named.Name is { } n ? $"netns {n}" : path);
+        return new NetworkNamespace(path, inode.Value, named.Name is { } n ? $"netns {n}" : path);
     }
 
     /// <summary><c>--pid PID</c>: the namespace that process lives in.</summary>
@@ -104,15 +133,24 @@ public static partial class NamespaceFinder
     /// </summary>
     public static string NameOf(string procRoot, int pid)
     {
-        var comm = ProcFs.SocketOwners.Command(procRoot, pid);
-        var cgroup = ReadAll($"{procRoot}/{pid}/cgroup");
-        if (cgroup is not null && ContainerId().Match(cgroup) is { Success: true } m)
+        using var root = new ProcFs.ProcRoot(procRoot);
+        var comm = ProcFs.SocketOwners.Command(root, pid);
+        string? cgroup;
+        try
         {
-            return $"container {m.Groups[1].Value[..12]} ({comm}, pid {pid})";
+            cgroup = root.ReadSmallFile($"{pid}/cgroup", optional: true);
+        }
+        catch (Plugin.CheckException)
+        {
+            cgroup = null;
         }
 
-        return $"{comm} (pid {pid})";
+        return ContainerIdIn(cgroup) is { } id ? $"container {id[..12]} ({comm}, pid {pid})" : $"{comm} (pid {pid})";
     }
+
+    /// <summary>The 64-hex-digit container id in the text of /proc/PID/cgroup; null when there is none.</summary>
+    public static string? ContainerIdIn(string? cgroup) =>
+        cgroup is not null && ContainerId().Match(cgroup) is { Success: true } m ? m.Groups[1].Value : null;
 
     private static List<(string Name, string Path, ulong Inode)> NamedNamespaces()
     {
@@ -131,18 +169,6 @@ public static partial class NamespaceFinder
         }
 
         return list;
-    }
-
-    private static string? ReadAll(string path)
-    {
-        try
-        {
-            return File.ReadAllText(path);
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            return null;
-        }
     }
 
     public static ulong? Inode(string path) => Inode(path, out _);

@@ -1,4 +1,6 @@
+using System.Globalization;
 using EphemeralPorts.Model;
+using EphemeralPorts.Plugin;
 
 namespace EphemeralPorts.Acquisition.ProcFs;
 
@@ -26,31 +28,25 @@ public static class SocketOwners
 
         var counts = new Dictionary<(int Set, int Pid), int>();
         var unreadable = 0;
-        foreach (var dir in Directory.EnumerateDirectories(procRoot))
+        using var root = new ProcRoot(procRoot);
+        foreach (var name in wanted.Count == 0 ? [] : root.ListDirectory(string.Empty, out _) ?? [])
         {
-            if (!int.TryParse(Path.GetFileName(dir), out var pid) || wanted.Count == 0)
+            if (!int.TryParse(name, NumberStyles.None, CultureInfo.InvariantCulture, out var pid) || pid < 1)
             {
                 continue;
             }
 
-            IEnumerable<string> fds;
-            try
+            var links = root.ReadLinks($"{pid}/fd", out var errno);
+            if (links is null)
             {
-                fds = Directory.EnumerateFileSystemEntries($"{dir}/fd").ToList();
-            }
-            catch (UnauthorizedAccessException)
-            {
-                unreadable++;
+                // A process that ended meanwhile is not counted; one whose fds are hidden is.
+                unreadable += errno is Native.Errno.Eacces or Native.Errno.Eperm ? 1 : 0;
                 continue;
             }
-            catch (IOException)
-            {
-                continue; // the process ended
-            }
 
-            foreach (var fd in fds)
+            foreach (var (_, target) in links)
             {
-                if (Inode(fd) is { } inode && wanted.TryGetValue(inode, out var set))
+                if (Inode(target) is { } inode && wanted.TryGetValue(inode, out var set))
                 {
                     counts[(set, pid)] = counts.GetValueOrDefault((set, pid)) + 1;
                 }
@@ -59,41 +55,50 @@ public static class SocketOwners
 
         var holders = Enumerable.Range(0, inodeSets.Count)
             .Select(set => counts.Where(c => c.Key.Set == set)
-                .Select(c => new SocketHolder(c.Key.Pid, Command(procRoot, c.Key.Pid), c.Value))
+                .Select(c => new SocketHolder(c.Key.Pid, Command(root, c.Key.Pid), c.Value))
                 .OrderByDescending(h => h.Sockets).ThenBy(h => h.Pid).ToList())
             .ToList();
         return (holders, unreadable);
     }
 
     // readlink("/proc/PID/fd/N") is "socket:[12345]" for a socket.
-    private static long? Inode(string fdPath)
+    private static long? Inode(string? target) =>
+        target is not null && target.StartsWith("socket:[", StringComparison.Ordinal) && target.EndsWith(']')
+            && long.TryParse(target.AsSpan(8, target.Length - 9), NumberStyles.None, CultureInfo.InvariantCulture, out var inode)
+            ? inode
+            : null;
+
+    /// <summary>The kernel's comm is at most TASK_COMM_LEN - 1 = 15 bytes and a newline; a little slack, no more.</summary>
+    public const int MaxCommandBytes = 17;
+
+    /// <summary>The command name of a process (/proc/PID/comm), "?" once it is gone, hidden or not a command name.</summary>
+    public static string Command(string procRoot, int pid)
     {
-        string? target;
+        using var root = new ProcRoot(procRoot);
+        return Command(root, pid);
+    }
+
+    public static string Command(ProcRoot root, int pid)
+    {
         try
         {
-            target = new FileInfo(fdPath).LinkTarget;
+            return CommandName(root.ReadSmallFile($"{pid}/comm", optional: true, MaxCommandBytes)) ?? "?";
         }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        catch (CheckException)
+        {
+            return "?";
+        }
+    }
+
+    /// <summary>The text of a comm file as a name to print: one line, escaped; null when it is no comm.</summary>
+    public static string? CommandName(string? text)
+    {
+        if (text is null)
         {
             return null;
         }
 
-        return target is not null && target.StartsWith("socket:[", StringComparison.Ordinal) && target.EndsWith(']')
-            && long.TryParse(target.AsSpan(8, target.Length - 9), out var inode)
-            ? inode
-            : null;
-    }
-
-    /// <summary>The command name of a process (/proc/PID/comm), "?" once it is gone or hidden.</summary>
-    public static string Command(string procRoot, int pid)
-    {
-        try
-        {
-            return File.ReadAllText($"{procRoot}/{pid}/comm").TrimEnd('\n');
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            return "?";
-        }
+        var name = text.EndsWith('\n') ? text[..^1] : text;
+        return name.Length is 0 or > MaxCommandBytes - 1 || name.Contains('\n', StringComparison.Ordinal) ? null : Excerpt.Escape(name);
     }
 }

@@ -68,6 +68,14 @@ public static class SocketTableParser
             return false;
         }
 
+        // jiffies_delta_to_clock_t() gives a clock_t; one that does not fit a time in milliseconds
+        // is no kernel's (and would wrap to a negative time left).
+        if (when > long.MaxValue / MsPerClockTick)
+        {
+            error = "timer tm->when is beyond any clock";
+            return false;
+        }
+
         if (!TryDecimal(line[fields[7]], out var uid) || uid > uint.MaxValue || !TryDecimal(line[fields[9]], out var inode) || inode > long.MaxValue)
         {
             error = "uid or inode is not a decimal number";

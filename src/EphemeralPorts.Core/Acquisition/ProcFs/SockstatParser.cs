@@ -26,7 +26,7 @@ public sealed record Sockstat(long? SocketsUsed, long? TcpInUse, long? TcpTimeWa
 
     /// <summary>TCP inuse + tw (+ TCP6 inuse): how many TCP sockets a dump reports at most; null when a figure is missing.</summary>
     public long? TcpSockets => TcpInUse is { } inuse && TcpTimeWait is { } timeWait && (!HasIpv6 || Tcp6InUse is not null)
-        ? inuse + timeWait + (Tcp6InUse ?? 0)
+        ? SockstatParser.Sum([inuse, timeWait, Tcp6InUse ?? 0])
         : null;
 
     /// <summary>
@@ -37,7 +37,7 @@ public sealed record Sockstat(long? SocketsUsed, long? TcpInUse, long? TcpTimeWa
     public bool ProvesNoBoundInactiveTcp =>
         SocketsUsed is { } used && TcpInUse is { } tcp && UdpInUse is { } udp && OtherInUse is { } other
         && (!HasIpv6 || (Tcp6InUse is not null && Udp6InUse is not null))
-        && used <= tcp + udp + other + (Tcp6InUse ?? 0) + (Udp6InUse ?? 0);
+        && SockstatParser.Sum([tcp, udp, other, Tcp6InUse ?? 0, Udp6InUse ?? 0]) is { } hashed && used <= hashed;
 
     /// <summary>No UDP socket of that family holds a port, so its sock_diag dump would report none.</summary>
     public bool ProvesNoUdp(bool ipv6) => ipv6 ? !HasIpv6 || Udp6InUse == 0 : UdpInUse == 0;
@@ -61,7 +61,22 @@ public static class SockstatParser
         Sum([Field(sockstat, "UDPLITE:", "inuse"), Field(sockstat, "RAW:", "inuse"),
             .. (sockstat6 is null ? Array.Empty<long?>() : [Field(sockstat6, "UDPLITE6:", "inuse"), Field(sockstat6, "RAW6:", "inuse")])]));
 
-    private static long? Sum(long?[] figures) => figures.Any(f => f is null) ? null : figures.Sum(f => f!.Value);
+    /// <summary>The sum, or null where a figure is missing or the sum would wrap: no namespace holds 2^63 sockets (afl-fuzz found the wrap).</summary>
+    internal static long? Sum(long?[] figures)
+    {
+        long sum = 0;
+        foreach (var figure in figures)
+        {
+            if (figure is not { } value || value > long.MaxValue - sum)
+            {
+                return null;
+            }
+
+            sum += value;
+        }
+
+        return sum;
+    }
 
     /// <summary>
     /// How many TCP sockets a sock_diag dump of the namespace reports at most: TCP inuse + tw of

@@ -126,11 +126,7 @@ public static class SysctlParser
         return body;
     }
 
-    private static string Quote(string text)
-    {
-        var shown = text.Length > 40 ? text[..40] + "..." : text;
-        return "'" + shown.Replace("\n", "\\n", StringComparison.Ordinal).Replace("\t", "\\t", StringComparison.Ordinal) + "'";
-    }
+    private static string Quote(string text) => Excerpt.Quote(text);
 
     private static CheckException Error(string where, string what) => new($"{where} line 1: {what}");
 }
