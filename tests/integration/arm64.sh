@@ -19,12 +19,13 @@ if ! armroot=$("$root/src/build/sysroot.sh" arm64 2>"$T/sysroot.log"); then
     not_ok "the arm64 Debian 11 root: $(tail -n 3 "$T/sysroot.log")"; exit 1
 fi
 ok "arm64 Debian 11 root at $armroot"
-run_arm() { "$qemu" -L "$armroot" "$arm" "$@"; }
+armlibs=$(qemu_libs "$armroot" "$T/armlibs")
+run_arm() { "$qemu" -L "$armlibs" "$arm" "$@"; }
 
 check "it is an aarch64 ELF executable" sh -c "readelf -h '$arm' | grep -q 'Machine:.*AArch64'"
 needed=$(objdump -T "$arm" | grep -o 'GLIBC_[0-9.]*' | sort -uV | tail -n 1)
 check "needs at most GLIBC_$floor (newest: $needed)" test "$(printf '%s\n%s\n' "${needed#GLIBC_}" "$floor" | sort -V | tail -n 1)" = "$floor"
-check "it runs under qemu with the Debian 11 arm64 libraries" sh -c "'$qemu' -L '$armroot' '$arm' --version | grep -q '^check_ephemeral_ports '"
+check "it runs under qemu with the Debian 11 arm64 libraries" sh -c "'$qemu' -L '$armlibs' '$arm' --version | grep -q '^check_ephemeral_ports '"
 
 # The fixtures, as tests/EphemeralPorts.Tests/Cli/FixtureTests.cs runs them (cwd = the scenario,
 # --proc-root proc, then args), with --source proc said explicitly.

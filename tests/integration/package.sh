@@ -169,7 +169,7 @@ check "the $otherrpm .rpm unpacks its plugin into %{_libdir}/nagios/plugins" tes
 if [ "$otherrpm" = aarch64 ]; then
     check "the aarch64 .rpm's plugin is an AArch64 binary" sh -c "readelf -h '$otherbin' | grep -q 'Machine:.*AArch64'"
     if armroot=$("$root/src/build/sysroot.sh" arm64 2>/dev/null); then
-        out=$(qemu-aarch64-static -L "$armroot" "$otherbin" --source proc 2>&1); code=$?
+        out=$(qemu-aarch64-static -L "$(qemu_libs "$armroot" "$T/armlibs")" "$otherbin" --source proc 2>&1); code=$?
         check "the aarch64 .rpm's plugin runs under qemu ($code)" sh -c "test $code -le 2 && printf '%s' \"\$1\" | grep -q '^EPHEMERAL PORTS '" _ "$out"
     fi
 fi

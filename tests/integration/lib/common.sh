@@ -142,3 +142,13 @@ icinga2_private_dirs() {
         -DConfiguration.SpoolDir="$1/spool" -DConfiguration.InitRunDir="$1/run"
         -DConfiguration.RunAsUser=root -DConfiguration.RunAsGroup=root)
 }
+
+# qemu_libs ROOT DIR: a library prefix for qemu-user's -L holding only ROOT's lib and usr.
+# qemu resolves every absolute path under -L first: with a whole root there, its empty /proc
+# would stand in for the real one (the plugin opens /proc once and reads beneath it).
+qemu_libs() {
+    mkdir -p "$2"
+    ln -sfn "$1/lib" "$2/lib"
+    ln -sfn "$1/usr" "$2/usr"
+    printf '%s\n' "$2"
+}
