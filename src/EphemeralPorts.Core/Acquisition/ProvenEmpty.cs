@@ -27,8 +27,10 @@ public sealed class ProvenEmpty : ISocketSource
 
     public string Describe(NamespaceView view, bool brief) => "nowhere: sockstat shows no socket and no TIME_WAIT";
 
-    public SourceReading Read(SourceRequest request, ISocketSink sink) => new(Note, ["sockstat: sockets used 0, TCP tw 0, nothing walked"]);
+    private static readonly string[] Diagnostics = ["sockstat: sockets used 0, TCP tw 0, nothing walked"];
+
+    public SourceReading Read(SourceRequest request, ISocketSink sink) => new(Note, Diagnostics);
 
     /// <summary>The reading of such a namespace: its empty model.</summary>
-    public static ChainReading Reading(PortUsageCalculator empty) => new(empty, Instance, [Note], ["sockstat: sockets used 0, TCP tw 0, nothing walked"]);
+    public static ChainReading Reading(PortUsageCalculator empty) => new(empty, Instance, [Note], Diagnostics);
 }

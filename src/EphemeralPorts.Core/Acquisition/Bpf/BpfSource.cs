@@ -94,9 +94,6 @@ public sealed class BpfSource : ISocketSource
 {
     public static readonly BpfSource Instance = new();
 
-    // Records are 64 bytes: a read takes up to 4,096 of them.
-    private const int BufferBytes = 256 * 1024;
-
     private BpfSource()
     {
     }
@@ -165,7 +162,8 @@ public sealed class BpfSource : ISocketSource
             throw new SourceRefusedException($"creating the iter/{protocol} iterator failed: {Errno.Describe(-fd)}");
         }
 
-        var buffer = GC.AllocateUninitializedArray<byte>(BufferBytes);
+        // Records are 64 bytes: a read takes up to 4,096 of them.
+        var buffer = ReadBuffers.Rent();
         var records = 0;
         try
         {
@@ -196,6 +194,7 @@ public sealed class BpfSource : ISocketSource
         finally
         {
             _ = BpfNative.Close(fd);
+            ReadBuffers.Return(buffer);
         }
     }
 }

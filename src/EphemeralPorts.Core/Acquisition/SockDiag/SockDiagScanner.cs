@@ -13,9 +13,6 @@ namespace EphemeralPorts.Acquisition.SockDiag;
 /// </summary>
 public static class SockDiagScanner
 {
-    /// <summary>Large enough for the kernel's biggest dump skb (32 KiB and more on big-page hosts).</summary>
-    private const int ReceiveBufferBytes = 256 * 1024;
-
     /// <summary>
     /// Below this many TCP sockets in the namespace, one lane does everything on the calling thread:
     /// a second TCP lane walks the whole connection hash once more (every namespace's sockets, and
@@ -114,9 +111,7 @@ public static class SockDiagScanner
 
     private static void RunLane(List<DumpSpec> dumps, NetlinkSocket socket, ISocketSink sink, Action<string>? progress)
     {
-        // The kernel writes what it sends: no need for the GC to clear 256 KiB a lane first. Buffers
-        // go back to a pool: reading hundreds of namespaces keeps as many as run at once, not one each.
-        var buffer = Buffers.TryTake(out var reused) ? reused : GC.AllocateUninitializedArray<byte>(ReceiveBufferBytes);
+        var buffer = ReadBuffers.Rent();
         try
         {
             uint sequence = 1;
@@ -151,11 +146,10 @@ public static class SockDiagScanner
         }
         finally
         {
-            Buffers.Add(buffer);
+            ReadBuffers.Return(buffer);
         }
     }
 
-    private static readonly System.Collections.Concurrent.ConcurrentBag<byte[]> Buffers = [];
 
     private static void Dump(NetlinkSocket socket, byte[] buffer, byte[] request, Transport transport, bool ipv6, ISocketSink sink)
     {
