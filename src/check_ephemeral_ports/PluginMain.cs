@@ -61,6 +61,25 @@ public static class PluginMain
         return Deliver(settings, Renderer.Render(outcome, settings.Format, settings.Verbosity), stdout, clock, toFile: settings.Output is not null);
     }
 
+    /// <summary>
+    /// What an exception that escaped <see cref="Run(IReadOnlyList{string}, TextWriter)"/> leaves
+    /// (no memory, no thread): one UNKNOWN line written straight to descriptor 1, exit 3.
+    /// </summary>
+    public static int LastResort(Exception e)
+    {
+        try
+        {
+            var line = NagiosText.Line(ServiceState.Unknown, $"internal error: {e.GetType().Name}: {e.Message}");
+            Native.Libc.WriteAll(1, System.Text.Encoding.UTF8.GetBytes(line));
+        }
+        catch (Exception)
+        {
+            // Nothing more can be said; the exit code says UNKNOWN.
+        }
+
+        return (int)ServiceState.Unknown;
+    }
+
     private static RenderedOutput Unknown(string message) => new(NagiosText.Line(ServiceState.Unknown, message), (int)ServiceState.Unknown);
 
     /// <summary>

@@ -5,5 +5,20 @@ using EphemeralPorts.Cli;
 // handlers and a thread) that a plugin whose output goes to a pipe never needs. PluginMain writes
 // and flushes it within the timeout; it is not flushed again here, where a reader that stopped
 // reading would hang the exit.
-var stdout = new StreamWriter(Console.OpenStandardOutput(), new UTF8Encoding(encoderShouldEmitUTF8Identifier: false)) { AutoFlush = false };
-return PluginMain.Run(args, stdout);
+var stdoutOpen = StandardStreams.Guard();
+int code;
+try
+{
+    var stdout = stdoutOpen
+        ? new StreamWriter(Console.OpenStandardOutput(), new UTF8Encoding(encoderShouldEmitUTF8Identifier: false)) { AutoFlush = false }
+        : StreamWriter.Null;
+    code = PluginMain.Run(args, stdout);
+}
+catch (Exception e)
+{
+    // The last resort (PluginMain turns every failure it knows into UNKNOWN): still one plugin
+    // line and exit 3, never the runtime's trace and 134.
+    code = PluginMain.LastResort(e);
+}
+
+return StandardStreams.Exit(code);

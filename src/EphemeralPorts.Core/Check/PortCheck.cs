@@ -6,6 +6,7 @@ using EphemeralPorts.Acquisition.ProcFs;
 using EphemeralPorts.Acquisition.SockDiag;
 using EphemeralPorts.Evaluation;
 using EphemeralPorts.Model;
+using EphemeralPorts.Native;
 using EphemeralPorts.Plugin;
 
 namespace EphemeralPorts.Check;
@@ -69,6 +70,12 @@ public static class PortCheck
         {
             (shown, overview) = AcrossNamespaces(settings, choice, progress, clock);
         }
+        else if (ProcTreeNamespace.Foreign(reading.ProcRoot) is { } foreign)
+        {
+            // A live /proc of another network namespace (a host's /proc in a container): its
+            // files show the reader's namespace, so that namespace is entered and read instead.
+            shown = InNamespaces(settings, [foreign], progress, clock, all: false).Shown;
+        }
         else if (early is not null && early.Fits(reading, progress))
         {
             shown = Evaluate(settings, early.Result);
@@ -93,14 +100,17 @@ public static class PortCheck
     }
 
     /// <summary>What was read of one namespace, before thresholds apply.</summary>
-    internal sealed record Acquired(PortUsage Usage, ChainReading Chain, List<string> Diagnostics);
+    internal sealed record Acquired(PortUsage Usage, ChainReading Chain, List<string> Diagnostics, string? Namespace);
 
     /// <summary>One namespace evaluated; with <c>--processes</c>, the socket inodes of its listed tuples.</summary>
     private sealed record NamespaceReading(NamespaceResult Result, IReadOnlyList<IReadOnlySet<long>>? TupleInodes, bool WithBind = false);
 
     /// <summary>Acquisition and model: sysctls, then sockets through the first source that reads them.</summary>
-    internal static Acquired Acquire(ReadingSettings reading, NamespaceView view, Action<string>? progress)
+    internal static Acquired Acquire(ReadingSettings reading, NamespaceView view, Action<string>? progress, string? namespaceName = null)
     {
+        // Which namespace this is, said at -v: the calling thread's own (entered, or never left).
+        var inode = view.IsLiveKernel ? NamespaceFinder.Inode("/proc/thread-self/ns/net") : null;
+        var which = inode is { } i ? $"network namespace read: net:[{i}] ({namespaceName ?? "this check's own"})" : null;
         var clock = Stopwatch.StartNew();
         var sysctls = new SysctlReader(view.Root, progress, view.TablesDirectory);
         var kernel = sysctls.ReadSettings();
@@ -115,14 +125,14 @@ public static class PortCheck
             : SourceChain.Read(SourceOrder(reading.Source), request, fresh);
         var usage = chain.Calculator.Finish(reading.Tcp, reading.Udp, chain.Source.SeesPortOrigin);
         List<string> diagnostics = [.. chain.Diagnostics, $"scan took {clock.Elapsed.TotalMilliseconds:0.0} ms"];
-        return new Acquired(usage, chain, diagnostics);
+        return new Acquired(usage, chain, diagnostics, which);
     }
 
     /// <summary>Evaluation: the thresholds applied to what was read.</summary>
     private static NamespaceReading Evaluate(CheckSettings settings, Acquired read, string? name = null)
     {
         var evaluation = PortEvaluation.Evaluate(read.Usage, settings.Thresholds);
-        var how = new ReadingReport(read.Chain.Source.Name, read.Chain.Notes, read.Chain.Source.BlindSpots, read.Diagnostics);
+        var how = new ReadingReport(read.Chain.Source.Name, read.Namespace is { } ns ? [ns, .. read.Chain.Notes] : read.Chain.Notes, read.Chain.Source.BlindSpots, read.Diagnostics);
 
         // Only the inodes of the listed tuples are kept; the fd walk comes once, at the end.
         List<IReadOnlySet<long>>? inodes = null;
@@ -142,31 +152,41 @@ public static class PortCheck
 
     private static (NamespaceReading Shown, NamespaceOverview? Overview) AcrossNamespaces(CheckSettings settings, NamespaceChoice choice, Progress progress, Stopwatch clock)
     {
-        var skipped = new List<string>();
-        List<NetworkNamespace> targets;
-        if (choice.All)
+        if (!choice.All)
         {
-            var (found, unseen) = NamespaceFinder.FindAll();
-            targets = found;
-            skipped.AddRange(unseen.Select(s => $"{s.What} ({s.Why})"));
+            NetworkNamespace target = choice.Pid is { } pid ? NamespaceFinder.ByPid(pid) : NamespaceFinder.ByNameOrPath(choice.Netns!);
+            return InNamespaces(settings, [target], progress, clock, all: false);
         }
-        else
+
+        // Without the privilege to find and enter other namespaces, every one but this check's own
+        // would be "not checked": an answer about next to nothing. Said at once, with the fix.
+        if (!Credentials.HasEffective(Credentials.CapSysAdmin) || !Credentials.HasEffective(Credentials.CapSysPtrace))
         {
-            targets = [choice.Pid is { } pid ? NamespaceFinder.ByPid(pid) : NamespaceFinder.ByNameOrPath(choice.Netns!)];
+            throw new CheckException("--all-namespaces needs root (CAP_SYS_ADMIN to enter namespaces, CAP_SYS_PTRACE to find them), "
+                + "this process has not: run it through sudo with the shipped rule (icinga/sudoers), or check this namespace alone without --all-namespaces");
         }
+
+        var (found, unseen) = NamespaceFinder.FindAll();
+        return InNamespaces(settings, found, progress, clock, all: true, [.. unseen.Select(s => $"{s.What} ({s.Why})")]);
+    }
+
+    private static (NamespaceReading Shown, NamespaceOverview? Overview) InNamespaces(CheckSettings settings, IReadOnlyList<NetworkNamespace> targets, Progress progress, Stopwatch clock, bool all, List<string>? unseen = null)
+    {
+        var skipped = unseen ?? [];
 
         // Read by a pool of threads, one per CPU: every namespace's reading walks the same
         // host-wide hashes, so K namespaces cost K walks, shared among the cores. Each must be done
         // before the check's own timeout, with a little time left to answer: one that is not is
-        // listed as skipped, and the others still count.
+        // listed as skipped, and the others still count. Sockets and sysctls are read through this
+        // host's /proc (the entered thread's own files below it); --processes walks the given tree.
         var finishBy = settings.Timeout - (settings.Timeout / 10);
-        using var root = new ProcRoot(settings.Reading.ProcRoot);
+        using var root = new ProcRoot(ProcRootOfEnteredThreads);
         var runs = NamespaceRunner.RunAll(targets, NamespaceFinder.OwnInode(), finishBy - clock.Elapsed, NamespaceRunner.DefaultThreads, (target, tables) =>
         {
             progress.Report($"namespace {target.Name}");
             try
             {
-                return Evaluate(settings, Acquire(settings.Reading, new NamespaceView(root, tables), progress.Report), target.Name);
+                return Evaluate(settings, Acquire(settings.Reading, new NamespaceView(root, tables), progress.Report, target.Name), target.Name);
             }
             catch (Exception e) when (e is not CheckException)
             {
@@ -175,6 +195,7 @@ public static class PortCheck
         });
         var read = runs.Where(r => r.Result is not null).Select(r => r.Result!).ToList();
         var refused = runs.Where(r => r.Skipped is not null).Select(r => $"{r.Target.Name} ({r.Skipped})").ToList();
+        var anythingUnseen = refused.Count > 0 || skipped.Count > 0;
         if (refused.Count > 0)
         {
             skipped.Add(string.Join(", ", refused.Take(3)) + (refused.Count > 3 ? $" and {refused.Count - 3} more namespaces" : string.Empty));
@@ -187,16 +208,20 @@ public static class PortCheck
 
         var ordered = Precedence.WorstFirst(read, r => r.Result.Evaluation.State, r => r.Result.Usage.HeadlinePercent);
         var worst = ordered[0];
-        if (!choice.All)
+        if (!all)
         {
             return (worst, null);
         }
 
-        // A namespace known to exist but not entered was not seen: the state speaks for what was.
-        var state = Precedence.WithUnseen(worst.Result.Evaluation.State, refused.Count > 0);
+        // A namespace known to exist but not entered, or a process whose namespace could not be
+        // looked at, was not seen: the state speaks for what was.
+        var state = Precedence.WithUnseen(worst.Result.Evaluation.State, anythingUnseen);
         var shown = worst with { Result = worst.Result with { Evaluation = worst.Result.Evaluation with { State = state } } };
         return (shown, new NamespaceOverview([.. ordered.Select(r => r.Result)], skipped));
     }
+
+    /// <summary>The kernel's own /proc of this host, where an entered thread finds its tables (thread-self/net) and sysctls.</summary>
+    private const string ProcRootOfEnteredThreads = "/proc";
 }
 
 /// <summary>Where the check is, for the message of a timeout.</summary>

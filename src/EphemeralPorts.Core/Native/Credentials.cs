@@ -41,6 +41,19 @@ public static unsafe class Credentials
         return Capget(data) && (data[1] | data[4]) != 0;
     }
 
+    /// <summary>CAP_SYS_PTRACE: another user's /proc/PID/ns/net and /proc/PID/fd.</summary>
+    public const int CapSysPtrace = 19;
+
+    /// <summary>CAP_SYS_ADMIN: setns(2) into a network namespace.</summary>
+    public const int CapSysAdmin = 21;
+
+    /// <summary>Whether capability <paramref name="capability"/> (below 32) is in this thread's effective set.</summary>
+    public static bool HasEffective(int capability)
+    {
+        var data = stackalloc uint[6];
+        return Capget(data) && (data[0] & (1u << capability)) != 0;
+    }
+
     /// <summary><paramref name="work"/> as <see cref="Invoker"/> when there is one, else as the process.</summary>
     public static T AsInvoker<T>(Func<T> work) => _invoker is { } user ? As(user, work) : work();
 

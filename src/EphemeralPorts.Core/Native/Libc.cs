@@ -11,6 +11,7 @@ namespace EphemeralPorts.Native;
 public static unsafe partial class Libc
 {
     public const int ORdonly = 0;
+    public const int ORdwr = 2;
     public const int OWronly = 1;
     public const int OCreat = 0x40;
     public const int OExcl = 0x80;
@@ -60,6 +61,12 @@ public static unsafe partial class Libc
     public static long SysCapget => IsArm64 ? 90 : 125;
 
     public static long SysCapset => IsArm64 ? 91 : 126;
+
+    public static long SysFcntl => IsArm64 ? 25 : 72;
+
+    public static long SysExitGroup => IsArm64 ? 94 : 231;
+
+    public static long SysGetrandom => IsArm64 ? 278 : 318;
 
     public static int LastError => Marshal.GetLastPInvokeError();
 

@@ -33,25 +33,58 @@ public sealed class Worker<T>
         };
     }
 
+    /// <summary>
+    /// Starts <paramref name="work"/> on a thread of its own; where no thread can be started (the
+    /// process limit, RLIMIT_NPROC, reached; no memory for a stack) it is done here and now
+    /// instead: slower and without a deadline of its own, but an answer rather than an abort.
+    /// </summary>
     public static Worker<T> Start(string name, Func<T> work)
     {
         var worker = new Worker<T>(name, work);
-        worker._thread.Start();
+        try
+        {
+            worker._thread.Start();
+        }
+        catch (Exception e) when (e is OutOfMemoryException or ThreadStartException)
+        {
+            worker.RunHere(work);
+        }
+
         return worker;
+    }
+
+    /// <summary>Whether the work ran on the caller's thread because no thread could be started.</summary>
+    public bool RanInline { get; private set; }
+
+    private void RunHere(Func<T> work)
+    {
+        RanInline = true;
+        try
+        {
+            _result = work();
+        }
+        catch (Exception e)
+        {
+            _failure = ExceptionDispatchInfo.Capture(e);
+        }
     }
 
     /// <summary>Runs <paramref name="work"/> on a thread of its own and waits for it.</summary>
     public static T Run(string name, Func<T> work) => Start(name, work).Result;
 
     /// <summary>Whether the work ended within <paramref name="timeout"/>.</summary>
-    public bool Wait(TimeSpan timeout) => _thread.Join(timeout < TimeSpan.Zero ? TimeSpan.Zero : timeout);
+    public bool Wait(TimeSpan timeout) => RanInline || _thread.Join(timeout < TimeSpan.Zero ? TimeSpan.Zero : timeout);
 
     /// <summary>The result, once the work ended; what it threw is rethrown here.</summary>
     public T Result
     {
         get
         {
-            _thread.Join();
+            if (!RanInline)
+            {
+                _thread.Join();
+            }
+
             _failure?.Throw();
             return _result!;
         }

@@ -35,9 +35,34 @@ public static class NagiosText
     }
 
     /// <summary>A whole output of one line: a state and a message (a failure, a refused argument).</summary>
-    public static string Line(ServiceState state, string message) => Render(StatusLine(state, message, []), []);
+    public static string Line(ServiceState state, string message) =>
+        Render(StatusLine(state, message.Length > MaxMessageChars ? message[..MaxMessageChars] + "..." : message, []), []);
 
-    /// <summary>Free text may not carry '|' (it starts perfdata) nor break the line.</summary>
-    public static string Clean(string text) =>
-        text.Replace('|', '/').Replace('\n', ' ').Replace('\r', ' ');
+    /// <summary>
+    /// A one-line answer's message at most: with the prefix the line stays within 1 KB, what an
+    /// NRPE v2 packet carries and the bound of the default output (a long argument quoted in an
+    /// error cannot make it larger).
+    /// </summary>
+    public const int MaxMessageChars = 960;
+
+    /// <summary>
+    /// Free text may not carry '|' (it starts perfdata) nor break the line, nor carry a control
+    /// character (a terminal escape, a tab) from a name it quotes: those are shown as \xNN.
+    /// </summary>
+    public static string Clean(string text)
+    {
+        text = text.Replace('|', '/').Replace('\n', ' ').Replace('\r', ' ');
+        if (!text.Any(char.IsControl))
+        {
+            return text;
+        }
+
+        var clean = new StringBuilder(text.Length + 8);
+        foreach (var c in text)
+        {
+            _ = char.IsControl(c) ? clean.Append("\\x").Append(((int)c).ToString("x2", System.Globalization.CultureInfo.InvariantCulture)) : clean.Append(c);
+        }
+
+        return clean.ToString();
+    }
 }

@@ -237,21 +237,43 @@ public sealed class ProcRoot : IDisposable
             {
                 var fd = Libc.Openat2(root, path, (ulong)flags, Libc.ResolveBeneath | Libc.ResolveNoMagiclinks);
                 errno = fd < 0 ? Libc.LastError : 0;
-                if (fd >= 0 || (errno != Errno.Eagain && errno != Errno.Enosys))
+                if (fd >= 0 || (errno != Errno.Eagain && errno != Errno.Enosys && errno != Errno.Eperm))
                 {
                     return fd;
                 }
 
-                if (errno == Errno.Enosys)
+                // Before Linux 5.6 (ENOSYS), or a seccomp filter that refuses the call: ENOSYS in
+                // newer systemd and container profiles, EPERM in systemd before v248
+                // (RestrictSUIDSGID) and some runtimes' profiles. A file may answer EPERM too, so
+                // the root itself is asked: no file's permissions refuse reopening it.
+                if (errno == Errno.Enosys || (errno == Errno.Eperm && Openat2Filtered(root)))
                 {
-                    // Before Linux 5.6, or a sandbox that filters the call: walk the path ourselves.
+                    // Walk the path ourselves, with the same rules.
                     _noOpenat2 = true;
                     break;
+                }
+
+                if (errno == Errno.Eperm)
+                {
+                    return fd;
                 }
             }
         }
 
         return BeneathWalk.Open(root, path, flags, out errno);
+    }
+
+    /// <summary>Whether openat2 itself is refused (a seccomp filter), not the file: reopening the root with O_PATH is refused too.</summary>
+    private static bool Openat2Filtered(int root)
+    {
+        var fd = Libc.Openat2(root, ".", (ulong)(Libc.OPath | Libc.ODirectory | Libc.OCloexec), Libc.ResolveBeneath);
+        if (fd >= 0)
+        {
+            Libc.Close(fd);
+            return false;
+        }
+
+        return Libc.LastError is Errno.Eperm or Errno.Enosys;
     }
 
     /// <summary>A descriptor read with read(2): /proc files report a length of 0, so no buffering or seeking.</summary>
