@@ -1,4 +1,3 @@
-using System.Security.Cryptography;
 using System.Text;
 using EphemeralPorts.Native;
 using EphemeralPorts.Plugin;
@@ -27,37 +26,75 @@ public static class AtomicFile
 
     public static void Write(string path, string text)
     {
-        var full = Path.GetFullPath(path);
-        var dir = Path.GetDirectoryName(full)!;
-        var name = Path.GetFileName(full);
+        // The name given is the name written, byte for byte (RawArguments): split into its
+        // directory and its last component without decoding anything.
+        var raw = RawArguments.BytesOf(path, "--output");
+        var slash = Array.LastIndexOf(raw, (byte)'/');
+        var dir = slash < 0 ? "."u8.ToArray() : slash == 0 ? "/"u8.ToArray() : raw[..slash];
+        var name = raw[(slash + 1)..];
+        if (name.Length == 0 || name is [(byte)'.'] || name is [(byte)'.', (byte)'.'])
+        {
+            throw new CheckException($"--output {path}: names a directory, not a file");
+        }
+
         var bytes = new UTF8Encoding(encoderShouldEmitUTF8Identifier: false).GetBytes(text);
         var failure = Credentials.AsInvoker(() => WriteIn(dir, name, bytes));
         if (failure is { } why)
         {
-            throw new CheckException($"--output {path}: cannot write: {why}");
+            throw new CheckException($"--output {path}: {why}");
         }
     }
 
-    /// <summary>The name a temporary file gets: hidden, next to the target, unpredictable.</summary>
-    public static string TemporaryName(string name) => $".{name}.{RandomNumberGenerator.GetHexString(32, lowercase: true)}.tmp";
+    /// <summary>
+    /// The name a temporary file gets: hidden, next to the target, unpredictable. The random bits
+    /// come from getrandom(2): .NET's cryptographic generator would load libssl, which a minimal
+    /// host does not have.
+    /// </summary>
+    public static byte[] TemporaryName(ReadOnlySpan<byte> name)
+    {
+        Span<byte> random = stackalloc byte[16];
+        if (!Libc.TryGetRandom(random))
+        {
+            // Before Linux 3.17: O_EXCL still refuses any planted name, the name is only less secret.
+            Random.Shared.NextBytes(random);
+        }
+
+        return [.. "."u8, .. name, .. Encoding.ASCII.GetBytes("." + Convert.ToHexStringLower(random) + ".tmp")];
+    }
 
     /// <summary>Null once written; else what went wrong, for the message.</summary>
-    private static string? WriteIn(string dir, string name, byte[] bytes)
+    private static string? WriteIn(byte[] dir, byte[] name, byte[] bytes)
     {
+        var shownDir = Encoding.UTF8.GetString(dir);
         var dirfd = Libc.Openat(Libc.AtFdcwd, dir, Libc.OPath | Libc.ODirectory | Libc.OCloexec, 0);
         if (dirfd < 0)
         {
             return Libc.LastError switch
             {
-                Errno.Enoent or Errno.Enotdir => $"no such directory {dir}",
-                Errno.Eacces or Errno.Eperm => $"permission denied in {dir}",
-                var e => $"{dir}: {Errno.Describe(e)}",
+                Errno.Enoent or Errno.Enotdir => $"cannot write: no such directory {shownDir}",
+                Errno.Eacces or Errno.Eperm => $"cannot write: permission denied in {shownDir}",
+                var e => $"cannot write: {shownDir}: {Errno.Describe(e)}",
             };
         }
 
         try
         {
-            string temp;
+            // Only a regular file is replaced: rename(2) would put the output in place of a
+            // device (/dev/null as root), a FIFO, a socket or a directory's entry. A symbolic
+            // link is replaced itself, never followed; one that leads to anything but a regular
+            // file (or nowhere) is refused too, as what was surely meant is that thing.
+            if (Libc.TryStat(dirfd, name, Libc.AtSymlinkNofollow, out var existing) && !existing.IsRegular)
+            {
+                var refused = existing.Type != Libc.SIflnk
+                    ? existing.Kind
+                    : Libc.TryStat(dirfd, name, 0, out var target) && !target.IsRegular ? $"a symbolic link to {target.Kind}" : null;
+                if (refused is not null)
+                {
+                    return $"refused: it is {refused}; --output replaces only a regular file (or makes a new one)";
+                }
+            }
+
+            byte[] temp;
             int fd;
             var attempt = 0;
             do
@@ -69,7 +106,7 @@ public static class AtomicFile
 
             if (fd < 0)
             {
-                return Libc.LastError is Errno.Eacces or Errno.Eperm ? $"permission denied in {dir}" : $"cannot create a temporary file in {dir}: {Errno.Describe(Libc.LastError)}";
+                return Libc.LastError is Errno.Eacces or Errno.Eperm ? $"cannot write: permission denied in {shownDir}" : $"cannot write: cannot create a temporary file in {shownDir}: {Errno.Describe(Libc.LastError)}";
             }
 
             string? error = null;
@@ -83,8 +120,8 @@ public static class AtomicFile
             {
                 error = Libc.LastError switch
                 {
-                    Errno.Eisdir => $"{name} is a directory",
-                    Errno.Eacces or Errno.Eperm => $"permission denied in {dir}",
+                    Errno.Eisdir => $"{Encoding.UTF8.GetString(name)} is a directory",
+                    Errno.Eacces or Errno.Eperm => $"permission denied in {shownDir}",
                     var e => Errno.Describe(e),
                 };
             }
@@ -94,7 +131,7 @@ public static class AtomicFile
                 Libc.Unlinkat(dirfd, temp, 0);
             }
 
-            return error;
+            return error is null ? null : $"cannot write: {error}";
         }
         finally
         {

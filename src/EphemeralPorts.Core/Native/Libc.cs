@@ -116,13 +116,18 @@ public static unsafe partial class Libc
             return false;
         }
 
+        status = StatusFrom(buffer);
+        return true;
+    }
+
+    private static FileStatus StatusFrom(byte* buffer)
+    {
         // x86_64: dev 0, ino 8, nlink 16 (8 bytes), mode 24, uid 28, size 48.
         // arm64 (asm-generic stat): dev 0, ino 8, mode 16, nlink 20 (4 bytes), uid 24, size 48.
         var span = new ReadOnlySpan<byte>(buffer, 256);
         var mode = IsArm64 ? BitConverter.ToUInt32(span[16..]) : BitConverter.ToUInt32(span[24..]);
         var uid = IsArm64 ? BitConverter.ToUInt32(span[24..]) : BitConverter.ToUInt32(span[28..]);
-        status = new FileStatus(BitConverter.ToUInt64(span), BitConverter.ToUInt64(span[8..]), mode, uid, BitConverter.ToInt64(span[48..]));
-        return true;
+        return new FileStatus(BitConverter.ToUInt64(span), BitConverter.ToUInt64(span[8..]), mode, uid, BitConverter.ToInt64(span[48..]));
     }
 
     /// <summary>The f_type of the file system <paramref name="fd"/> lives on; null on failure.</summary>
@@ -286,6 +291,74 @@ public static unsafe partial class Libc
 
     [LibraryImport("libc", StringMarshalling = StringMarshalling.Utf8, SetLastError = true)]
     private static partial int fstatat(int dirfd, string path, byte* buffer, int flags);
+
+    // The same calls for names given as bytes (a file name need not be UTF-8): each name ends in NUL.
+    [LibraryImport("libc", EntryPoint = "openat", SetLastError = true)]
+    private static partial int openat_raw(int dirfd, byte* path, int flags, int mode);
+
+    [LibraryImport("libc", EntryPoint = "fstatat", SetLastError = true)]
+    private static partial int fstatat_raw(int dirfd, byte* path, byte* buffer, int flags);
+
+    [LibraryImport("libc", EntryPoint = "renameat", SetLastError = true)]
+    private static partial int renameat_raw(int olddirfd, byte* oldpath, int newdirfd, byte* newpath);
+
+    [LibraryImport("libc", EntryPoint = "unlinkat", SetLastError = true)]
+    private static partial int unlinkat_raw(int dirfd, byte* path, int flags);
+
+    private static byte[] Terminated(ReadOnlySpan<byte> name)
+    {
+        var z = new byte[name.Length + 1];
+        name.CopyTo(z);
+        return z;
+    }
+
+    public static int Openat(int dirfd, ReadOnlySpan<byte> path, int flags, int mode)
+    {
+        fixed (byte* p = Terminated(path))
+        {
+            return openat_raw(dirfd, p, flags, mode);
+        }
+    }
+
+    public static int Renameat(int olddirfd, ReadOnlySpan<byte> oldpath, int newdirfd, ReadOnlySpan<byte> newpath)
+    {
+        fixed (byte* o = Terminated(oldpath))
+        fixed (byte* n = Terminated(newpath))
+        {
+            return renameat_raw(olddirfd, o, newdirfd, n);
+        }
+    }
+
+    public static int Unlinkat(int dirfd, ReadOnlySpan<byte> path, int flags)
+    {
+        fixed (byte* p = Terminated(path))
+        {
+            return unlinkat_raw(dirfd, p, flags);
+        }
+    }
+
+    /// <summary>fstatat(2) of a name given as bytes.</summary>
+    public static bool TryStat(int dirfd, ReadOnlySpan<byte> path, int flags, out FileStatus status)
+    {
+        var buffer = stackalloc byte[256];
+        int result;
+        fixed (byte* p = Terminated(path))
+        {
+            result = fstatat_raw(dirfd, p, buffer, flags);
+        }
+
+        status = result == 0 ? StatusFrom(buffer) : default;
+        return result == 0;
+    }
+
+    /// <summary>getrandom(2), without the crypto library .NET's RandomNumberGenerator loads (libssl); false where the kernel has none (before 3.17).</summary>
+    public static bool TryGetRandom(Span<byte> buffer)
+    {
+        fixed (byte* p = buffer)
+        {
+            return syscall(SysGetrandom, (nint)p, buffer.Length, 0, 0) == buffer.Length;
+        }
+    }
 
     [LibraryImport("libc", SetLastError = true)]
     private static partial int fstatfs(int fd, byte* buffer);

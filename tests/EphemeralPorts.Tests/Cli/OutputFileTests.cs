@@ -58,10 +58,59 @@ public sealed class OutputFileTests : IDisposable
         new FileInfo(target).LinkTarget.ShouldBeNull();
     }
 
+    [RootFact]
+    public void A_device_a_fifo_a_socket_or_a_link_to_one_is_refused_and_left_as_it_was()
+    {
+        // A null device of our own (mknod 1,3), so that a failure cannot replace the system's.
+        var device = Path.Combine(_dir, "null");
+        Command.MustSucceed("mknod", "-m", "666", device, "c", "1", "3");
+        var fifo = Path.Combine(_dir, "fifo");
+        Command.MustSucceed("mkfifo", fifo);
+        var socketPath = Path.Combine(_dir, "sock");
+        using var socket = new System.Net.Sockets.Socket(System.Net.Sockets.AddressFamily.Unix, System.Net.Sockets.SocketType.Stream, System.Net.Sockets.ProtocolType.Unspecified);
+        socket.Bind(new System.Net.Sockets.UnixDomainSocketEndPoint(socketPath));
+        var link = Path.Combine(_dir, "link-to-null");
+        File.CreateSymbolicLink(link, device);
+        foreach (var (path, kind) in new[] { (device, "a character device"), (fifo, "a FIFO"), (socketPath, "a socket"), (link, "a symbolic link to a character device") })
+        {
+            var before = File.ResolveLinkTarget(path, returnFinalTarget: false)?.FullName;
+            var type = new FileInfo(path).UnixFileMode;
+            var run = Support.Plugin.Native(["--proc-root", Sound, "--format", "prometheus", "--output", path]);
+            run.ShouldBeOneUnknownLine(kind);
+            run.Stdout.ShouldBe($"EPHEMERAL PORTS UNKNOWN - --output {path}: refused: it is {kind}; --output replaces only a regular file (or makes a new one)\n");
+            File.ResolveLinkTarget(path, returnFinalTarget: false)?.FullName.ShouldBe(before);
+            new FileInfo(path).UnixFileMode.ShouldBe(type);
+        }
+
+        Command.Output("stat", "-c", "%F %t,%T", device).ShouldBe("character special file 1,3\n");
+        Command.Output("stat", "-c", "%F", fifo).ShouldBe("fifo\n");
+        Command.Output("stat", "-c", "%F", socketPath).ShouldBe("socket\n");
+        Directory.GetFiles(_dir, ".*.tmp").ShouldBeEmpty();
+    }
+
+    [Fact]
+    public void A_name_that_is_not_utf8_is_written_byte_for_byte()
+    {
+        // The runtime decodes argv as UTF-8: the name must come back from the kernel's bytes.
+        var start = new ProcessStartInfo("sh") { RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (var a in new[] { "-c", "exec \"$0\" --proc-root \"$1\" --format prometheus --output \"$2/$(printf 'ports\\377.prom')\"", Repo.NativeBinary, Sound, _dir })
+        {
+            start.ArgumentList.Add(a);
+        }
+
+        var run = Support.Plugin.Run(start, TimeSpan.FromSeconds(60));
+        run.ExitCode.ShouldBeLessThan(3, run.Stdout + run.Stderr);
+        run.Stdout.ShouldBeEmpty();
+        Command.Output("sh", "-c", "cd \"$1\" && ls | od -An -c | tr -d ' \\n'", "sh", _dir).ShouldBe("ports377.prom\\n");
+
+        // .NET cannot name it either: removed by the shell, before Dispose removes the directory.
+        Command.MustSucceed("sh", "-c", "rm -f -- \"$1\"/ports*.prom", "sh", _dir);
+    }
+
     [Fact]
     public void The_temporary_name_is_random_and_never_repeats()
     {
-        var names = Enumerable.Range(0, 1000).Select(_ => EphemeralPorts.Cli.AtomicFile.TemporaryName("ports.prom")).ToList();
+        var names = Enumerable.Range(0, 1000).Select(_ => System.Text.Encoding.UTF8.GetString(EphemeralPorts.Cli.AtomicFile.TemporaryName("ports.prom"u8))).ToList();
         names.Distinct().Count().ShouldBe(1000);
         names.ShouldAllBe(n => Regex.IsMatch(n, "^\\.ports\\.prom\\.[0-9a-f]{32}\\.tmp$"));
     }

@@ -19,6 +19,23 @@ public static class Command
         p.ExitCode.ShouldBe(0, $"{string.Join(' ', args)}: {error}");
     }
 
+    /// <summary>What a command that must succeed printed on stdout.</summary>
+    public static string Output(params string[] args)
+    {
+        var start = new ProcessStartInfo(args[0]) { RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (var arg in args.Skip(1))
+        {
+            start.ArgumentList.Add(arg);
+        }
+
+        using var p = Process.Start(start)!;
+        var stdout = p.StandardOutput.ReadToEndAsync();
+        var error = p.StandardError.ReadToEnd();
+        p.WaitForExit();
+        p.ExitCode.ShouldBe(0, $"{string.Join(' ', args)}: {error}");
+        return stdout.Result;
+    }
+
     /// <summary>A named namespace (ip netns add) with loopback up and the given local port range.</summary>
     public static void NewNamespace(string name, int low, int high)
     {
