@@ -1,16 +1,16 @@
 using System.Text;
 using EphemeralPorts.Cli;
 
-// Standard output as a plain stream: Console.Out would first set up terminal handling (signal
-// handlers and a thread) that a plugin whose output goes to a pipe never needs. PluginMain writes
-// and flushes it within the timeout; it is not flushed again here, where a reader that stopped
-// reading would hang the exit.
+// Standard output as a plain stream over descriptor 1 (StandardStreams.Output): Console.Out would
+// first set up terminal handling (a pipe, signal handlers and a thread) that a plugin whose output
+// goes to a pipe never needs. PluginMain writes and flushes it within the timeout; it is not
+// flushed again here, where a reader that stopped reading would hang the exit.
 var stdoutOpen = StandardStreams.Guard();
 int code;
 try
 {
     var stdout = stdoutOpen
-        ? new StreamWriter(Console.OpenStandardOutput(), new UTF8Encoding(encoderShouldEmitUTF8Identifier: false)) { AutoFlush = false }
+        ? new StreamWriter(StandardStreams.Output(), new UTF8Encoding(encoderShouldEmitUTF8Identifier: false)) { AutoFlush = false }
         : StreamWriter.Null;
     code = PluginMain.Run(args, stdout);
 }

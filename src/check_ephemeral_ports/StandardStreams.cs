@@ -46,6 +46,13 @@ internal static class StandardStreams
     }
 
     /// <summary>
+    /// Standard output as a stream that writes to descriptor 1 itself: Console's stream would dup
+    /// the descriptor and set up terminal and signal handling (a pipe and a thread), each of
+    /// which a small <c>ulimit -n</c> refuses, for a plugin whose output goes to a pipe.
+    /// </summary>
+    public static Stream Output() => new DescriptorOutput();
+
+    /// <summary>
     /// Ends the process with <paramref name="code"/> at once, once the answer is written: standard
     /// output and error are closed first, so the reader sees the end of the output even when a
     /// thread stuck in the kernel delays the process's own end; exit_group(2) then ends every
@@ -57,5 +64,38 @@ internal static class StandardStreams
         Libc.Close(2);
         Libc.syscall(Libc.SysExitGroup, code, 0, 0, 0);
         return code;
+    }
+
+    private sealed class DescriptorOutput : Stream
+    {
+        public override bool CanRead => false;
+
+        public override bool CanSeek => false;
+
+        public override bool CanWrite => true;
+
+        public override long Length => throw new NotSupportedException();
+
+        public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
+
+        public override void Write(byte[] buffer, int offset, int count) => Write(buffer.AsSpan(offset, count));
+
+        public override void Write(ReadOnlySpan<byte> buffer)
+        {
+            if (!Libc.WriteAll(1, buffer))
+            {
+                throw new IOException($"standard output: {Errno.Describe(Libc.LastError)}");
+            }
+        }
+
+        public override void Flush()
+        {
+        }
+
+        public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+
+        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+
+        public override void SetLength(long value) => throw new NotSupportedException();
     }
 }

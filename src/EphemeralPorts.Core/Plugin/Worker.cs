@@ -10,6 +10,12 @@ namespace EphemeralPorts.Plugin;
 /// </summary>
 public sealed class Worker<T>
 {
+    /// <summary>
+    /// A worker's stack: nothing here recurses deeply, and the pthread default (RLIMIT_STACK,
+    /// usually 8 MB of address space a thread) is what a small <c>ulimit -v</c> runs out of first.
+    /// </summary>
+    public const int StackBytes = 1 << 20;
+
     private readonly Thread _thread;
     private T? _result;
     private ExceptionDispatchInfo? _failure;
@@ -26,7 +32,7 @@ public sealed class Worker<T>
             {
                 _failure = ExceptionDispatchInfo.Capture(e);
             }
-        })
+        }, StackBytes)
         {
             IsBackground = true,
             Name = name,
@@ -45,7 +51,7 @@ public sealed class Worker<T>
         {
             worker._thread.Start();
         }
-        catch (Exception e) when (e is OutOfMemoryException or ThreadStartException)
+        catch (Exception) when (worker._thread.ThreadState.HasFlag(ThreadState.Unstarted))
         {
             worker.RunHere(work);
         }
