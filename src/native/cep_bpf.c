@@ -9,6 +9,13 @@
  * with no bpf() call and no shared state, so concurrent runs cannot disturb each other. The build
  * id is the hash of the BPF object, so a new plugin never reads an old program. Pins vanish at
  * reboot with bpffs, so the kernel cannot change under them.
+ *
+ * The pin directory holds only this build's pins after any run that may write there: whoever
+ * pins holds flock(LOCK_EX) on /sys/fs/bpf/check_ephemeral_ports from before it makes its
+ * tmp-<id>-<pid> directory until that is renamed or removed, so a tmp-* directory seen under
+ * the lock belongs to a run that died (SIGKILL, OOM) and goes, whatever became of its pid.
+ * Under the same lock go other builds' pins. A run that opens the pins reads the directory
+ * once and, only when something else is there, takes the lock without waiting and sweeps.
  */
 #define _GNU_SOURCE
 #include <dirent.h>
@@ -19,10 +26,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
 #include <sys/types.h>
-#include <signal.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <bpf/bpf.h>
@@ -225,77 +233,144 @@ static int pinned_available(void)
 	return 1;
 }
 
-static void remove_dir(const char *dir)
+/* Removes NAME in the directory AT: a pin (a file) or a directory of them, a few levels deep at most. */
+static void remove_at(int at, const char *name, int depth)
 {
-	DIR *d = opendir(dir);
-	if (d) {
-		struct dirent *e;
-		char p[512];
-		while ((e = readdir(d)))
-			if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) {
-				snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
-				unlink(p);
-			}
-		closedir(d);
+	if (unlinkat(at, name, 0) == 0 || (errno != EISDIR && errno != EPERM))
+		return;
+	int fd = openat(at, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd >= 0) {
+		DIR *d = depth < 4 ? fdopendir(fd) : NULL;
+		if (d) {
+			struct dirent *e;
+			while ((e = readdir(d)))
+				if (strcmp(e->d_name, ".") && strcmp(e->d_name, ".."))
+					remove_at(dirfd(d), e->d_name, depth + 1);
+			closedir(d);
+		} else
+			close(fd);
 	}
-	rmdir(dir);
+	unlinkat(at, name, AT_REMOVEDIR);
 }
 
-/* Removes pins of other builds and temporary directories of runs that died while pinning. */
-static void remove_stale(void)
+static int stale(const char *name)
 {
-	DIR *d = opendir(PIN_ROOT);
-	if (!d)
+	return strcmp(name, ".") && strcmp(name, "..") && strcmp(name, CEP_BPF_BUILD_ID);
+}
+
+/* Under the lock: everything in the pin root but this build's directory goes (see the top). */
+static void sweep(int rootfd)
+{
+	int fd = dup(rootfd);
+	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+	if (!d) {
+		if (fd >= 0)
+			close(fd);
 		return;
-	struct dirent *e;
-	char p[512];
-	while ((e = readdir(d))) {
-		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..") || !strcmp(e->d_name, CEP_BPF_BUILD_ID))
-			continue;
-		if (!strncmp(e->d_name, "tmp-", 4)) {
-			/* tmp-<build id>-<pid>: keep it while that process lives */
-			const char *dash = strrchr(e->d_name, '-');
-			int pid = dash ? atoi(dash + 1) : 0;
-			if (pid > 0 && (kill(pid, 0) == 0 || errno == EPERM))
-				continue;
-		}
-		snprintf(p, sizeof p, PIN_ROOT "/%s", e->d_name);
-		remove_dir(p);
 	}
+	rewinddir(d);
+	struct dirent *e;
+	while ((e = readdir(d)))
+		if (stale(e->d_name))
+			remove_at(rootfd, e->d_name, 0);
 	closedir(d);
 }
 
+/* The pin root, opened for the lock; -1 when it is not there or not root's alone. */
+static int open_root(void)
+{
+	int fd = open(PIN_ROOT, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	struct stat st;
+	if (fd >= 0 && (fstat(fd, &st) != 0 || st.st_uid != 0 || (st.st_mode & 022))) {
+		close(fd);
+		fd = -1;
+	}
+	return fd;
+}
+
+/* flock(LOCK_EX) on the pin root, waiting at most about half a second: the holder only pins, sweeps
+ * or renames (well under a millisecond), so a longer wait means it is stopped; then we go on
+ * without (the caller runs loaded, unpinned). */
+static int lock_root(int rootfd)
+{
+	struct timespec pause = { 0, 2 * 1000 * 1000 };
+	for (int i = 0; i < 250; i++) {
+		if (flock(rootfd, LOCK_EX | LOCK_NB) == 0)
+			return 0;
+		if (errno != EWOULDBLOCK && errno != EINTR)
+			return -1;
+		nanosleep(&pause, NULL);
+	}
+	return -1;
+}
+
+/* A run that opens the pins: one readdir of the pin root; when it holds anything but this build's
+ * directory (a dead run's tmp-*, another build's pins), the lock without waiting and a sweep. A
+ * busy lock means another run is pinning, and that one sweeps. Errors are ignored. */
+static void tidy(void)
+{
+	int rootfd = open_root();
+	if (rootfd < 0)
+		return;
+	int fd = dup(rootfd), dirty = 0;
+	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+	if (d) {
+		struct dirent *e;
+		while (!dirty && (e = readdir(d)))
+			dirty = stale(e->d_name);
+		closedir(d);
+	} else if (fd >= 0)
+		close(fd);
+	if (dirty && flock(rootfd, LOCK_EX | LOCK_NB) == 0)
+		sweep(rootfd);
+	close(rootfd); /* and the lock with it */
+}
+
 /* Pins both links into a private directory, then renames it into place: a reader sees either no
- * directory or a complete one. Returns 0 or a reason why not (not fatal: the run goes on loaded). */
+ * directory or a complete one. All of it under the lock on the pin root (see the top), which also
+ * sweeps. Returns 0 or a reason why not (not fatal: the run goes on loaded). */
 static const char *pin(void)
 {
-	char tmp[256], p[300];
+	char tmp[64], p[80];
 	if (!on_bpffs(BPFFS))
 		return "no bpffs mounted on " BPFFS;
 	if (mkdir(PIN_ROOT, 0700) != 0 && errno != EEXIST)
 		return "cannot create " PIN_ROOT;
-	if (!trusted(PIN_ROOT, 1))
+	int rootfd = open_root();
+	if (rootfd < 0)
 		return PIN_ROOT " is not root's alone";
-	remove_stale();
+	if (lock_root(rootfd) != 0) {
+		close(rootfd);
+		return "another run holds the lock on " PIN_ROOT;
+	}
+	sweep(rootfd);
+	const char *why = NULL;
+	if (pinned_available())
+		goto out; /* another run pinned this build while we loaded: ours are not needed */
+	/* this build's directory, but not usable (incomplete, or not root's): replaced */
+	remove_at(rootfd, CEP_BPF_BUILD_ID, 0);
 	/* bpffs refuses names with a dot */
-	snprintf(tmp, sizeof tmp, PIN_ROOT "/tmp-" CEP_BPF_BUILD_ID "-%d", (int)getpid());
-	remove_dir(tmp);
-	if (mkdir(tmp, 0700) != 0)
-		return "cannot create a directory in " PIN_ROOT;
+	snprintf(tmp, sizeof tmp, "tmp-" CEP_BPF_BUILD_ID "-%d", (int)getpid());
+	if (mkdirat(rootfd, tmp, 0700) != 0) {
+		why = "cannot create a directory in " PIN_ROOT;
+		goto out;
+	}
 	for (int i = 0; i < 2; i++) {
-		snprintf(p, sizeof p, "%s/%s", tmp, names[i]);
+		snprintf(p, sizeof p, PIN_ROOT "/%s/%s", tmp, names[i]);
 		if (bpf_link__pin(state.links[i], p) != 0 || chmod(p, 0600) != 0) {
-			remove_dir(tmp);
-			return "pinning the iterator links failed";
+			remove_at(rootfd, tmp, 0);
+			why = "pinning the iterator links failed";
+			goto out;
 		}
 	}
-	if (rename(tmp, PIN_DIR) != 0) {
-		/* another run pinned the same build first: use neither copy's pins, ours go */
-		remove_dir(tmp);
-		return pinned_available() ? NULL : "renaming the pin directory failed";
+	if (renameat(rootfd, tmp, rootfd, CEP_BPF_BUILD_ID) != 0) {
+		remove_at(rootfd, tmp, 0);
+		why = "renaming the pin directory failed";
 	}
 	/* our bpf_link objects keep their fds; the pins outlive this process */
-	return NULL;
+out:
+	close(rootfd); /* and the lock with it */
+	return why;
 }
 
 static void unload(void)
@@ -363,6 +438,7 @@ int cep_bpf_open(int flags, char *why, size_t whylen)
 		int fd = open(p, O_RDONLY | O_CLOEXEC);
 		if (fd >= 0) {
 			close(fd);
+			tidy();
 			state.mode = CEP_BPF_MODE_PINNED;
 			say(why, whylen, "BPF socket iterators pinned in " PIN_DIR);
 			return 1;
@@ -430,17 +506,14 @@ const char *cep_bpf_build_id(void)
 
 int cep_bpf_unpin_all(void)
 {
-	DIR *d = opendir(PIN_ROOT);
-	if (!d)
+	int rootfd = open(PIN_ROOT, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (rootfd < 0)
 		return errno == ENOENT ? 0 : -errno;
-	struct dirent *e;
-	char p[512];
-	while ((e = readdir(d)))
-		if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) {
-			snprintf(p, sizeof p, PIN_ROOT "/%s", e->d_name);
-			remove_dir(p);
-		}
-	closedir(d);
+	/* not while a run pins (when the lock stays busy, anyway) */
+	(void)lock_root(rootfd);
+	sweep(rootfd);
+	remove_at(rootfd, CEP_BPF_BUILD_ID, 0);
+	close(rootfd);
 	return rmdir(PIN_ROOT) == 0 || errno == ENOENT ? 0 : -errno;
 }
 

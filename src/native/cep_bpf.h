@@ -39,7 +39,10 @@ extern "C" {
 
 /* Opens the reader: a pinned copy under /sys/fs/bpf/check_ephemeral_ports/<build id>/ when one
  * exists and is root's, else loads the embedded program (CO-RE against /sys/kernel/btf/vmlinux)
- * and pins it there for later runs when /sys/fs/bpf is a mounted bpffs. Returns a handle (> 0)
+ * and pins it there for later runs when /sys/fs/bpf is a mounted bpffs. Unless CEP_BPF_NO_PIN, a
+ * run that may write there (root) leaves only this build's pins in it: what runs killed while
+ * pinning left (tmp-<id>-<pid>) and other builds' pins go, under flock on the directory, so that
+ * concurrent first runs do not disturb each other (cep_bpf.c). Returns a handle (> 0)
  * or -errno with a one-line reason in why (NUL-terminated, cut to whylen):
  *   -EPERM   not root, or no CAP_BPF + CAP_PERFMON; lockdown; bpf() refused otherwise
  *   -ENOENT  the kernel has no BTF (/sys/kernel/btf/vmlinux)
@@ -64,7 +67,8 @@ int cep_bpf_record_version(void);
 /* The build id (hex of the BPF object's hash) that names the pin directory. */
 const char *cep_bpf_build_id(void);
 
-/* Removes every pinned copy (all build ids): returns 0 or -errno. For uninstalling. */
+/* Removes every pinned copy (all build ids; not while a run pins, unless that takes over half a
+ * second): returns 0 or -errno. For uninstalling. */
 int cep_bpf_unpin_all(void);
 
 void cep_bpf_close(int handle);
