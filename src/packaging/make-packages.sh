@@ -56,12 +56,19 @@ family_paths() {
         PLUGINDIR=$(rpm --target "$2-linux" --eval '%{_libdir}')/nagios/plugins NRPEDIR=/etc/nrpe.d
         ZABBIX_AGENTD_DIR=/etc/zabbix/zabbix_agentd.d UNITDIR=/usr/lib/systemd/system
     fi
+    # node_exporter's textfile directory, for the systemd unit and the cron example: Debian's
+    # prometheus-node-exporter reads /var/lib/prometheus/node-exporter by default; no RPM family's
+    # node_exporter reads one by default, and node_exporter's own example for RPM systems (its
+    # examples/systemd) uses /var/lib/node_exporter/textfile_collector, as the README says to.
+    TEXTFILE_DIR=/var/lib/prometheus/node-exporter
+    [ "$1" = deb ] || TEXTFILE_DIR=/var/lib/node_exporter/textfile_collector
 }
 
 # The snippets in icinga/ are written for Debian: on a configuration line (not a comment: the
 # comments describe Debian), each Debian path becomes the family's.
 adjust_paths() {
     sed -E "/^[[:space:]]*(#|\/\*|\*)/!{
+        s:/var/lib/prometheus/node-exporter:$TEXTFILE_DIR:g
         s:/usr/lib/nagios/plugins:$PLUGINDIR:g
         s:/etc/nagios/nrpe\.d:$NRPEDIR:g
         s:/etc/zabbix/zabbix_agentd\.conf\.d:$ZABBIX_AGENTD_DIR:g
