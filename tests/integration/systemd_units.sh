@@ -11,7 +11,8 @@
 #     bounding set of CapabilityBoundingSet=, and no_new_privs (NoNewPrivileges=). The file must
 #     appear whole, 0644, and pass promtool; with --all-namespaces (the root features) too.
 #     Seccomp-based directives (SystemCallFilter=, RestrictAddressFamilies=, RestrictNamespaces=)
-#     need systemd itself and are not exercised here.
+#     need systemd itself and are not exercised here; tests/integration/seccomp_openat2.sh runs
+#     the ExecStart line under the openat2 answers of RestrictSUIDSGID= (EPERM before v248).
 #   - why the unit runs as root: user prometheus cannot write Debian's textfile directory.
 #   - a missing textfile directory fails the unit (the plugin's UNKNOWN), no Condition skips it.
 # Runs as root; prints "ok - ..." / "not ok - ..." lines; exits 1 on any failure.
