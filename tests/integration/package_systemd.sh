@@ -13,8 +13,8 @@
 #     disabled; enabled, rpm -U --replacepkgs keeps it enabled; rpm -e disables it and leaves no
 #     link. rpm -qp --scripts shows the three scriptlets, and they call nothing systemd < 249
 #     lacks (systemd-update-helper).
-#   both: the unit names the family's node_exporter textfile directory, and has no Condition
-#     that would skip it silently.
+#   both: the unit names the family's node_exporter textfile directory, has no Condition that
+#     would skip it silently, and systemd-analyze verify accepts the installed units.
 # No systemd runs in the root (no /run/systemd/system): the scripts' daemon-reload and
 # start/stop are skipped there, as in any chroot. Runs as root; the whole script runs in a
 # private mount namespace, so its mounts go with it.
@@ -32,6 +32,11 @@ timer=check-ephemeral-ports.timer
 link=/etc/systemd/system/timers.target.wants/$timer
 
 setup_temp_dir
+# The overlays and their /proc go before the temp dir does (cleanup's rm -rf must not walk
+# into them), even though the mount namespace would drop them when the script ends.
+mounts=()
+unmount_all() { local n; for ((n = ${#mounts[@]} - 1; n >= 0; n--)); do umount "${mounts[n]}" 2>/dev/null || umount -l "${mounts[n]}"; done; mounts=(); }
+trap 'unmount_all; cleanup' EXIT
 check "dist/ has $(basename "$deb") and $(basename "$rpmfile") (./build.sh package)" test -f "$deb" -a -f "$rpmfile" || exit 1
 check "install debootstrap, rpm" need_packages debootstrap rpm || exit 1
 
@@ -67,8 +72,8 @@ fi
 fresh_root() {
     R=$T/$1
     mkdir -p "$R" "$T/$1.upper" "$T/$1.work"
-    mount -t overlay overlay -o "lowerdir=$cache,upperdir=$T/$1.upper,workdir=$T/$1.work" "$R" &&
-        mount -t proc proc "$R/proc" || return 1
+    mount -t overlay overlay -o "lowerdir=$cache,upperdir=$T/$1.upper,workdir=$T/$1.work" "$R" && mounts+=("$R") &&
+        mount -t proc proc "$R/proc" && mounts+=("$R/proc") || return 1
     mkdir -p "$R/tmp/pkg" && cp "$deb" "$rpmfile" "$R/tmp/pkg/" &&
         printf '#!/bin/sh\nexit 101\n' >"$R/usr/sbin/policy-rc.d" && chmod 755 "$R/usr/sbin/policy-rc.d"
 }
@@ -99,6 +104,9 @@ check "the root has deb-systemd-helper and systemctl ($(in_root systemctl --vers
 before=$(dangling)
 check "dpkg -i in the root" dpkg_in dpkg-i.log -i /tmp/pkg/"$(basename "$deb")"
 check "the timer is shipped disabled (is-enabled: $(enabled))" test "$(enabled)" = disabled
+verify_units() { in_root systemd-analyze verify "$@" >"$T/verify.log" 2>&1 && [ ! -s "$T/verify.log" ] || { sed 's/^/#   /' "$T/verify.log"; false; }; }
+check "systemd-analyze verify in the root: the .deb's installed units, no warning" \
+    verify_units /lib/systemd/system/check-ephemeral-ports.service /lib/systemd/system/$timer
 check "postinst recorded the timer's links for purge (deb-systemd-helper update-state)" \
     grep -qsx "$link" "$R/var/lib/systemd/deb-systemd-helper-enabled/$timer.dsh-also"
 in_root systemctl enable "$timer" >"$T/enable.log" 2>&1
@@ -156,6 +164,8 @@ in_root rpm --initdb >/dev/null 2>&1
 before=$(dangling)
 check "rpm -i --nodeps in the root, scriptlets and all" rpm_in rpm-i.log -i --nodeps /tmp/pkg/"$(basename "$rpmfile")"
 check "with RHEL's presets the timer is disabled (is-enabled: $(enabled))" test "$(enabled)" = disabled
+check "systemd-analyze verify in the root: the .rpm's installed units (plugin in /usr/lib64), no warning" \
+    verify_units /usr/lib/systemd/system/check-ephemeral-ports.service /usr/lib/systemd/system/$timer
 in_root systemctl enable "$timer" >/dev/null 2>&1
 check "systemctl enable $timer: $link" test "$(enabled)" = enabled -a -L "$R$link"
 rpm_again() { rpm_in rpm-u.log -U --nodeps --replacepkgs /tmp/pkg/"$(basename "$rpmfile")" && test "$(enabled)" = enabled; }
