@@ -38,7 +38,7 @@ mounts=()
 unmount_all() { local n; for ((n = ${#mounts[@]} - 1; n >= 0; n--)); do umount "${mounts[n]}" 2>/dev/null || umount -l "${mounts[n]}"; done; mounts=(); }
 trap 'unmount_all; cleanup' EXIT
 check "dist/ has $(basename "$deb") and $(basename "$rpmfile") (./build.sh package)" test -f "$deb" -a -f "$rpmfile" || exit 1
-check "install debootstrap, rpm" need_packages debootstrap rpm || exit 1
+check "install debootstrap, rpm, cpio" need_packages debootstrap rpm cpio || exit 1
 
 # --- the cached root ----------------------------------------------------------------------------
 suite=bookworm

@@ -15,7 +15,7 @@ set -uo pipefail
 
 setup_temp_dir
 require_plugin_binary
-check "install gcc, libseccomp-dev" need_packages gcc libc6-dev libseccomp-dev || exit 1
+check "install gcc, libseccomp-dev, python3" need_packages gcc libc6-dev libseccomp-dev python3 || exit 1
 install_plugin_into "$T/bin"
 
 cat >"$T/seccomp_errno.c" <<'EOF'
@@ -77,7 +77,7 @@ check "the seccomp launcher compiles (gcc, libseccomp)" \
     { sed 's/^/#   /' "$T/gcc.log"; exit 1; }
 
 # Without a filter this kernel must have openat2 (5.6+), or the filter proves nothing.
-python3 - <<'EOF' >"$T/probe.log" 2>&1
+/usr/bin/python3 - <<'EOF' >"$T/probe.log" 2>&1
 import ctypes, os, struct
 libc = ctypes.CDLL(None, use_errno=True)
 how = struct.pack("QQQ", os.O_RDONLY | os.O_DIRECTORY, 0, 0)
