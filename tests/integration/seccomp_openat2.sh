@@ -108,7 +108,7 @@ for e in EPERM:1 ENOSYS:38; do
     # The unit's own command line, as systemd 247 (EPERM) or 248+ (ENOSYS) would run it.
     rm -f "$T/textfile/ephemeral_ports.prom"
     "$T/seccomp_errno" openat2 "$num" sh -c "$exec_start" >"$T/unit.log" 2>&1; code=$?
-    check "openat2 -> $name: the unit's ExecStart writes the textfile (exit $code, ephemeral_ports_up 1)" \
+    check "openat2 -> $name: the unit's ExecStart writes a textfile with ephemeral_ports_up 1 (exit $code)" \
         test "$code" = 0 -a "$(grep -cx 'ephemeral_ports_up 1' "$T/textfile/ephemeral_ports.prom" 2>/dev/null)" = 1 ||
         sed 's/^/#   /' "$T/unit.log" "$T/textfile/ephemeral_ports.prom" 2>/dev/null | head -n 5
 done
