@@ -56,12 +56,19 @@ family_paths() {
         PLUGINDIR=$(rpm --target "$2-linux" --eval '%{_libdir}')/nagios/plugins NRPEDIR=/etc/nrpe.d
         ZABBIX_AGENTD_DIR=/etc/zabbix/zabbix_agentd.d UNITDIR=/usr/lib/systemd/system
     fi
+    # node_exporter's textfile directory, for the systemd unit and the cron example: Debian's
+    # prometheus-node-exporter reads /var/lib/prometheus/node-exporter by default; no RPM family's
+    # node_exporter reads one by default, and node_exporter's own example for RPM systems (its
+    # examples/systemd) uses /var/lib/node_exporter/textfile_collector, as the README says to.
+    TEXTFILE_DIR=/var/lib/prometheus/node-exporter
+    [ "$1" = deb ] || TEXTFILE_DIR=/var/lib/node_exporter/textfile_collector
 }
 
 # The snippets in icinga/ are written for Debian: on a configuration line (not a comment: the
 # comments describe Debian), each Debian path becomes the family's.
 adjust_paths() {
     sed -E "/^[[:space:]]*(#|\/\*|\*)/!{
+        s:/var/lib/prometheus/node-exporter:$TEXTFILE_DIR:g
         s:/usr/lib/nagios/plugins:$PLUGINDIR:g
         s:/etc/nagios/nrpe\.d:$NRPEDIR:g
         s:/etc/zabbix/zabbix_agentd\.conf\.d:$ZABBIX_AGENTD_DIR:g
@@ -166,6 +173,9 @@ ${zlib}
 OVERRIDES
     mkdir -p "$stage/DEBIAN"
     awk '$1 == "config" {print $2}' "$WORK/deb-$arch.files" >"$stage/DEBIAN/conffiles"
+    # The maintainer scripts: the systemd timer enabled, disabled and forgotten as
+    # dh_installsystemd's scripts do it (see each script).
+    install -m 0755 src/packaging/deb/postinst src/packaging/deb/prerm src/packaging/deb/postrm "$stage/DEBIAN/"
     needed=$(objdump -T "$bin" | grep -o 'GLIBC_[0-9.]*' | sort -uV | tail -n 1 | sed 's/^GLIBC_//')
     [ "$(printf '%s\n%s\n' "$needed" "$GLIBC_FLOOR" | sort -V | tail -n 1)" = "$GLIBC_FLOOR" ] ||
         die "$bin needs GLIBC_$needed, above $GLIBC_FLOOR"
@@ -219,11 +229,50 @@ Packager:       $maintainer
 %global _binary_payload w9.gzdio
 %global _binary_filedigest_algorithm 8
 
+# The systemd scriptlets (post, preun and postun, below) need systemctl.
+Requires(post): systemd
+Requires(preun): systemd
+Requires(postun): systemd
+
+# systemd's own systemd_* scriptlet macros are neither on the build host (Debian's rpm has none) nor the
+# same on every target: since systemd 249 they call systemd-update-helper, which RHEL 7 (systemd
+# 219) and 8 (239) do not have, so a package built with them would skip enable, disable and
+# restart there without a word. These are the same macros in the form systemd's shipped before
+# (plain systemctl, every option of it known to 219), correct on every target: preset on first
+# install (RHEL's and SUSE's presets leave an unlisted unit disabled, as the .deb ships it),
+# disable and stop on removal, daemon-reload and a restart of what runs on upgrade.
+%define systemd_post() \\
+if [ \$1 -eq 1 ]; then\\
+    systemctl --no-reload preset %{?*} >/dev/null 2>&1 || :\\
+fi\\
+%{nil}
+%define systemd_preun() \\
+if [ \$1 -eq 0 ]; then\\
+    systemctl --no-reload disable %{?*} >/dev/null 2>&1 || :\\
+    systemctl stop %{?*} >/dev/null 2>&1 || :\\
+fi\\
+%{nil}
+%define systemd_postun_with_restart() \\
+systemctl daemon-reload >/dev/null 2>&1 || :\\
+if [ \$1 -ge 1 ]; then\\
+    systemctl try-restart %{?*} >/dev/null 2>&1 || :\\
+fi\\
+%{nil}
+
 %description
 $DESCRIPTION
 
 %install
 cp -a "$stage/." "%{buildroot}/"
+
+%post
+%systemd_post check-ephemeral-ports.timer
+
+%preun
+%systemd_preun check-ephemeral-ports.timer check-ephemeral-ports.service
+
+%postun
+%systemd_postun_with_restart check-ephemeral-ports.timer
 
 %files
 %license /usr/share/licenses/$NAME/LICENSE

@@ -128,7 +128,9 @@ check "purge removes the conffiles" test ! -e /etc/nagios/nrpe.d/check_ephemeral
 check "purge removes the CheckCommand" test ! -e /usr/share/icinga2/include/plugins-contrib.d/ephemeral_ports.conf
 
 # The .rpm of this architecture, installed into a private root (its dependencies are the RPM
-# system's libc, not this one's: --nodeps), then run from there and removed.
+# system's libc, not this one's: --nodeps), then run from there and removed. The root is empty,
+# without a /bin/sh for the systemd scriptlets: --noscripts (tests/integration/package_systemd.sh
+# runs them, in a Debian root with systemctl).
 rpmneed=$(rpm -qpR "$rpmfile" 2>/dev/null | grep -oE 'GLIBC_[0-9.]+' | sort -uV | tail -n 1)
 check "the $rpmarch .rpm needs no glibc symbol above $floor (newest: $rpmneed)" \
     test "$(printf '%s\n%s\n' "${rpmneed#GLIBC_}" "$floor" | sort -V | tail -n 1)" = "$floor"
@@ -138,7 +140,7 @@ check "the $rpmarch .rpm requires libc.so.6" grep -q '^libc.so.6' <<<"$(rpm -qpR
 rroot=$T/rpmroot
 mkdir -p "$rroot"
 rpm --root "$rroot" --initdb >"$T/rpm.log" 2>&1
-if rpm -i --nodeps --root "$rroot" "$rpmfile" >>"$T/rpm.log" 2>&1; then ok "rpm -i --nodeps --root"; else not_ok "rpm -i --root: $(cat "$T/rpm.log")"; fi
+if rpm -i --nodeps --noscripts --root "$rroot" "$rpmfile" >>"$T/rpm.log" 2>&1; then ok "rpm -i --nodeps --root"; else not_ok "rpm -i --root: $(cat "$T/rpm.log")"; fi
 check_silent "rpm -q in that root knows it" rpm --root "$rroot" -q check-ephemeral-ports
 plugindir=$(rpm --target "$rpmarch-linux" --eval '%{_libdir}')/nagios/plugins
 check "the rpm installs the plugin into %{_libdir}/nagios/plugins ($plugindir)" test -x "$rroot$plugindir/check_ephemeral_ports"
@@ -158,7 +160,7 @@ check "the rpm has the man page and the MIT licence" \
     sh -c "test -f '$rroot/usr/share/man/man1/check_ephemeral_ports.1.gz' && grep -q '^MIT License' '$rroot/usr/share/licenses/check-ephemeral-ports/LICENSE'"
 check "the rpm's config files are %config(noreplace)" \
     test "$(rpm -qpc "$rpmfile" 2>/dev/null | sort | tr '\n' ' ')" = "/etc/nrpe.d/check_ephemeral_ports.cfg /etc/zabbix/zabbix_agent2.d/ephemeral_ports.conf /etc/zabbix/zabbix_agentd.d/ephemeral_ports.conf "
-rpm -e --root "$rroot" check-ephemeral-ports >>"$T/rpm.log" 2>&1 && ok "rpm -e --root" || not_ok "rpm -e --root: $(cat "$T/rpm.log")"
+rpm -e --noscripts --root "$rroot" check-ephemeral-ports >>"$T/rpm.log" 2>&1 && ok "rpm -e --root" || not_ok "rpm -e --root: $(cat "$T/rpm.log")"
 check "rpm -e leaves none of its files" test -z "$(find "$rroot" -type f -not -path '*/.rpmdb/*' -not -path '*/var/lib/rpm/*')"
 
 # The other architecture's .rpm, unpacked (rpm2cpio | cpio): its binary, for that architecture.

@@ -11,8 +11,10 @@
 #     bounding set of CapabilityBoundingSet=, and no_new_privs (NoNewPrivileges=). The file must
 #     appear whole, 0644, and pass promtool; with --all-namespaces (the root features) too.
 #     Seccomp-based directives (SystemCallFilter=, RestrictAddressFamilies=, RestrictNamespaces=)
-#     need systemd itself and are not exercised here.
+#     need systemd itself and are not exercised here; tests/integration/seccomp_openat2.sh runs
+#     the ExecStart line under the openat2 answers of RestrictSUIDSGID= (EPERM before v248).
 #   - why the unit runs as root: user prometheus cannot write Debian's textfile directory.
+#   - a missing textfile directory fails the unit (the plugin's UNKNOWN), no Condition skips it.
 # Runs as root; prints "ok - ..." / "not ok - ..." lines; exits 1 on any failure.
 set -u
 . "$(dirname "$0")/lib/common.sh"
@@ -49,7 +51,10 @@ check "service: Type=oneshot, ExecStart writes --format prometheus --output into
     grep -qx "ExecStart=/usr/lib/nagios/plugins/check_ephemeral_ports --format prometheus --output $textfile_dir/ephemeral_ports.prom" "$service"
 grep -qx 'Type=oneshot' "$service" || not_ok "service is not Type=oneshot"
 check "service: ReadWritePaths is the textfile directory, ProtectSystem=strict, NoNewPrivileges, PrivateTmp" \
-    test "$(grep -cx -e "ReadWritePaths=$textfile_dir" -e 'ProtectSystem=strict' -e 'NoNewPrivileges=yes' -e 'PrivateTmp=yes' "$service")" = 4
+    test "$(grep -cx -e "ReadWritePaths=-$textfile_dir" -e 'ProtectSystem=strict' -e 'NoNewPrivileges=yes' -e 'PrivateTmp=yes' "$service")" = 4
+# A missing textfile directory must show as a failed unit, never as a skipped one: no Condition*=
+# (a failed condition only skips the start, quietly), and the plugin itself names the directory.
+check "service: no Condition that would skip it quietly" test "$(grep -c '^Condition' "$service")" = 0
 check "service: no PrivateNetwork/PrivateUsers (they would hide the host's namespace)" \
     test "$(grep -c -e '^PrivateNetwork' -e '^PrivateUsers' "$service")" = 0
 check "timer: every minute, WantedBy=timers.target" \
@@ -63,6 +68,12 @@ exec_start=${exec_start/\/usr\/lib\/nagios\/plugins\/check_ephemeral_ports/$T/bi
 caps=$(sed -n 's/^CapabilityBoundingSet=//p' "$service" | tr 'A-Z ' 'a-z\n' | sed -n 's/^cap_/+/p' | paste -sd, -)
 install_plugin_into "$T/bin"
 mkdir -p "$T/textfile"
+missing_cmd=${exec_start//$textfile_dir/$T/no-such-textfile-dir}
+sh -c "$missing_cmd" >"$T/missing.log" 2>&1
+rc=$?
+check "ExecStart with the textfile directory missing: the unit fails (exit $rc, UNKNOWN naming the directory)" \
+    sh -c "test $rc = 3 && grep -q 'UNKNOWN .*no such directory $T/no-such-textfile-dir' '$T/missing.log'" ||
+    sed 's/^/#   /' "$T/missing.log"
 if [ -d "$textfile_dir" ]; then
     host_before=$(ls -A "$textfile_dir")
     # ARGS... after the command line: extra plugin options (inserted before --format).
