@@ -213,9 +213,12 @@ public static unsafe partial class Libc
     }
 
     /// <summary>The names in a directory opened for reading (getdents64), without "." and "..".</summary>
-    public static List<string> ListDirectory(int fd)
+    public static List<string> ListDirectory(int fd) => [.. ListDirectoryRaw(fd).Select(n => System.Text.Encoding.UTF8.GetString(n))];
+
+    /// <summary>The names in a directory as the kernel has them: bytes, which need not be UTF-8.</summary>
+    public static List<byte[]> ListDirectoryRaw(int fd)
     {
-        var names = new List<string>();
+        var names = new List<byte[]>();
         var buffer = new byte[32 * 1024];
         fixed (byte* b = buffer)
         {
@@ -236,7 +239,7 @@ public static unsafe partial class Libc
                     name = end >= 0 ? name[..end] : name;
                     if (!(name.SequenceEqual("."u8) || name.SequenceEqual(".."u8)))
                     {
-                        names.Add(System.Text.Encoding.UTF8.GetString(name));
+                        names.Add(name.ToArray());
                     }
 
                     offset += reclen == 0 ? (int)n : reclen;

@@ -97,7 +97,7 @@ public static class NamespaceRunner
         }
 
         // The inode looked at when the namespace was found: a path swapped since is refused.
-        using var entered = NamespaceSwitch.Enter(target.Path, out var errno, target.Inode)
+        using var entered = (target.RawPath is { } raw ? NamespaceSwitch.Enter(raw, out var errno, target.Inode) : NamespaceSwitch.Enter(target.Path, out errno, target.Inode))
             ?? throw new CheckException($"setns: {NamespaceFinder.Describe(errno)}");
         return work(target, "thread-self/net");
     }

@@ -21,7 +21,11 @@ public sealed partial class NamespaceSwitch : IDisposable
     /// <paramref name="expectedInode"/> (the inode <see cref="NamespaceFinder"/> saw, as the user
     /// who ran sudo), a different file put at the path since is refused (EINVAL).
     /// </summary>
-    public static NamespaceSwitch? Enter(string path, out int errno, ulong? expectedInode = null)
+    public static NamespaceSwitch? Enter(string path, out int errno, ulong? expectedInode = null) =>
+        Enter(System.Text.Encoding.UTF8.GetBytes(path), out errno, expectedInode);
+
+    /// <summary>As <see cref="Enter(string, out int, ulong?)"/>, for a path given as bytes (a name that is not UTF-8).</summary>
+    public static NamespaceSwitch? Enter(byte[] path, out int errno, ulong? expectedInode = null)
     {
         var home = File.OpenHandle("/proc/thread-self/ns/net");
         try

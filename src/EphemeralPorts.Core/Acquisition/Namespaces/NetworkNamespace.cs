@@ -7,7 +7,11 @@ namespace EphemeralPorts.Acquisition.Namespaces;
 /// A network namespace to check: the nsfs file that opens it (for setns), its inode (its identity),
 /// and the name an operator recognises (a named netns, a container id, or a process and pid).
 /// </summary>
-public sealed record NetworkNamespace(string Path, ulong Inode, string Name);
+public sealed record NetworkNamespace(string Path, ulong Inode, string Name)
+{
+    /// <summary>The path as bytes, where it is not UTF-8 (ip netns add takes any byte but '/'): opened by these.</summary>
+    public byte[]? RawPath { get; init; }
+}
 
 /// <summary>A namespace or process that could not be looked at, and why.</summary>
 public sealed record Skipped(string What, string Why);
@@ -32,9 +36,9 @@ public static partial class NamespaceFinder
         var skipped = new List<Skipped>();
         var own = OwnInode();
         var host = HostInode(procRoot);
-        foreach (var (name, path, inode) in named)
+        foreach (var (name, path, inode, raw) in named)
         {
-            byInode.TryAdd(inode, new NetworkNamespace(path, inode, $"netns {name}"));
+            byInode.TryAdd(inode, new NetworkNamespace(path, inode, $"netns {name}") { RawPath = raw });
         }
 
         var pids = Directory.EnumerateDirectories(procRoot)
@@ -152,23 +156,50 @@ public static partial class NamespaceFinder
     public static string? ContainerIdIn(string? cgroup) =>
         cgroup is not null && ContainerId().Match(cgroup) is { Success: true } m ? m.Groups[1].Value : null;
 
-    private static List<(string Name, string Path, ulong Inode)> NamedNamespaces()
+    /// <summary>
+    /// The named namespaces (ip netns add): each file of /run/netns, by its bytes, since a name
+    /// need not be UTF-8 and a name that cannot be decoded must still be found and checked. The
+    /// name shown is escaped (<see cref="ProcFs.Excerpt.Escape(ReadOnlySpan{byte})"/>).
+    /// </summary>
+    private static List<(string Name, string Path, ulong Inode, byte[]? Raw)> NamedNamespaces()
     {
-        var list = new List<(string, string, ulong)>();
-        if (!Directory.Exists(NamedNetnsDirectory))
+        var list = new List<(string, string, ulong, byte[]?)>();
+        var dir = Native.Libc.Openat(Native.Libc.AtFdcwd, NamedNetnsDirectory, Native.Libc.ORdonly | Native.Libc.ODirectory | Native.Libc.OCloexec, 0);
+        if (dir < 0)
         {
             return list;
         }
 
-        foreach (var file in Directory.EnumerateFiles(NamedNetnsDirectory).Order(StringComparer.Ordinal))
+        try
         {
-            if (Inode(file) is { } inode)
+            foreach (var raw in Native.Libc.ListDirectoryRaw(dir).OrderBy(n => n, ByteOrder.Instance))
             {
-                list.Add((System.IO.Path.GetFileName(file), file, inode));
+                if (!Native.Libc.TryStat(dir, raw, 0, out var status))
+                {
+                    continue;
+                }
+
+                var name = ProcFs.Excerpt.Escape(raw);
+                var text = IsPlainUtf8(raw) ? System.Text.Encoding.UTF8.GetString(raw) : null;
+                list.Add((name, $"{NamedNetnsDirectory}/{text ?? name}", status.Inode, text is null ? [.. System.Text.Encoding.UTF8.GetBytes(NamedNetnsDirectory + "/"), .. raw] : null));
             }
+        }
+        finally
+        {
+            Native.Libc.Close(dir);
         }
 
         return list;
+    }
+
+    /// <summary>Whether a name reads the same decoded and escaped: plain printable ASCII.</summary>
+    private static bool IsPlainUtf8(byte[] raw) => ProcFs.Excerpt.Escape(raw) == System.Text.Encoding.UTF8.GetString(raw);
+
+    private sealed class ByteOrder : IComparer<byte[]>
+    {
+        public static readonly ByteOrder Instance = new();
+
+        public int Compare(byte[]? x, byte[]? y) => x.AsSpan().SequenceCompareTo(y);
     }
 
     public static ulong? Inode(string path) => Inode(path, out _);

@@ -43,6 +43,22 @@ public static class Excerpt
         return escaped.ToString();
     }
 
+    /// <summary>
+    /// A name the kernel holds as bytes (a file or namespace name), escaped as <see cref="Escape(string)"/>
+    /// escapes text: every byte that is not plain printable ASCII as \xNN, so that a name that is
+    /// not UTF-8 is still shown, and shown as what it is.
+    /// </summary>
+    public static string Escape(ReadOnlySpan<byte> name)
+    {
+        var escaped = new StringBuilder(name.Length + 8);
+        foreach (var b in name)
+        {
+            _ = IsPlain((char)b) ? escaped.Append((char)b) : escaped.Append("\\x").Append(b.ToString("x2", System.Globalization.CultureInfo.InvariantCulture));
+        }
+
+        return escaped.ToString();
+    }
+
     // Printable ASCII, less the quote, the backslash and the '|' that starts perfdata.
     private static bool IsPlain(char c) => c is >= ' ' and <= '~' and not '\'' and not '\\' and not '|';
 }
