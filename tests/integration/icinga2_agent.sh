@@ -11,6 +11,7 @@
 # Runs as root; prints "ok - ..." / "not ok - ..." lines; exits 1 on any failure. The package's
 # path /usr/share/icinga2/include/plugins-contrib.d/ephemeral_ports.conf is used for the test (a
 # file already there is put back at exit).
+# shellcheck disable=SC2317  # the functions below run through check, which shellcheck does not follow
 set -u
 . "$(dirname "$0")/lib/common.sh"
 conf=$root/icinga/icinga2

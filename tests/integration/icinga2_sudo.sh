@@ -11,6 +11,7 @@
 # installed at the path the rule names, /usr/lib/nagios/plugins/check_ephemeral_ports (a file
 # already there is put back at exit), the rule as /etc/sudoers.d/check_ephemeral_ports_icinga2_test
 # (removed at exit).
+# shellcheck disable=SC2317  # the functions below run through check, which shellcheck does not follow
 set -u
 . "$(dirname "$0")/lib/common.sh"
 conf=$root/icinga/icinga2
@@ -71,8 +72,7 @@ EOF
 }
 ns_port=15500  # nothing else listens in a namespace made a moment ago
 start_daemon "$T/ns-holder.log" ip netns exec "$ns" /usr/bin/python3 - "$ns_port" 9 "$T/ns-holder.ready" < <(holder)
-ns_holder=${pids[-1]}
-# In this namespace, 300 connections from a root process: the busiest tuple here, whose holder
+# In the test's own namespace, 300 connections from a root process: the busiest tuple here, whose holder
 # only root can name (its /proc/PID/fd is closed to nagios).
 host_port=$(free_port 15000 15999)
 start_daemon "$T/host-holder.log" /usr/bin/python3 - "$host_port" 300 "$T/host-holder.ready" < <(holder)
@@ -85,7 +85,13 @@ check "connections held: 9 in namespace $ns (port $ns_port), 300 here (port $hos
 as_nagios() { runuser -u nagios -- "$@"; }
 as_nagios sudo -n "$plugin" --all-namespaces >"$T/direct.out" 2>"$T/direct.err"
 rc=$?
-check "nagios: sudo -n $plugin --all-namespaces runs the plugin (exit $rc, 2 for the full namespace)" test "$rc" = 2
+# CRITICAL for the full namespace; UNKNOWN is the plugin's too where it could not enter some other
+# namespace of the machine (a container's, another test's), which it then names as NOT checked.
+critical() {  # STATE OUTPUT
+    [ "$1" = 2 ] || { [ "$1" = 3 ] && grep -q 'NOT checked' <<<"$2"; }
+}
+check "nagios: sudo -n $plugin --all-namespaces runs the plugin (exit $rc: CRITICAL for the full namespace)" \
+    critical "$rc" "$(cat "$T/direct.out")"
 # Other namespaces of the machine may be worse: ours is in the list, whatever its place.
 listed() { grep -qxF "  netns $ns: CRITICAL 90%"; }
 check "nagios: ... and the plugin checked namespace $ns as root" listed <"$T/direct.out"
@@ -158,8 +164,7 @@ until ready || [ $((SECONDS - start)) -ge 90 ]; do sleep 0.5; done
 check "first results of all services within 90 s ($((SECONDS - start)) s)" ready
 check "the checks ran as nagios (the daemon's user)" \
     test "$(ps -o user= -p "$(pgrep -x icinga2 -P "${pids[-1]}" | head -1)" 2>/dev/null | tr -d ' ')" = nagios
-stop_all_but_holders() { local keep=("$ns_holder" "$host_holder") d=${pids[-1]}; kill -TERM "$d"; for _ in $(seq 60); do kill -0 "$d" 2>/dev/null || break; sleep 0.5; done; pids=("${keep[@]}"); }
-stop_all_but_holders
+stop_all  # the results are on disk; the rest needs neither the daemon nor the connections
 
 ran() { grep -qF -- "Running command '/usr/bin/env' '/usr/bin/sudo' '-n' '$plugin'$(printf " '%s'" "$@"):" "$T/log/notice.log"; }
 check "sudo_all: Icinga ran exactly: sudo -n $plugin --all-namespaces" ran --all-namespaces
@@ -168,17 +173,18 @@ check "sudo_both: Icinga ran exactly: sudo -n $plugin --all-namespaces --process
 
 rec=$(record sudo_all)
 check "sudo_all: the plugin's answer, not sudo's ($(head -c 100 <<<"$rec" | tr '\t\n' '  '))" grep -q $'\tOUTPUT::EPHEMERAL PORTS ' <<<"$rec"
-check "sudo_all: CRITICAL (state 2)" grep -q $'^SERVICE::sudo_all\tSTATE::2\t' <<<"$rec"
+state() { sed -n '1s/^SERVICE::[^\t]*\tSTATE::\([0-9]*\)\t.*/\1/p' <<<"$1"; }
+check "sudo_all: CRITICAL (state $(state "$rec"))" critical "$(state "$rec")" "$rec"
 check "sudo_all: namespace $ns, which only root can enter, checked: CRITICAL 90%" listed <<<"$rec"
 check "sudo_all: no 'needs root' in the output" test -z "$(grep -i 'needs root' <<<"$rec")"
 
 rec=$(record sudo_processes)
 check "sudo_processes: the plugin's answer, not sudo's" grep -q $'\tOUTPUT::EPHEMERAL PORTS ' <<<"$rec"
-check "sudo_processes: names root's process $host_holder holding 127.0.0.1:$host_port" \
-    grep -A1 -F " 127.0.0.1 -> 127.0.0.1:$host_port " <<<"$rec" | grep -q "held by pid $host_holder (python3) 300"
+holder_named() { grep -A1 -F "  127.0.0.1 -> 127.0.0.1:$host_port " <<<"$rec" | grep -qxF "    held by pid $host_holder (python3) 300"; }
+check "sudo_processes: names root's process $host_holder holding 127.0.0.1:$host_port" holder_named
 
 rec=$(record sudo_both)
-check "sudo_both: CRITICAL (state 2)" grep -q $'^SERVICE::sudo_both\tSTATE::2\t' <<<"$rec"
+check "sudo_both: CRITICAL (state $(state "$rec"))" critical "$(state "$rec")" "$rec"
 check "sudo_both: namespace $ns checked: CRITICAL 90%" listed <<<"$rec"
 # (With --all-namespaces the processes are in the detail lines that need -v, which the rule does
 # not allow; sudo_processes shows that they are named.)
