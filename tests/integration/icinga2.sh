@@ -35,8 +35,10 @@ graphite_port=$(cat "$T/graphite.port" 2>/dev/null)
 
 # Our three files as they ship, plus a host and two services that set custom vars.
 # generic-service normally comes from conf.d/templates.conf; here it checks every second.
+# NodeName "localhost": the local rule applies to the node's own Host object only.
 cat >"$T/etc/icinga2.conf" <<EOF
 const PluginContribDir = "$T/plugins"
+const NodeName = "localhost"
 include <itl>
 include "$conf/command-ephemeral_ports.conf"
 include "$conf/services-ephemeral_ports.conf"
@@ -56,14 +58,14 @@ object Service "forced_critical" {
     host_name = "localhost"
     check_command = "ephemeral_ports"
     vars.ephemeral_ports_critical = "@0:100"  // inside 0..100: always CRITICAL
-    vars.ephemeral_ports_verbose = true
+    vars.ephemeral_ports_verbose = "-v"
 }
 object Service "tcp_only" {
     import "generic-service"
     host_name = "localhost"
     check_command = "ephemeral_ports"
     vars.ephemeral_ports_protocol = "tcp"
-    vars.ephemeral_ports_verbose = 3
+    vars.ephemeral_ports_verbose = "-vvv"
 }
 
 object CheckerComponent "checker" { }
@@ -101,14 +103,21 @@ object Endpoint "agent1" { }
 object Zone "agent1" { endpoints = [ "agent1" ]; parent = "master" }
 object Host "master1" { check_command = "dummy"; vars.os = "Linux"; zone = "master" }
 object Host "agent1" { check_command = "dummy"; vars.os = "Linux"; vars.agent_endpoint = "agent1"; zone = "master" }
+object Host "nrpe1" { check_command = "dummy"; vars.os = "Linux"; zone = "master" }
 EOF
 
 check "icinga2 daemon -C accepts the agent variant" quiet "$T/validate-agent.log" icinga2 daemon -C -c "$T/etc/agent.conf" "${icinga2_dirs[@]}"
 service() { icinga2 object list "${icinga2_dirs[@]}" --type Service --name "$1" 2>&1; }
 check "agent rule: agent1!ephemeral_ports has command_endpoint agent1" \
     grep -q 'command_endpoint = "agent1"' <<<"$(service 'agent1!ephemeral_ports' | grep -A99 agent-ephemeral_ports.conf)"
-check "local rule: master1!ephemeral_ports runs locally, agent1 only from the agent rule" \
+check "local rule: master1!ephemeral_ports runs locally, agent1 only from the agent rule, nrpe1 (not the node) none" \
     test "$(service '*!ephemeral_ports' | grep -c "declared in '$conf/services-ephemeral_ports.conf'")" = 1
+check "local rule: the one local service is master1's (host.name == NodeName)" \
+    grep -q "^Object 'master1!ephemeral_ports' of type 'Service'" <<<"$(service 'master1!ephemeral_ports')"
+check "no service for nrpe1 (a Linux host checked by NRPE or SSH would show the master's figures)" \
+    test -z "$(service 'nrpe1!*' | grep "^Object '")"
+check "the CheckCommand has no lambda (Icinga Director cannot import one)" \
+    test -z "$(grep -n '{{' "$conf/command-ephemeral_ports.conf")"
 
 check "icinga2 daemon -C accepts the config" quiet "$T/validate.log" icinga2 daemon -C -c "$T/etc/icinga2.conf" "${icinga2_dirs[@]}"
 
@@ -123,12 +132,12 @@ until ready || [ $((SECONDS - start)) -ge 60 ]; do sleep 0.5; done
 check "first results of all three services within 60 s ($((SECONDS - start)) s)" ready
 stop_all  # results are on disk; the rest needs no daemon
 
-# The apply rule passes the command's defaults; run the binary the same way ourselves.
-args=(--critical 85 --format nagios --proc-root /proc --protocol all --source auto --timeout 10 --top 5 --warning 70)
-"$T/plugins/check_ephemeral_ports" "${args[@]}" >/dev/null 2>&1
+# The CheckCommand sets no defaults: with no var set, Icinga passes nothing after the plugin
+# (the command is /usr/bin/env so that sudo can come first; see icinga2_sudo.sh).
+"$T/plugins/check_ephemeral_ports" >/dev/null 2>&1
 direct_rc=$?
-logged="Running command '$T/plugins/check_ephemeral_ports'$(printf " '%s'" "${args[@]}")"
-check "icinga ran the plugin with the defaults: ${args[*]}" grep -qF -- "$logged:" "$T/log/notice.log"
+logged="Running command '/usr/bin/env' '$T/plugins/check_ephemeral_ports':"
+check "icinga ran the plugin with no arguments for the service that sets no var" grep -qF -- "$logged" "$T/log/notice.log"
 
 rec=$(record ephemeral_ports)
 first=$(head -1 <<<"$rec")
@@ -145,11 +154,12 @@ done
 rec=$(record forced_critical)
 check "forced_critical: ephemeral_ports_critical=@0:100 records state 2" grep -q $'^SERVICE::forced_critical\tSTATE::2\t' <<<"$rec"
 check "forced_critical: output starts with 'EPHEMERAL PORTS CRITICAL - '" grep -q $'\tOUTPUT::EPHEMERAL PORTS CRITICAL - ' <<<"$rec"
-check "forced_critical: verbose=true passed as -v" grep -qF -- "'--critical' '@0:100' '--format' 'nagios' '--proc-root' '/proc' '--protocol' 'all' '--source' 'auto' '--timeout' '10' '--top' '5' '-v' '--warning' '70'" "$T/log/notice.log"
+check "forced_critical: critical=@0:100 and verbose=\"-v\" passed as --critical @0:100 -v and nothing else" \
+    grep -qF -- "Running command '/usr/bin/env' '$T/plugins/check_ephemeral_ports' '--critical' '@0:100' '-v':" "$T/log/notice.log"
 
 rec=$(record tcp_only)
-check "tcp_only: ephemeral_ports_protocol=tcp and verbose=3 passed as --protocol tcp -vvv" \
-    sh -c "grep -F -- \"'--protocol' 'tcp'\" '$T/log/notice.log' | grep -qF -- \"'-vvv'\""
+check "tcp_only: ephemeral_ports_protocol=tcp and verbose=\"-vvv\" passed as --protocol tcp -vvv" \
+    grep -qF -- "Running command '/usr/bin/env' '$T/plugins/check_ephemeral_ports' '--protocol' 'tcp' '-vvv':" "$T/log/notice.log"
 check "tcp_only: state 0" grep -q $'^SERVICE::tcp_only\tSTATE::0\t' <<<"$rec"
 check "tcp_only: no udp perfdata" test -z "$(grep -oE '\budp_[a-z_]+=' <<<"$rec")$(metric tcp_only udp_used)$(metric tcp_only udp_used_pct)"
 check "tcp_only: tcp_busiest_pct parsed" test -n "$(metric tcp_only tcp_busiest_pct)"

@@ -6,8 +6,8 @@ namespace EphemeralPorts.Tests.Cli;
 
 /// <summary>
 /// The Icinga 2 CheckCommand in icinga/ stays in step with the plugin: every option is mapped to an
-/// <c>ephemeral_ports_*</c> custom variable with a description, and every default there is the
-/// plugin's own. Adding an option without mapping it fails here.
+/// <c>ephemeral_ports_*</c> custom variable with a description that names the plugin's own default,
+/// no var sets a default, and there is no lambda. Adding an option without mapping it fails here.
 /// </summary>
 public partial class IcingaCommandTests
 {
@@ -32,15 +32,24 @@ public partial class IcingaCommandTests
     }
 
     [Fact]
-    public void Defaults_in_vars_are_the_plugins_defaults()
+    public void No_var_has_a_default_and_each_description_says_the_plugins()
     {
-        var vars = VarLine().Matches(Command).ToDictionary(m => m.Groups[1].Value, m => m.Groups[2].Value.Trim('"'));
+        // An unset var passes nothing, so the plugin's own default applies and the command line
+        // holds only what a service sets: what the sudoers rule's exact lists depend on.
+        VarLine().Matches(Command).Select(m => m.Value.Trim()).ShouldBeEmpty("no vars.ephemeral_ports_* default in the CheckCommand");
+        var blocks = ArgumentBlock().Matches(Command).ToDictionary(m => m.Groups[1].Value, m => m.Groups[2].Value);
         foreach (var option in PluginOptions().Where(o => o.Default is not null))
         {
-            var name = option.Long.Replace('-', '_');
-            vars.ShouldContainKey(name, $"vars.ephemeral_ports_{name} (the plugin's default {option.Default})");
-            vars[name].ShouldBe(Convert.ToString(option.Default, System.Globalization.CultureInfo.InvariantCulture), $"default of --{option.Long}");
+            var value = Convert.ToString(option.Default, System.Globalization.CultureInfo.InvariantCulture);
+            blocks["--" + option.Long].ShouldContain($"(default: {value})", Case.Sensitive, $"description of --{option.Long}");
         }
+    }
+
+    [Fact]
+    public void No_lambda_so_that_Director_can_import_it()
+    {
+        Command.ShouldNotContain("{{", Case.Sensitive, "Icinga Director cannot import a function");
+        Command.ShouldNotContain("macro(", Case.Sensitive);
     }
 
     [GeneratedRegex(@"""(--[a-z-]+)"" = \{(.*?)\n        \}", RegexOptions.Singleline)]
