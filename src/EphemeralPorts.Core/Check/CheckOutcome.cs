@@ -52,4 +52,12 @@ public sealed record ProcessHolders(IReadOnlyList<IReadOnlyList<SocketHolder>> B
 {
     /// <summary>Who holds the connections of the bind(addr, 0) figure's address, where it exists.</summary>
     public IReadOnlyList<SocketHolder>? Bind { get; init; }
+
+    /// <summary>Why other users' processes were not even listed (hidepid), or null.</summary>
+    public string? HiddenBy { get; init; }
+
+    /// <summary>What "no holder" means here, for the detail lines.</summary>
+    public string NoneFound => HiddenBy is { } why
+        ? $"no process this user can see ({why}: other users' processes are hidden)"
+        : "no process found (TIME_WAIT sockets belong to none)";
 }

@@ -93,7 +93,10 @@ public static class PortCheck
             // sockets, and last those of the bind(addr, 0) figure's address where there is one.
             var (holders, unreadable) = SocketOwners.Find(sets, reading.ProcRoot, progress.Report);
             var tuples = shown.WithBind ? holders.Count - 1 : holders.Count;
-            report = report with { Processes = new ProcessHolders([.. holders.Take(tuples)], unreadable) { Bind = shown.WithBind ? holders[^1] : null } };
+            report = report with
+            {
+                Processes = new ProcessHolders([.. holders.Take(tuples)], unreadable) { Bind = shown.WithBind ? holders[^1] : null, HiddenBy = HiddenProcesses.Why(reading.ProcRoot) },
+            };
         }
 
         return report;

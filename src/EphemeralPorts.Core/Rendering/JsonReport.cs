@@ -69,6 +69,7 @@ public static class JsonReport
             Namespace = report.Shown.Name,
             Namespaces = report.Namespaces?.Checked.Select(n => new JsonNamespace(n.Name!, n.Evaluation.State.Label(), Round(n.Usage.HeadlinePercent), Headline.Sentence(n))).ToList(),
             Skipped = report.Namespaces?.Skipped is { Count: > 0 } skipped ? skipped
+                : report.Processes is { HiddenBy: { } hidden } ? [$"other users' processes are hidden ({hidden})"]
                 : report.Processes is { Unreadable: > 0 } processes ? [$"the open files of {processes.Unreadable} processes could not be read"] : null,
             Perfdata = Headline.PerfData(report).ToDictionary(p => p.Label, p => Round(p.Value)),
             Advice = evaluation.Advice,

@@ -97,7 +97,7 @@ public static class NagiosReport
                     if (report.Processes?.ByTuple is { } holders && index < holders.Count)
                     {
                         var who = holders[index].Count == 0
-                            ? "no process found (TIME_WAIT sockets belong to none)"
+                            ? report.Processes.NoneFound
                             : string.Join(", ", holders[index].Take(3).Select(h => $"pid {h.Pid} ({h.Command}) {h.Sockets}"));
                         lines.Add(new($"    held by {who}", index == 0 ? 1 : 3));
                     }
@@ -109,7 +109,7 @@ public static class NagiosReport
             if (tcp.Bind?.Busiest is { } bound && report.Processes?.Bind is { } bindHolders)
             {
                 var who = bindHolders.Count == 0
-                    ? "no process found (TIME_WAIT sockets belong to none)"
+                    ? report.Processes.NoneFound
                     : string.Join(", ", bindHolders.Take(3).Select(h => $"pid {h.Pid} ({h.Command}) {h.Sockets}"));
                 lines.Add(new($"bind({bound.Address}, 0): the connections that took their port by bind() are held by {who}", 1));
             }
@@ -118,6 +118,11 @@ public static class NagiosReport
                 ? "none"
                 : string.Join(", ", tcp.StateCounts.Select(s => $"{TcpState.Name(s.Key)} {s.Value}"));
             lines.Add(new($"TCP: {Count(tcp.StateCounts.Values.Sum(), "socket")} on {tcp.PortsInUse} ports of the range ({states}), {tcp.ReusableTimeWait} of {tcp.TimeWait} TIME_WAIT reusable", 4));
+        }
+
+        if (report.Processes?.HiddenBy is { } hidden)
+        {
+            lines.Add(new($"processes: {hidden}, other users' processes are hidden from this user: their sockets are not attributed (run as root, or in the mount's gid= group)", 0));
         }
 
         if (report.Processes is { Unreadable: > 0 } processes)

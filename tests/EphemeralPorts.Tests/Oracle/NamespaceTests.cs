@@ -1,3 +1,4 @@
+using System.Text.RegularExpressions;
 using System.Diagnostics;
 using EphemeralPorts.Tests.Support;
 
@@ -260,6 +261,34 @@ public class NamespaceTests(NamespaceLab lab) : IClassFixture<NamespaceLab>
         finally
         {
             Directory.Delete(tree);
+            Directory.Delete(Path.GetDirectoryName(binary)!, recursive: true);
+        }
+    }
+
+    [NamespaceFact]
+    public void Processes_says_when_hidepid_hid_the_holders_instead_of_blaming_no_process()
+    {
+        // A procfs instance of its own (Linux 5.8+ makes one per mount) with hidepid=2, mounted
+        // over /proc in a private mount namespace: the host's /proc keeps its options.
+        var binary = SharedBinary();
+        try
+        {
+            var start = new ProcessStartInfo("unshare") { RedirectStandardOutput = true, RedirectStandardError = true };
+            foreach (var a in new[] { "-m", "--propagation", "private", "sh", "-c", $"mount -t proc -o hidepid=2 proc /proc && exec setpriv --reuid=nobody --init-groups -- {binary} --processes -v" })
+            {
+                start.ArgumentList.Add(a);
+            }
+
+            var run = Support.Plugin.Run(start, TimeSpan.FromSeconds(60));
+            run.Stderr.ShouldBeEmpty();
+            run.ExitCode.ShouldBeLessThan(3, run.Stdout);
+            run.Stdout.ShouldNotContain("held by no process found");
+            run.Stdout.ShouldContain("held by no process this user can see (/proc is mounted with hidepid=");
+            run.Stdout.ShouldMatch(@"processes: /proc is mounted with hidepid=(2|invisible), other users' processes are hidden from this user");
+            File.ReadAllText("/proc/self/mountinfo").ShouldNotContain("hidepid", Case.Sensitive, "the host's /proc is left as it was");
+        }
+        finally
+        {
             Directory.Delete(Path.GetDirectoryName(binary)!, recursive: true);
         }
     }
