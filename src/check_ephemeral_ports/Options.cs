@@ -42,7 +42,7 @@ public sealed class Options
 
     [PluginOption(ChangesReading = true, Sample = "/")]
     [Option("proc-root", Default = "/proc", MetaValue = "DIR",
-        HelpText = "Read DIR/sys/net/ipv4/* and DIR/net/{tcp,tcp6,udp,udp6} instead of /proc (a host /proc mounted in a container, or a test fixture).")]
+        HelpText = "Read DIR/sys/net/ipv4/* and DIR/net/{tcp,tcp6,udp,udp6} instead of /proc (a copy of a /proc tree, or a test fixture). A live /proc of another network namespace (a host's /proc in a container) is read by entering the namespace of its PID 1 (root), else UNKNOWN; -v names the namespace read.")]
     public string ProcRoot { get; set; } = string.Empty;
 
     [PluginOption(ChangesReading = true, Sample = "proc")]
