@@ -242,7 +242,7 @@ start_server() {
     mount -t overlay overlay -o "lowerdir=$cache,upperdir=$base/upper,workdir=$base/work" "$R" && mounts+=("$R") &&
         mount -t proc proc "$R/proc" && mounts+=("$R/proc") || { not_ok "$label: mount the overlay and /proc"; return 1; }
     bindir=$(zbx_pg_bindir "$R")
-    pgport=$(free_port 20000 32767) zport=$(free_port 20000 32767) wport=$(free_port 20000 32767)
+    pgport=$(free_port 16000 16999) zport=$(free_port 16000 16999) wport=$(free_port 16000 16999)
     # PostgreSQL: TCP on 127.0.0.1 only, trust (the cluster was made with -A trust).
     start_daemon "$base/postgres.log" chroot "$R" setpriv --reuid=postgres --regid=postgres --init-groups -- \
         "$bindir/postgres" -D /var/lib/zbxtest/pgdata -p "$pgport" -c listen_addresses=127.0.0.1 \
@@ -382,7 +382,7 @@ EOF
 # check of the namespace.
 agent_scenario() {
     local label=$1 xhid=$2 a=$T/$1/api.json aport ahid st out sum pct holder xs xkey poke
-    aport=$(free_port 20000 32767)
+    aport=$(free_port 16000 16999)
     sed "s#/usr/lib/nagios/plugins/check_ephemeral_ports --format json#$T/bin/check_ephemeral_ports --netns $ns --format json#" \
         "$zconf/userparameter_ephemeral_ports.conf" >"$T/userparameter.conf"
     grep -q -- "--netns $ns --format json" "$T/userparameter.conf" || not_ok "UserParameter rewritten for the namespace"
