@@ -62,12 +62,12 @@ family_paths() {
 }
 
 # The snippets in icinga/ are written for Debian: on a configuration line (not a comment: the
-# comments describe Debian), each Debian path becomes the family's.
+# comments describe Debian), each Debian path becomes the family's. Zabbix's agent directories stay
+# as they are: the packages fill each layout's, and the docs name them all.
 adjust_paths() {
     sed -E "/^[[:space:]]*(#|\/\*|\*)/!{
         s:/usr/lib/nagios/plugins:$PLUGINDIR:g
         s:/etc/nagios/nrpe\.d:$NRPEDIR:g
-        s:/etc/zabbix/zabbix_agentd\.conf\.d:$ZABBIX_AGENTD_DIR:g
     }" "$1"
 }
 

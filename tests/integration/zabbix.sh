@@ -4,7 +4,9 @@
 # it returns feed every dependent item and trigger of icinga/zabbix/template_ephemeral_ports.yaml.
 # There is no Zabbix server here, so the template is checked for structure, and its JSONPath
 # steps and trigger expressions are evaluated in Python against the documents the agents return
-# (and against the plugin's output for every fixture tree).
+# (and against the plugin's output for every fixture tree), with the templates' default macros
+# and with host macros overriding the thresholds. The packages' placement of the UserParameter is
+# zabbix_packages.sh's; the real servers are zabbix_server.sh's.
 # Runs as root; prints "ok - ..." / "not ok - ..." lines; exits 1 on any failure.
 # Temp dir kept on failure or with KEEP_TMP=1; agent daemons are stopped by PID on exit.
 set -u
