@@ -43,11 +43,11 @@ check "no zabbix_agent2 daemon started either" test -z "$(pgrep -x zabbix_agent2
 # --- the agents' own files, as their packages install them ----------------------------------------
 ( cd "$T" && apt-get download zabbix-agent zabbix-agent2 >"$T/download.log" 2>&1 )
 for p in zabbix-agent zabbix-agent2; do
-    f=$(ls "$T"/${p}_*.deb 2>/dev/null | head -n 1)
+    f=$(find "$T" -maxdepth 1 -name "${p}_*.deb" | head -n 1)
     check "apt-get download $p ($(basename "${f:-none}"))" test -n "$f" || { tail -3 "$T/download.log"; exit 1; }
     dpkg-deb -x "$f" "$T/$p"
 done
-installed=$(dpkg-query -W -f '${Version}' zabbix-agent) got=$(dpkg-deb -f "$(ls "$T"/zabbix-agent_*.deb)" Version)
+installed=$(dpkg-query -W -f '${Version}' zabbix-agent) got=$(dpkg-deb -f "$(find "$T" -maxdepth 1 -name 'zabbix-agent_*.deb')" Version)
 check "the downloaded configurations are those of the installed agents ($installed)" test "$installed" = "$got"
 
 # Debian's layout: zabbix-agent's postinst copies /usr/share/zabbix-agent/zabbix_agentd.conf to
@@ -79,9 +79,9 @@ rpm_plugindir=$(rpm -qpl "$rpmfile" 2>/dev/null | sed -n 's:/check_ephemeral_por
 for p in deb rpm; do
     n=$(find "$T/pkg-$p/etc/zabbix" -type f | wc -l)
     echo "# the .$p puts the UserParameter into: $(cd "$T/pkg-$p" && find etc/zabbix -type f | sort | tr '\n' ' ')"
-    check "the .$p's Zabbix files each define ephemeral_ports.json once, running the package's plugin" \
-        test "$n" -ge 2 -a -z "$(for f in $(find "$T/pkg-$p/etc/zabbix" -type f); do
-            [ "$(grep -c '^UserParameter=ephemeral_ports\.json,' "$f")" = 1 ] || echo "$f"; done)"
+    check "the .$p's Zabbix files each define ephemeral_ports.json once" \
+        test "$n" -ge 2 -a -z "$(find "$T/pkg-$p/etc/zabbix" -type f -exec sh -c \
+            'test "$(grep -c "^UserParameter=ephemeral_ports\.json," "$1")" = 1 || echo "$1"' sh {} \;)"
 done
 
 # with_files PKG LAYOUT CMD...: CMD with /etc/zabbix = the package's files over the layout's, and
@@ -107,8 +107,9 @@ agent_test() {
     timeout 60 "$agent" -c "$cfg" -t ephemeral_ports.json
 }
 
-# The plugin's JSON document as the value: "ephemeral_ports.json   [t|{...}]" (agent2: [s|...]).
-is_document() { grep -qE '^ephemeral_ports\.json +\[[ts]\|\{"state":"(OK|WARNING|CRITICAL|UNKNOWN)","exitCode":[0-3],' "$1"; }
+# answered RC OUT: the agent exited 0 with the plugin's JSON document as the value:
+# "ephemeral_ports.json   [t|{...}]" (agent2: [s|...]).
+answered() { [ "$1" = 0 ] && grep -qE '^ephemeral_ports\.json +\[[ts]\|\{"state":"(OK|WARNING|CRITICAL|UNKNOWN)","exitCode":[0-3],' "$2"; }
 
 for case in "deb debian" "deb zabbix" "rpm zabbix"; do
     read -r pkg layout <<<"$case"
@@ -122,7 +123,7 @@ for case in "deb debian" "deb zabbix" "rpm zabbix"; do
                 test $rc = 0 -a -z "$(grep -i 'unsupported item key\|already exists\|duplicate' "$out")"
         else
             check "the .$pkg on $layout's layout: $agent -c its default configuration -t ephemeral_ports.json runs the plugin once (exit $rc)" \
-                eval 'test $rc = 0 && is_document "$out"'
+                answered "$rc" "$out"
         fi || sed 's/^/#   /' "$out" | head -c 1500
     done
 done
