@@ -106,6 +106,11 @@ def type_ok(value, value_type):
 def macro_values(template):
     return {m["macro"]: m["value"] for m in template.get("macros", [])}
 
+# The items with threshold triggers: the headline (busiest tuple or UDP) and bind(addr, 0), which
+# only the BPF reading has (absent from the document otherwise: discarded, its triggers stay OK).
+THRESHOLD_ITEMS = ["ephemeral_ports.used_percent", "ephemeral_ports.bind.busiest_pct"]
+OPTIONAL_PATHS = {"$.tcp.bindBeforeConnect.busiestPct"}
+
 THRESHOLD = re.compile(r"min\(/([^/]+)/([^,)]+),\{\$EPHEMERAL_PORTS\.PERIOD\}\)>(\{\$EPHEMERAL_PORTS\.(WARN|CRIT)\})")
 
 def fired_triggers(template, values, macros=None):
@@ -132,6 +137,8 @@ def fired_triggers(template, values, macros=None):
 ANCHORS = [
     (r"Ephemeral ports: WARNING", "ephemeral-ports-warning"),
     (r"Ephemeral ports: CRITICAL", "ephemeral-ports-critical"),
+    (r"Ephemeral ports: bind\(addr, 0\) WARNING", "ephemeral-ports-bind-warning"),
+    (r"Ephemeral ports: bind\(addr, 0\) CRITICAL", "ephemeral-ports-bind-critical"),
     (r"Ephemeral ports: UNKNOWN, .*", "ephemeral-ports-unknown"),
     (r"Ephemeral ports: No data for .*", "ephemeral-ports-no-data"),
     (r"Ephemeral ports: tuple .* above \{\$EPHEMERAL_PORTS\.WARN.*", "ephemeral-ports-tuple-warning"),
@@ -157,17 +164,19 @@ def check_thresholds(t, label, top_triggers=()):
     for tr in triggers:
         m = THRESHOLD.fullmatch(tr["expression"])
         if m:
-            by_level[m.group(4)] = tr
+            by_level[(m.group(2), m.group(4))] = tr
             want_recovery = "max(/%s/%s,{$EPHEMERAL_PORTS.PERIOD})<=%s" % (m.group(1), m.group(2), m.group(3))
-            ok(m.group(1) == name and m.group(2) == "ephemeral_ports.used_percent"
-               and tr.get("recovery_mode") == "RECOVERY_EXPRESSION" and tr.get("recovery_expression") == want_recovery,
+            ok(m.group(1) == name and tr.get("recovery_mode") == "RECOVERY_EXPRESSION"
+               and tr.get("recovery_expression") == want_recovery,
                "%s: %s: %s, recovery %s" % (label, tr["name"], tr["expression"], tr.get("recovery_expression")))
-    w, c = by_level.get("WARN"), by_level.get("CRIT")
-    ok(w is not None and c is not None and w["priority"] == "WARNING" and c["priority"] == "HIGH"
-       and [d["name"] for d in w.get("dependencies", [])] == [c["name"]]
-       and w["dependencies"][0]["expression"] == c["expression"]
-       and w["dependencies"][0].get("recovery_expression") == c["recovery_expression"],
-       "%s: WARNING (priority WARNING) on {$EPHEMERAL_PORTS.WARN} depends on CRITICAL (HIGH) on {$EPHEMERAL_PORTS.CRIT}" % label)
+    for key in THRESHOLD_ITEMS:
+        w, c = by_level.get((key, "WARN")), by_level.get((key, "CRIT"))
+        ok(w is not None and c is not None and w["priority"] == "WARNING" and c["priority"] == "HIGH"
+           and [d["name"] for d in w.get("dependencies", [])] == [c["name"]]
+           and w["dependencies"][0]["expression"] == c["expression"]
+           and w["dependencies"][0].get("recovery_expression") == c["recovery_expression"],
+           "%s: on %s a WARNING trigger (priority WARNING) over {$EPHEMERAL_PORTS.WARN} depending on a CRITICAL one (HIGH) over {$EPHEMERAL_PORTS.CRIT}" % (label, key))
+    ok(sorted({k for k, _ in by_level}) == sorted(THRESHOLD_ITEMS), "%s: threshold triggers on %s" % (label, " and ".join(THRESHOLD_ITEMS)))
     states = sorted(int(m.group(1)) for tr in triggers
                     for m in [re.fullmatch(r"last\(/[^/]+/ephemeral_ports\.state\)=([0-9])", tr["expression"])] if m)
     ok(states == [3], "%s: of the plugin's states only UNKNOWN (3) has a trigger (the thresholds are the macros'): %s" % (label, states))
@@ -254,7 +263,7 @@ def cmd_document(template_path, document_text, label, expect_state=None, expect_
             continue
         values[item["key"]] = value
         if value is None:
-            if isinstance(document, dict) and document.get("state") != "UNKNOWN":
+            if isinstance(document, dict) and document.get("state") != "UNKNOWN" and path not in OPTIONAL_PATHS:
                 problems.append("%s (%s): discarded in a %s document" % (item["key"], path, document.get("state")))
         elif not type_ok(value, item.get("value_type", "UNSIGNED")):
             problems.append("%s (%s) = %r is not %s" % (item["key"], path, value, item.get("value_type", "UNSIGNED")))
@@ -431,8 +440,10 @@ if __name__ == "__main__":
         values = {i["key"]: item_value(i, document) for i in dependent_items(t)}
         macros = dict(a.split("=", 1) for a in args[3:])
         fired = sorted(tr["priority"] for tr in fired_triggers(t, values, macros))
-        ok(",".join(fired) == args[2], "%s, plugin state %s at %s%%, host macros %s: triggers that fire: %s"
-           % (args[0].rsplit("/", 1)[-1], document["state"], document["usedPercent"], " ".join(args[3:]) or "none", ",".join(fired) or "none"))
+        bind = document["tcp"].get("bindBeforeConnect", {}).get("busiestPct")
+        ok(",".join(fired) == args[2], "%s, plugin state %s at %s%%%s, host macros %s: triggers that fire: %s"
+           % (args[0].rsplit("/", 1)[-1], document["state"], document["usedPercent"],
+              "" if bind is None else ", bind(addr, 0) at %s%%" % bind, " ".join(args[3:]) or "none", ",".join(fired) or "none"))
     elif cmd == "document":  # TEMPLATE LABEL FILE EXPECT_STATE
         cmd_document(args[0], open(args[2]).read().rstrip("\n"), args[1], args[3] or None)
     sys.exit(1 if failed else 0)
@@ -463,6 +474,11 @@ for tpl in "$template" "$zconf/template_ephemeral_ports_7.0.yaml"; do
     zbx override "$tpl" "$T/fixture-format-json.json" WARNING || failed=1
     zbx override "$tpl" "$T/fixture-format-json.json" "" '{$EPHEMERAL_PORTS.WARN}=80' || failed=1
     zbx override "$tpl" "$T/fixture-format-json.json" HIGH '{$EPHEMERAL_PORTS.CRIT}=75' || failed=1
+    # The same document as the BPF reading would give it with bind(addr, 0) 90% full.
+    "$py" -c 'import json,sys; d=json.load(open(sys.argv[1])); d["tcp"]["bindBeforeConnect"]={"state":"CRITICAL","busiestPct":90,"addresses":[]}; print(json.dumps(d))' \
+        "$T/fixture-format-json.json" >"$T/fixture-bind.json"
+    zbx override "$tpl" "$T/fixture-bind.json" HIGH,WARNING || failed=1
+    zbx override "$tpl" "$T/fixture-bind.json" WARNING,WARNING '{$EPHEMERAL_PORTS.CRIT}=95' || failed=1
 done
 
 # --- the 7.0 template: structure, and the same fixtures through its items and its discovery ------
