@@ -86,7 +86,7 @@ every_option() {
             --source\ bpf) states='' ;;
             # A namespace of the host it cannot read (another tool's stale /run/netns entry, a
             # sandboxed process) makes it UNKNOWN by design; an answer is still required.
-            *--all-namespaces*) states='OK|WARNING|CRITICAL|UNKNOWN - .*namespaces checked' ;;
+            *--all-namespaces*) states='OK|WARNING|CRITICAL|UNKNOWN - .*namespaces checked.*' ;;
         esac
         if [ "$label" = arm64 ] && [ "$what" = "--source netlink" ]; then states=''; fi
         # shellcheck disable=SC2086  # args are words
