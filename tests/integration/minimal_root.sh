@@ -129,7 +129,7 @@ fi
 echo "# the arm64 binary with Debian 11's arm64 glibc only, under qemu-user"
 if [ ! -x "$arm" ]; then
     not_ok "arm64 binary $arm exists"
-elif ! check "install qemu-user-static" need_packages qemu-user-static; then
+elif ! check "install qemu-user-static and debootstrap" need_packages qemu-user-static debootstrap; then
     :
 elif ! armroot=$("$root/src/build/sysroot.sh" arm64 2>"$T/sysroot.log"); then
     not_ok "the arm64 Debian 11 root: $(tail -n 3 "$T/sysroot.log")"
