@@ -187,12 +187,13 @@ floor() {
 }
 mb=$((1024 * 1024))
 as_user_prefix=(setpriv --reuid="$user" --regid="$user" --clear-groups --inh-caps=-all --)
+nofile_runs=0 nproc_runs=1
 for kind in loads runs starts; do
     as=$(floor "$kind" as $((4 * mb)) $((512 * mb)))
     nofile=$(floor "$kind" nofile 0 64)
     nproc='?'
     [ -n "$user" ] && nproc=$(floor "$kind" nproc 1 64 "${as_user_prefix[@]}")
-    printf -v "as_$kind" %s "$as"; printf -v "nofile_$kind" %s "$nofile"; printf -v "nproc_$kind" %s "$nproc"
+    if [ "$kind" = runs ]; then nofile_runs=$nofile; [ "$nproc" = '?' ] || nproc_runs=$nproc; fi
     echo "# measured floor ($kind): RLIMIT_AS $((as / mb)) MiB, RLIMIT_NOFILE $nofile, RLIMIT_NPROC $nproc (threads of a user with no other process)"
 done
 

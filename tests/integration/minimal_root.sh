@@ -55,6 +55,7 @@ make_root() {
 # "${in_root[@]}" DIR CMD ARGS...: CMD chrooted into DIR with /proc mounted and /run/netns bound in,
 # in a private mount namespace (gone with the process: nothing is left mounted). An array, not a
 # function, so that timeout can run it.
+# shellcheck disable=SC2016  # the script is for sh, its $1 and $@ are its own
 in_root=(unshare --mount --propagation private -- /bin/sh -c
     'set -e; r=$1; shift; mount -t proc proc "$r/proc"; mount --rbind /run/netns "$r/run/netns"; exec chroot "$r" "$@"' in_root)
 
@@ -110,7 +111,7 @@ every_option() {
     run_bin "$label-output-prom" 40 "${in_root[@]}" "$dir" "${prefix[@]}" /check_ephemeral_ports -t 20 --format prometheus --output /out/check.prom
     check "$label minimal root: --format prometheus --output FILE: exit 0 and the file written ($(said "$label-output-prom"))" \
         sh -c "test $rc = 0 && grep -q '^ephemeral_ports' '$dir/out/check.prom'"
-    check "$label minimal root: --output left no temporary file ($(ls "$dir/out" | tr '\n' ' '))" \
+    check "$label minimal root: --output left no temporary file ($(find "$dir/out" -mindepth 1 -printf '%f '))" \
         test "$(find "$dir/out" -mindepth 1 ! -name check.txt ! -name check.prom | wc -l)" = 0
 }
 
