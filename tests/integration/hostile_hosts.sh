@@ -45,12 +45,12 @@ hostile_cleanup() {
 }
 trap hostile_cleanup EXIT
 
-# hold NAME HOST PORT N [PREFIX...]: N connections to a listener on HOST:PORT held for up to 120 s
-# by lib/hold_connections.py (run through PREFIX, e.g. ip netns exec NS, which execs it: the PID
-# recorded is the holder's own); sets $ready to its "ready K" line once they are up.
+# hold NAME HOST PORT N [NETNS_FILE]: N connections to a listener on HOST:PORT held ESTABLISHED
+# for up to 120 s by lib/hold_connections.py (made inside NETNS_FILE's namespace, which the holder
+# then leaves); sets $ready to its "ready K" line once they are up.
 hold() {
-    local name=$1 host=$2 port=$3 n=$4; shift 4
-    "$@" "$py" "$lib/hold_connections.py" "$host" "$port" "$n" 120 >"$T/$name.ready" 2>"$T/$name.err" </dev/null &
+    local name=$1 host=$2 port=$3 n=$4 nsfile=${5:-}
+    "$py" "$lib/hold_connections.py" "$host" "$port" "$n" 120 ${nsfile:+"$nsfile"} >"$T/$name.ready" 2>"$T/$name.err" </dev/null &
     holders+=($!)
     for _ in $(seq 100); do [ -s "$T/$name.ready" ] && break; sleep 0.2; done
     ready=$(head -n 1 "$T/$name.ready")
@@ -275,7 +275,8 @@ done
 # The full tuple: a 10-port range inside the namespace, 10 connections to a listener there.
 ready=''
 if ip netns exec "$ff" sh -c 'ip link set lo up && sysctl -qw net.ipv4.ip_local_port_range="40000 40009"'; then
-    hold netns-hold 127.0.0.1 19417 10 ip netns exec "$ff"
+    # Made in there by a process that then leaves: only the name leads to the namespace.
+    hold netns-hold 127.0.0.1 19417 10 "/run/netns/$ff"
 fi
 check "10 connections held in the namespace with the 0xff name ($ready)" test "$ready" = "ready 10"
 run_bin names 30 "$plugin" --all-namespaces -v -t 20
