@@ -72,6 +72,8 @@ every_option() {
         "--processes|--processes"
         "--all-namespaces|--all-namespaces"
         "--netns NAME|--netns $ns"
+        "--pid PID|--pid $$"
+        "thresholds, --top, -t STATE|-w 0.001 -c 99 --top 0 -t 20:critical"
         "--source proc|--source proc"
         "--source netlink|--source netlink"
         "--source bpf|--source bpf"
@@ -111,8 +113,11 @@ every_option() {
     run_bin "$label-output-prom" 40 "${in_root[@]}" "$dir" "${prefix[@]}" /check_ephemeral_ports -t 20 --format prometheus --output /out/check.prom
     check "$label minimal root: --format prometheus --output FILE: exit 0 and the file written ($(said "$label-output-prom"))" \
         sh -c "test $rc = 0 && grep -q '^ephemeral_ports' '$dir/out/check.prom'"
+    run_bin "$label-output-json" 40 "${in_root[@]}" "$dir" "${prefix[@]}" /check_ephemeral_ports -t 20 --format json --all-namespaces --processes --output /out/check.json
+    check "$label minimal root: --format json --all-namespaces --processes --output FILE: exit 0, one JSON document in the file ($(said "$label-output-json"))" \
+        sh -c "test $rc = 0 && /usr/bin/python3 -c 'import json, sys; json.load(open(sys.argv[1]))' '$dir/out/check.json'"
     check "$label minimal root: --output left no temporary file ($(find "$dir/out" -mindepth 1 -printf '%f '))" \
-        test "$(find "$dir/out" -mindepth 1 ! -name check.txt ! -name check.prom | wc -l)" = 0
+        test "$(find "$dir/out" -mindepth 1 ! -name check.txt ! -name check.prom ! -name check.json | wc -l)" = 0
 }
 
 # --- x86_64 (or this machine's architecture): this machine's glibc ----------------------------------
