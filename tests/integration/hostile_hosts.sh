@@ -285,6 +285,7 @@ contract "--all-namespaces -v with namespaces named with 0xff, ESC and TAB" name
 line=$(grep -a "netns cepH$$" "$T/names.out" | head -n 1)
 check "the namespace named with byte 0xff is listed ($(printf %q "$line"))" test -n "$line"
 check "its name is escaped: no raw 0xff byte and no U+FFFD in the output" lacks "$T/names.out" $'\xff' $'\xef\xbf\xbd'
+check "its name is printed with the byte escaped (\\xff)" grep -qaE "netns cepH$$"'(\\x[fF][fF]|\\377)ns' <<<"$line"
 check "its full 10-port tuple makes it CRITICAL" grep -q 'CRITICAL' <<<"$line"
 # (The first line's state is not checked: on a shared machine another namespace may be worse.)
 check "ESC and TAB in namespace names: no raw 0x1b or 0x09 byte in the output" lacks "$T/names.out" $'\x1b' $'\t'
