@@ -97,7 +97,9 @@ public static class SettingsBinder
             pid = p;
         }
 
-        return chosen == 0 ? null : new NamespaceChoice(options.AllNamespaces, options.Netns, pid);
+        // A name need not be UTF-8 (ip netns add takes any byte but '/'): its bytes as given.
+        var raw = options.Netns is { } netns ? RawArguments.BytesOf(netns, "--netns") : null;
+        return chosen == 0 ? null : new NamespaceChoice(options.AllNamespaces, options.Netns, pid) { NetnsBytes = raw };
     }
 
     private static NagiosRange Range(string option, string text) =>

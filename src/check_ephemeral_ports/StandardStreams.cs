@@ -55,13 +55,22 @@ internal static class StandardStreams
     /// <summary>
     /// Ends the process with <paramref name="code"/> at once, once the answer is written: standard
     /// output and error are closed first, so the reader sees the end of the output even when a
-    /// thread stuck in the kernel delays the process's own end; exit_group(2) then ends every
-    /// thread without waiting for the runtime's shutdown.
+    /// thread stuck in the kernel delays the process's own end; the code goes to the supervisor;
+    /// exit_group(2) then ends every thread without waiting for the runtime's shutdown.
     /// </summary>
     public static int Exit(int code)
     {
         Libc.Close(1);
         Libc.Close(2);
+
+        // The supervisor (src/build/process-start.c) waits for this byte and exits with it: the
+        // process the monitoring core started is gone even if this one cannot end yet.
+        if (int.TryParse(Environment.GetEnvironmentVariable("CEP_REPORT_FD"), System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var report) && report > 2)
+        {
+            Libc.WriteAll(report, [(byte)code]);
+            Libc.Close(report);
+        }
+
         Libc.syscall(Libc.SysExitGroup, code, 0, 0, 0);
         return code;
     }

@@ -19,7 +19,11 @@ public enum ProtocolChoice
 }
 
 /// <summary>Which network namespaces to check: all of them, one by name or path, or one by pid.</summary>
-public sealed record NamespaceChoice(bool All, string? Netns, int? Pid);
+public sealed record NamespaceChoice(bool All, string? Netns, int? Pid)
+{
+    /// <summary>The bytes of <see cref="Netns"/> as the command line gave them (a name need not be UTF-8).</summary>
+    public byte[]? NetnsBytes { get; init; }
+}
 
 /// <summary>
 /// What to read and where: everything that changes the reading, and nothing else. A reading

@@ -157,7 +157,7 @@ public static class PortCheck
     {
         if (!choice.All)
         {
-            NetworkNamespace target = choice.Pid is { } pid ? NamespaceFinder.ByPid(pid) : NamespaceFinder.ByNameOrPath(choice.Netns!);
+            NetworkNamespace target = choice.Pid is { } pid ? NamespaceFinder.ByPid(pid) : NamespaceFinder.ByNameOrPath(choice.NetnsBytes ?? System.Text.Encoding.UTF8.GetBytes(choice.Netns!));
             return InNamespaces(settings, [target], progress, clock, all: false);
         }
 

@@ -28,7 +28,7 @@ public class SourceParityTests
             Command.MustSucceed("ip", "netns", "exec", name, "sysctl", "-qw", "net.ipv4.tcp_tw_reuse=0");
             var sources = PortCheck.SourceOrder(SourceChoice.Auto);
             sources.Count.ShouldBeGreaterThanOrEqualTo(2);
-            var run = NamespaceRunner.RunAll([NamespaceFinder.ByNameOrPath(name)], NamespaceFinder.OwnInode(), TimeSpan.FromSeconds(60), 1, (_, tables) =>
+            var run = NamespaceRunner.RunAll([NamespaceFinder.ByNameOrPath(System.Text.Encoding.UTF8.GetBytes(name))], NamespaceFinder.OwnInode(), TimeSpan.FromSeconds(60), 1, (_, tables) =>
             {
                 var held = new List<Socket>();
                 try

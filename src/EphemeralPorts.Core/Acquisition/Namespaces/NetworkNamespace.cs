@@ -90,18 +90,37 @@ public static partial class NamespaceFinder
     /// name through the plugin a path they could not reach themselves (another user's
     /// /proc/PID/ns/net: use --pid, which reads the kernel's own /proc).
     /// </summary>
-    public static NetworkNamespace ByNameOrPath(string nameOrPath)
+    public static NetworkNamespace ByNameOrPath(byte[] nameOrPath)
     {
-        if (nameOrPath is "." or "..")
+        // Shown escaped: a name may hold any byte but '/'.
+        var shown = ProcFs.Excerpt.Escape(nameOrPath);
+        if (nameOrPath is [(byte)'.'] or [(byte)'.', (byte)'.'])
         {
-            throw new Plugin.CheckException($"--netns {nameOrPath}: not a namespace name");
+            throw new Plugin.CheckException($"--netns {shown}: not a namespace name");
         }
 
-        var path = nameOrPath.Contains('/', StringComparison.Ordinal) ? nameOrPath : $"{NamedNetnsDirectory}/{nameOrPath}";
+        byte[] path = Array.IndexOf(nameOrPath, (byte)'/') >= 0 ? nameOrPath : [.. System.Text.Encoding.UTF8.GetBytes(NamedNetnsDirectory + "/"), .. nameOrPath];
+        var shownPath = ProcFs.Excerpt.Escape(path);
+
+        // O_PATH opens nothing (a FIFO there answers at once); the file system and the inode are
+        // read from that descriptor.
         var (type, inode, errno) = Native.Credentials.AsInvoker(() =>
         {
-            var fsType = Native.Libc.FileSystemType(path, out var e);
-            return fsType is null ? (null, null, e) : (fsType, Inode(path, out e), e);
+            var fd = Native.Libc.Openat(Native.Libc.AtFdcwd, path, Native.Libc.OPath | Native.Libc.OCloexec, 0);
+            if (fd < 0)
+            {
+                return ((long?)null, (ulong?)null, Native.Libc.LastError);
+            }
+
+            try
+            {
+                var fsType = Native.Libc.FileSystemType(fd);
+                return Native.Libc.TryFstat(fd, out var status) ? (fsType, status.Inode, 0) : (fsType, null, Native.Libc.LastError);
+            }
+            finally
+            {
+                Native.Libc.Close(fd);
+            }
         });
         if (type is null || inode is null)
         {
@@ -109,16 +128,17 @@ public static partial class NamespaceFinder
             var why = errno is Native.Errno.Eacces or Native.Errno.Eperm && Native.Credentials.Invoker is { } user
                 ? $"permission denied to uid {user.Uid} ({user.Why})"
                 : Describe(errno);
-            throw new Plugin.CheckException($"--netns {nameOrPath}: {path}: {why}");
+            throw new Plugin.CheckException($"--netns {shown}: {shownPath}: {why}");
         }
 
         if (type != Native.Libc.NsfsMagic)
         {
-            throw new Plugin.CheckException($"--netns {nameOrPath}: {path}: not a network namespace");
+            throw new Plugin.CheckException($"--netns {shown}: {shownPath}: not a network namespace");
         }
 
         var named = NamedNamespaces().FirstOrDefault(n => n.Inode == inode);
-        return new NetworkNamespace(path, inode.Value, named.Name is { } n ? $"netns {n}" : path);
+        var plain = System.Text.Encoding.UTF8.GetString(path) == shownPath;
+        return new NetworkNamespace(shownPath, inode.Value, named.Name is { } n ? $"netns {n}" : shownPath) { RawPath = plain ? null : path };
     }
 
     /// <summary><c>--pid PID</c>: the namespace that process lives in.</summary>
