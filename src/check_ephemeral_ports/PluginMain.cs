@@ -74,7 +74,8 @@ public static class PluginMain
         }
         catch (Exception)
         {
-            // Nothing more can be said; the exit code says UNKNOWN.
+            // No memory even for the message (a tiny ulimit -v): a line that needs none.
+            Native.Libc.WriteAll(1, "EPHEMERAL PORTS UNKNOWN - internal error: out of memory\n"u8);
         }
 
         return (int)ServiceState.Unknown;

@@ -33,7 +33,17 @@ public sealed record CheckReport(NamespaceResult Shown, Thresholds Thresholds, i
 }
 
 /// <summary>One namespace: its model, the evaluation of it, and how it was read.</summary>
-public sealed record NamespaceResult(string? Name, PortUsage Usage, PortEvaluation Evaluation, ReadingReport Reading);
+public sealed record NamespaceResult(string? Name, PortUsage Usage, PortEvaluation Evaluation, ReadingReport Reading)
+{
+    /// <summary>The namespace's inode, where a namespace was entered or looked up.</summary>
+    public ulong? Inode { get; init; }
+
+    /// <summary>The container (12 hex digits) whose process led to it, where known.</summary>
+    public string? Container { get; init; }
+
+    /// <summary>The Kubernetes pod UID, where known.</summary>
+    public string? Pod { get; init; }
+}
 
 /// <summary>
 /// How a namespace was read: notes for <c>-v</c> (the source and any refusal before it), what

@@ -189,7 +189,8 @@ public static class PortCheck
             progress.Report($"namespace {target.Name}");
             try
             {
-                return Evaluate(settings, Acquire(settings.Reading, new NamespaceView(root, tables), progress.Report, target.Name), target.Name);
+                var read = Evaluate(settings, Acquire(settings.Reading, new NamespaceView(root, tables), progress.Report, target.Name), target.Name);
+                return read with { Result = read.Result with { Inode = target.Inode, Container = target.Container, Pod = target.Pod } };
             }
             catch (Exception e) when (e is not CheckException)
             {

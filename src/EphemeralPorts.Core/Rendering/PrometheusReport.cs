@@ -57,6 +57,7 @@ public static class PrometheusReport
             Gauge(text, "namespaces_critical", "Namespaces in CRITICAL.", all.Count(ServiceState.Critical));
             Gauge(text, "namespaces_warning", "Namespaces in WARNING.", all.Count(ServiceState.Warning));
             Gauge(text, "namespaces_skipped", "Namespaces or processes that could not be looked at.", all.Skipped.Count);
+            PerNamespace(text, all);
         }
 
         if (usage.Udp is { } udp)
@@ -67,6 +68,66 @@ public static class PrometheusReport
         }
 
         return text.ToString();
+    }
+
+    /// <summary>
+    /// At most this many namespaces get series of their own (the worst first): a node with
+    /// thousands of pods must not flood Prometheus. The rest are counted in
+    /// ephemeral_ports_namespace_series_dropped.
+    /// </summary>
+    public const int MaxNamespaceSeries = 250;
+
+    // One series per namespace, labelled with its name, inode and, where known, container and pod.
+    private static void PerNamespace(StringBuilder text, NamespaceOverview all)
+    {
+        var shown = all.Checked.Take(MaxNamespaceSeries).ToList();
+        var labels = shown.Select(NamespaceLabels).ToList();
+        Family(text, "namespace_state", "Plugin state of one namespace (--all-namespaces): 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.", shown.Select((n, i) => (labels[i], (double?)(int)n.Evaluation.State)));
+        Family(text, "namespace_tcp_capacity", "Ports each (source, destination, port) tuple of one namespace can use.", shown.Select((n, i) => (labels[i], (double?)n.Usage.Tcp?.Capacity)));
+        Family(text, "namespace_tcp_busiest_used", "Ports used by one namespace's busiest tuple.", shown.Select((n, i) => (labels[i], (double?)n.Usage.Tcp?.BusiestUsed)));
+        Family(text, "namespace_tcp_busiest_ratio", "One namespace's busiest tuple's used ports over its capacity.", shown.Select((n, i) => (labels[i], n.Usage.Tcp?.BusiestPercent / 100)));
+        Family(text, "namespace_udp_ratio", "One namespace's UDP used ports over UDP capacity.", shown.Select((n, i) => (labels[i], n.Usage.Udp?.Percent / 100)));
+        Family(text, "namespace_tcp_bind_busiest_ratio", "One namespace's busiest bind(addr, 0) address: used ports over capacity (BPF reading only).", shown.Select((n, i) => (labels[i], n.Usage.Tcp?.Bind?.BusiestPercent / 100)));
+        Gauge(text, "namespace_series_dropped", $"Namespaces checked but given no series of their own (at most {MaxNamespaceSeries}, the worst first).", all.Checked.Count - shown.Count);
+    }
+
+    private static string NamespaceLabels(NamespaceResult n)
+    {
+        var labels = new StringBuilder("{namespace=\"").Append(Escape(n.Name ?? string.Empty)).Append('"');
+        if (n.Inode is { } inode)
+        {
+            labels.Append(",inode=\"").Append(inode.ToString(CultureInfo.InvariantCulture)).Append('"');
+        }
+
+        if (n.Container is { } container)
+        {
+            labels.Append(",container=\"").Append(Escape(container)).Append('"');
+        }
+
+        if (n.Pod is { } pod)
+        {
+            labels.Append(",pod_uid=\"").Append(Escape(pod)).Append('"');
+        }
+
+        return labels.Append('}').ToString();
+    }
+
+    /// <summary>One metric family with a sample per labelled value; values that are null have no sample.</summary>
+    private static void Family(StringBuilder text, string name, string help, IEnumerable<(string Labels, double? Value)> samples)
+    {
+        var present = samples.Where(s => s.Value is not null).ToList();
+        if (present.Count == 0)
+        {
+            return;
+        }
+
+        var metric = "ephemeral_ports_" + name;
+        text.Append("# HELP ").Append(metric).Append(' ').Append(help).Append('\n');
+        text.Append("# TYPE ").Append(metric).Append(" gauge\n");
+        foreach (var (labels, value) in present)
+        {
+            text.Append(metric).Append(labels).Append(' ').Append(value!.Value.ToString("0.######", CultureInfo.InvariantCulture)).Append('\n');
+        }
     }
 
     public static string RenderFailure(ServiceState state, string message)

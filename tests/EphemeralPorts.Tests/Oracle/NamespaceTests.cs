@@ -130,6 +130,22 @@ public class NamespaceTests(NamespaceLab lab) : IClassFixture<NamespaceLab>
     }
 
     [NamespaceFact]
+    public void Prometheus_gets_a_series_per_namespace_labelled_with_name_and_inode()
+    {
+        var run = Check("--all-namespaces", "--format", "prometheus");
+        run.Stderr.ShouldBeEmpty();
+        var full = EphemeralPorts.Acquisition.Namespaces.NamespaceFinder.Inode($"/run/netns/{lab.Full.Namespace}")!.Value;
+        var warm = EphemeralPorts.Acquisition.Namespaces.NamespaceFinder.Inode($"/run/netns/{lab.Warm.Namespace}")!.Value;
+        run.Stdout.ShouldContain($"ephemeral_ports_namespace_state{{namespace=\"netns {lab.Full.Namespace}\",inode=\"{full}\"}} 2\n");
+        run.Stdout.ShouldContain($"ephemeral_ports_namespace_tcp_busiest_ratio{{namespace=\"netns {lab.Full.Namespace}\",inode=\"{full}\"}} 1\n");
+        run.Stdout.ShouldContain($"ephemeral_ports_namespace_state{{namespace=\"netns {lab.Warm.Namespace}\",inode=\"{warm}\"}} 1\n");
+        run.Stdout.ShouldContain($"ephemeral_ports_namespace_tcp_busiest_ratio{{namespace=\"netns {lab.Warm.Namespace}\",inode=\"{warm}\"}} 0.75\n");
+        run.Stdout.ShouldContain("ephemeral_ports_namespace_series_dropped 0\n");
+        System.Text.RegularExpressions.Regex.Matches(run.Stdout, "^# TYPE ephemeral_ports_namespace_state gauge$", System.Text.RegularExpressions.RegexOptions.Multiline).Count.ShouldBe(1, "one family, a sample per namespace");
+        run.Stdout.ShouldContain("ephemeral_ports_tcp_busiest_ratio 1\n", Case.Sensitive, "the worst namespace's figures as before");
+    }
+
+    [NamespaceFact]
     public void The_host_namespace_alone_is_not_critical_while_a_container_is()
     {
         // The test's own namespace is idle: the CRITICAL above came from the namespace, not from here.

@@ -11,6 +11,12 @@ public sealed record NetworkNamespace(string Path, ulong Inode, string Name)
 {
     /// <summary>The path as bytes, where it is not UTF-8 (ip netns add takes any byte but '/'): opened by these.</summary>
     public byte[]? RawPath { get; init; }
+
+    /// <summary>The container whose process led to it (the first 12 hex digits of its id), where one did.</summary>
+    public string? Container { get; init; }
+
+    /// <summary>The Kubernetes pod's UID from that process's cgroup, where it has one.</summary>
+    public string? Pod { get; init; }
 }
 
 /// <summary>A namespace or process that could not be looked at, and why.</summary>
@@ -61,7 +67,8 @@ public static partial class NamespaceFinder
             if (!byInode.ContainsKey(inode.Value))
             {
                 var name = inode.Value == host ? "host" : inode.Value == own ? "this check's namespace" : NameOf(procRoot, pid);
-                byInode[inode.Value] = new NetworkNamespace(path, inode.Value, name);
+                var (container, pod) = inode.Value == host || inode.Value == own ? (null, null) : ContainerOf(procRoot, pid);
+                byInode[inode.Value] = new NetworkNamespace(path, inode.Value, name) { Container = container, Pod = pod };
             }
         }
 
@@ -172,6 +179,24 @@ public static partial class NamespaceFinder
         return ContainerIdIn(cgroup) is { } id ? $"container {id[..12]} ({comm}, pid {pid})" : $"{comm} (pid {pid})";
     }
 
+    /// <summary>The container (12 hex digits) and pod UID of a process, from its cgroup; null where it has none.</summary>
+    public static (string? Container, string? Pod) ContainerOf(string procRoot, int pid)
+    {
+        string? cgroup;
+        try
+        {
+            using var root = new ProcFs.ProcRoot(procRoot);
+            cgroup = root.ReadSmallFile($"{pid}/cgroup", optional: true);
+        }
+        catch (Plugin.CheckException)
+        {
+            return (null, null);
+        }
+
+        var pod = cgroup is not null && PodUid().Match(cgroup) is { Success: true } m ? m.Groups[1].Value.Replace('_', '-') : null;
+        return (ContainerIdIn(cgroup)?[..12], pod);
+    }
+
     /// <summary>The 64-hex-digit container id in the text of /proc/PID/cgroup; null when there is none.</summary>
     public static string? ContainerIdIn(string? cgroup) =>
         cgroup is not null && ContainerId().Match(cgroup) is { Success: true } m ? m.Groups[1].Value : null;
@@ -263,4 +288,8 @@ public static partial class NamespaceFinder
 
     [GeneratedRegex(@"(?:docker|containerd|crio|libpod|cri-containerd|kubepods)[^\n]*?([0-9a-f]{64})")]
     private static partial Regex ContainerId();
+
+    // kubepods[-burstable|-besteffort]-pod<uid>.slice (systemd driver, '_' for '-') or kubepods/.../pod<uid>/ (cgroupfs).
+    [GeneratedRegex(@"kubepods[^\n]*?pod([0-9a-f]{8}[-_][0-9a-f]{4}[-_][0-9a-f]{4}[-_][0-9a-f]{4}[-_][0-9a-f]{12})")]
+    private static partial Regex PodUid();
 }

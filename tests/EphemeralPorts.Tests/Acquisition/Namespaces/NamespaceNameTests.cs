@@ -36,6 +36,16 @@ public sealed class NamespaceNameTests : IDisposable
     public void Anything_else_is_named_by_command_and_pid(string cgroup) =>
         Name("haproxy", cgroup).ShouldBe("haproxy (pid 4242)");
 
+    [Theory]
+    [InlineData("0::/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod0f1e2d3c_4b5a_6978_8a9b_0c1d2e3f4a5b.slice/cri-containerd-" + Id + ".scope\n", "0f1e2d3c-4b5a-6978-8a9b-0c1d2e3f4a5b")]
+    [InlineData("0::/kubepods/besteffort/pod0f1e2d3c-4b5a-6978-8a9b-0c1d2e3f4a5b/" + Id + "\n", "0f1e2d3c-4b5a-6978-8a9b-0c1d2e3f4a5b")]
+    [InlineData("0::/system.slice/docker-" + Id + ".scope\n", null)]
+    public void The_labels_of_a_namespace_are_its_container_and_pod(string cgroup, string? pod)
+    {
+        Name("envoy", cgroup);
+        NamespaceFinder.ContainerOf(_proc, 4242).ShouldBe(("3f2a9c1b7d4e", pod));
+    }
+
     [Fact]
     public void A_process_that_is_gone_still_gets_a_name() =>
         NamespaceFinder.NameOf(_proc, 999999).ShouldBe("? (pid 999999)");
