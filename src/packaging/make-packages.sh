@@ -50,11 +50,15 @@ family_paths() {
         # zabbix-agent (Include=/etc/zabbix/zabbix_agentd.conf.d/*.conf).
         PLUGINDIR=/usr/lib/nagios/plugins NRPEDIR=/etc/nagios/nrpe.d
         ZABBIX_AGENTD_DIR=/etc/zabbix/zabbix_agentd.conf.d UNITDIR=/lib/systemd/system
+        # nagios4's command definitions (Debian's nagios.cfg: cfg_dir=/etc/nagios-plugins/config).
+        NAGIOS_PLUGINS_CONFIG_DIR=/etc/nagios-plugins/config
     else
         # EPEL's nagios-plugins (%{_libdir}/nagios/plugins) and nrpe (include_dir=/etc/nrpe.d/),
         # Zabbix's own zabbix-agent packages (Include=/etc/zabbix/zabbix_agentd.d/*.conf).
         PLUGINDIR=$(rpm --target "$2-linux" --eval '%{_libdir}')/nagios/plugins NRPEDIR=/etc/nrpe.d
         ZABBIX_AGENTD_DIR=/etc/zabbix/zabbix_agentd.d UNITDIR=/usr/lib/systemd/system
+        # EPEL's and SUSE's nagios read no such directory: not in the .rpm.
+        NAGIOS_PLUGINS_CONFIG_DIR=-
     fi
     # node_exporter's textfile directory, for the systemd unit and the cron example: Debian's
     # prometheus-node-exporter reads /var/lib/prometheus/node-exporter by default; no RPM family's
@@ -77,7 +81,7 @@ adjust_paths() {
 
 expand() {
     local s=$1 v
-    for v in PLUGINDIR MANDIR NRPEDIR ZABBIX_AGENTD_DIR ZABBIX_AGENT2_DIR ICINGA2_CONTRIB_DIR DOCDIR UNITDIR; do
+    for v in PLUGINDIR MANDIR NRPEDIR ZABBIX_AGENTD_DIR ZABBIX_AGENT2_DIR ICINGA2_CONTRIB_DIR DOCDIR UNITDIR NAGIOS_PLUGINS_CONFIG_DIR; do
         s=${s//@$v@/${!v}}
     done
     s=${s//@BIN@/$bin}
@@ -92,6 +96,7 @@ stage() {
     while read -r kind src dest; do
         case $kind in ''|'#'*) continue ;; esac
         dest=$(expand "$dest")
+        [ "${dest#-}" = "$dest" ] || continue
         expanded=$(expand "$src")
         # shellcheck disable=SC2206  # a glob in the manifest is meant to expand
         local matches=($expanded)
