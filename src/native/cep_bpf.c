@@ -50,13 +50,14 @@
 #define ENOTSUPP_ 524
 
 /* The record is an ABI (P/Invoke reads it by offset): keep the documented layout. */
-_Static_assert(sizeof(struct cep_record) == 64, "cep_record is 64 bytes");
+_Static_assert(sizeof(struct cep_record) == 68, "cep_record is 68 bytes");
 _Static_assert(offsetof(struct cep_record, fastreuse) == 4, "cep_record layout");
 _Static_assert(offsetof(struct cep_record, lport) == 6, "cep_record layout");
 _Static_assert(offsetof(struct cep_record, tw_age_ms) == 16, "cep_record layout");
 _Static_assert(offsetof(struct cep_record, laddr) == 28, "cep_record layout");
 _Static_assert(offsetof(struct cep_record, raddr) == 44, "cep_record layout");
 _Static_assert(offsetof(struct cep_record, tw_ts_recent_stamp) == 60, "cep_record layout");
+_Static_assert(offsetof(struct cep_record, bound_dev_if) == 64, "cep_record layout");
 
 static const char *const names[2] = { "tcp", "udp" };
 

@@ -54,7 +54,7 @@ static void print(const struct cep_record *r, int json)
 		       "\"raddr\":\"%s\",\"rport\":%u,\"bucket\":\"%s\",\"fastreuse\":%d,\"fastreuseport\":%d,"
 		       "\"flags\":%u,\"bind_address_no_port\":%s,\"reuseaddr\":%s,\"reuseport\":%s,\"v6only\":%s,"
 		       "\"connect_bind\":%s,\"tw_timestamps\":%s,\"tw_age_ms\":%u,\"tw_age_exact\":%s,\"tw_ts_recent_stamp\":%d,"
-		       "\"range_lo\":%u,\"range_hi\":%u,\"userlocks\":%u,\"inode\":%u,\"uid\":%u}\n",
+		       "\"range_lo\":%u,\"range_hi\":%u,\"userlocks\":%u,\"inode\":%u,\"uid\":%u,\"bound_dev_if\":%u}\n",
 		       r->protocol == 6 ? "tcp" : "udp", r->family, r->state, st, l, r->lport, d, r->rport, kind,
 		       r->fastreuse, r->fastreuseport, r->flags,
 		       r->flags & CEP_F_BIND_ADDRESS_NO_PORT ? "true" : "false",
@@ -63,7 +63,7 @@ static void print(const struct cep_record *r, int json)
 		       !(r->flags & CEP_F_CONNECT_BIND_KNOWN) ? "null" : r->flags & CEP_F_CONNECT_BIND ? "true" : "false",
 		       r->flags & CEP_F_TW_TIMESTAMPS ? "true" : "false", r->tw_age_ms,
 		       r->flags & CEP_F_TW_AGE_EXACT ? "true" : "false", r->tw_ts_recent_stamp,
-		       r->range_lo, r->range_hi, r->userlocks, r->inode, r->uid);
+		       r->range_lo, r->range_hi, r->userlocks, r->inode, r->uid, r->bound_dev_if);
 	else
 		printf("%s %-11s %s:%u -> %s:%u bucket=%s(%d/%d) flags=0x%02x range=%u-%u tw_age_ms=%u ts_stamp=%d ino=%u uid=%u\n",
 		       r->protocol == 6 ? "tcp" : "udp", st, l, r->lport, d, r->rport, kind, r->fastreuse, r->fastreuseport,

@@ -2,13 +2,13 @@
 /*
  * The record that ports.bpf.c writes for each socket and that the loader's callers read() from an
  * iterator fd: shared by the BPF program and user space, so it uses only fixed-size types and no
- * implicit padding (64 bytes, little endian as the host). Fields are what the port model needs
+ * implicit padding (68 bytes, little endian as the host). Fields are what the port model needs
  * (see src/native/README.md); all ports are in host byte order.
  */
 #ifndef CEP_RECORD_H
 #define CEP_RECORD_H
 
-#define CEP_RECORD_VERSION 1
+#define CEP_RECORD_VERSION 2
 
 /* flags */
 #define CEP_F_BIND_ADDRESS_NO_PORT 0x01 /* IP_BIND_ADDRESS_NO_PORT set (full sockets only) */
@@ -44,6 +44,7 @@ struct cep_record {
 	unsigned char laddr[16];     /* 28: AF_INET: the 4 bytes first, rest zero; AF_INET6 as is */
 	unsigned char raddr[16];     /* 44 */
 	int tw_ts_recent_stamp;      /* 60: TIME_WAIT: raw tw_ts_recent_stamp (seconds) */
+	unsigned int bound_dev_if;   /* 64: SO_BINDTODEVICE: sk_bound_dev_if (a TIME_WAIT's and request sock's too), 0 = none */
 };
 
 #endif

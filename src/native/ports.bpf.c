@@ -83,6 +83,10 @@ static __always_inline int common(struct sock_common *skc, struct cep_record *r)
 	r->state = skc->skc_state;
 	r->lport = port;
 	r->rport = bpf_ntohs(skc->skc_dport);
+	/* The device a socket is bound to: __inet_check_established() matches a connection only
+	 * against sockets bound to the same device or to none, and tcp_twsk_unique() takes a
+	 * TIME_WAIT bound to lo for loopback. */
+	r->bound_dev_if = skc->skc_bound_dev_if;
 	if (r->family == AF_INET6) {
 		__builtin_memcpy(r->laddr, &skc->skc_v6_rcv_saddr, 16);
 		__builtin_memcpy(r->raddr, &skc->skc_v6_daddr, 16);

@@ -45,6 +45,9 @@ One native binary for glibc 2.17 and later, with an Icinga 2 CheckCommand
 family_paths() {
     DOCDIR=/usr/share/doc/$NAME MANDIR=/usr/share/man
     ICINGA2_CONTRIB_DIR=/usr/share/icinga2/include/plugins-contrib.d ZABBIX_AGENT2_DIR=/etc/zabbix/zabbix_agent2.d
+    # Zabbix's own agent packages (repo.zabbix.com, the usual way to a 7.0 agent, .deb and .rpm alike):
+    # Include=/etc/zabbix/zabbix_agentd.d/*.conf; their agent2 includes ZABBIX_AGENT2_DIR as Debian's does.
+    ZABBIX_AGENTD_ZABBIX_DIR=/etc/zabbix/zabbix_agentd.d
     if [ "$1" = deb ]; then
         # Debian's monitoring-plugins, nagios-nrpe-server (include_dir=/etc/nagios/nrpe.d/),
         # zabbix-agent (Include=/etc/zabbix/zabbix_agentd.conf.d/*.conf).
@@ -54,9 +57,9 @@ family_paths() {
         NAGIOS_PLUGINS_CONFIG_DIR=/etc/nagios-plugins/config
     else
         # EPEL's nagios-plugins (%{_libdir}/nagios/plugins) and nrpe (include_dir=/etc/nrpe.d/),
-        # Zabbix's own zabbix-agent packages (Include=/etc/zabbix/zabbix_agentd.d/*.conf).
+        # Zabbix's own zabbix-agent packages only (the two agentd directories are one: stage() installs it once).
         PLUGINDIR=$(rpm --target "$2-linux" --eval '%{_libdir}')/nagios/plugins NRPEDIR=/etc/nrpe.d
-        ZABBIX_AGENTD_DIR=/etc/zabbix/zabbix_agentd.d UNITDIR=/usr/lib/systemd/system
+        ZABBIX_AGENTD_DIR=$ZABBIX_AGENTD_ZABBIX_DIR UNITDIR=/usr/lib/systemd/system
         # EPEL's and SUSE's nagios read no such directory: not in the .rpm.
         NAGIOS_PLUGINS_CONFIG_DIR=-
     fi
@@ -69,19 +72,20 @@ family_paths() {
 }
 
 # The snippets in icinga/ are written for Debian: on a configuration line (not a comment: the
-# comments describe Debian), each Debian path becomes the family's.
+# comments describe Debian), each Debian path becomes the family's. Zabbix's agent directories stay
+# as they are: the packages fill each layout's, and the docs name them all.
 adjust_paths() {
     sed -E "/^[[:space:]]*(#|\/\*|\*)/!{
         s:/var/lib/prometheus/node-exporter:$TEXTFILE_DIR:g
         s:/usr/lib/nagios/plugins:$PLUGINDIR:g
         s:/etc/nagios/nrpe\.d:$NRPEDIR:g
-        s:/etc/zabbix/zabbix_agentd\.conf\.d:$ZABBIX_AGENTD_DIR:g
     }" "$1"
 }
 
 expand() {
     local s=$1 v
-    for v in PLUGINDIR MANDIR NRPEDIR ZABBIX_AGENTD_DIR ZABBIX_AGENT2_DIR ICINGA2_CONTRIB_DIR DOCDIR UNITDIR NAGIOS_PLUGINS_CONFIG_DIR; do
+    for v in PLUGINDIR MANDIR NRPEDIR ZABBIX_AGENTD_DIR ZABBIX_AGENTD_ZABBIX_DIR ZABBIX_AGENT2_DIR ICINGA2_CONTRIB_DIR DOCDIR UNITDIR \
+        NAGIOS_PLUGINS_CONFIG_DIR; do
         s=${s//@$v@/${!v}}
     done
     s=${s//@BIN@/$bin}
@@ -93,6 +97,7 @@ expand() {
 # stage STAGE: installs src/packaging/manifest into STAGE; prints "KIND PATH" for each file installed.
 stage() {
     local stage=$1 kind src dest expanded f target
+    local -A installed=()  # two lines naming the same path in a family (rpm: the agentd directories)
     while read -r kind src dest; do
         case $kind in ''|'#'*) continue ;; esac
         dest=$(expand "$dest")
@@ -104,6 +109,8 @@ stage() {
         for f in "${matches[@]}"; do
             target=$dest
             [ "${dest%/}" = "$dest" ] || target=$dest$(basename "$f")
+            [ -z "${installed[$target]:-}" ] || continue
+            installed[$target]=1
             case $kind in
                 bin) install -D -m 0755 "$f" "$stage$target"; echo "bin $target" ;;
                 man) install -D -m 0644 "$f" "$stage$target"; echo "man $target" ;;

@@ -4,7 +4,9 @@
 # it returns feed every dependent item and trigger of icinga/zabbix/template_ephemeral_ports.yaml.
 # There is no Zabbix server here, so the template is checked for structure, and its JSONPath
 # steps and trigger expressions are evaluated in Python against the documents the agents return
-# (and against the plugin's output for every fixture tree).
+# (and against the plugin's output for every fixture tree), with the templates' default macros
+# and with host macros overriding the thresholds. The packages' placement of the UserParameter is
+# zabbix_packages.sh's; the real servers are zabbix_server.sh's.
 # Runs as root; prints "ok - ..." / "not ok - ..." lines; exits 1 on any failure.
 # Temp dir kept on failure or with KEEP_TMP=1; agent daemons are stopped by PID on exit.
 set -u
@@ -101,16 +103,89 @@ def type_ok(value, value_type):
         return False
     return value_type == "FLOAT" or (isinstance(value, int) and value >= 0)  # UNSIGNED
 
-def fired_triggers(template, values):
-    """Evaluate the triggers of the form last(/T/key)=N; nodata() triggers need time, skipped."""
+def macro_values(template):
+    return {m["macro"]: m["value"] for m in template.get("macros", [])}
+
+# The items with threshold triggers: the headline (busiest tuple or UDP) and bind(addr, 0), which
+# only the BPF reading has (absent from the document otherwise: discarded, its triggers stay OK).
+THRESHOLD_ITEMS = ["ephemeral_ports.used_percent", "ephemeral_ports.bind.busiest_pct"]
+OPTIONAL_PATHS = {"$.tcp.bindBeforeConnect.busiestPct"}
+
+THRESHOLD = re.compile(r"min\(/([^/]+)/([^,)]+),\{\$EPHEMERAL_PORTS\.PERIOD\}\)>(\{\$EPHEMERAL_PORTS\.(WARN|CRIT)\})")
+
+def fired_triggers(template, values, macros=None):
+    """The triggers that fire for one document: last(/T/key)=N and the threshold form
+    min(/T/key,{$EPHEMERAL_PORTS.PERIOD})>{$EPHEMERAL_PORTS.WARN|CRIT} (every value of the period
+    being this document's, min is its value), with the template's macros or MACROS; a trigger
+    whose dependency fires is suppressed. nodata() triggers need time, skipped."""
+    macros = dict(macro_values(template), **(macros or {}))
     fired = []
-    for item in template["items"]:
-        for trig in item.get("triggers", []):
-            m = re.fullmatch(r"last\(/([^/]+)/([^)]+)\)=([0-9]+)", trig["expression"])
-            if m and m.group(2) in values and values[m.group(2)] is not None \
-                    and float(values[m.group(2)]) == float(m.group(3)):
-                fired.append(trig)
-    return fired
+    triggers = [tr for item in template["items"] for tr in item.get("triggers", [])]
+    for trig in triggers:
+        m = re.fullmatch(r"last\(/([^/]+)/([^)]+)\)=([0-9]+)", trig["expression"])
+        if m and m.group(2) in values and values[m.group(2)] is not None \
+                and float(values[m.group(2)]) == float(m.group(3)):
+            fired.append(trig)
+        m = THRESHOLD.fullmatch(trig["expression"])
+        if m and values.get(m.group(2)) is not None and float(values[m.group(2)]) > float(macros[m.group(3)]):
+            fired.append(trig)
+    names = {tr["name"] for tr in fired}
+    return [tr for tr in fired if not any(d["name"] in names for d in tr.get("dependencies", []))]
+
+# The runbook section of each trigger (README.md next to the templates lists them): the trigger's
+# name lowercased with spaces as '-', its macros and punctuation left out, shortened where long.
+ANCHORS = [
+    (r"Ephemeral ports: WARNING", "ephemeral-ports-warning"),
+    (r"Ephemeral ports: CRITICAL", "ephemeral-ports-critical"),
+    (r"Ephemeral ports: bind\(addr, 0\) WARNING", "ephemeral-ports-bind-warning"),
+    (r"Ephemeral ports: bind\(addr, 0\) CRITICAL", "ephemeral-ports-bind-critical"),
+    (r"Ephemeral ports: UNKNOWN, .*", "ephemeral-ports-unknown"),
+    (r"Ephemeral ports: No data for .*", "ephemeral-ports-no-data"),
+    (r"Ephemeral ports: tuple .* above \{\$EPHEMERAL_PORTS\.WARN.*", "ephemeral-ports-tuple-warning"),
+    (r"Ephemeral ports: tuple .* above \{\$EPHEMERAL_PORTS\.CRIT.*", "ephemeral-ports-tuple-critical"),
+    (r"Ephemeral ports: busiest TCP tuple runs out of ports .*", "ephemeral-ports-forecast"),
+]
+
+def anchor(name):
+    return next((a for pattern, a in ANCHORS if re.fullmatch(pattern, name)), None)
+
+def check_thresholds(t, label, top_triggers=()):
+    """The WARNING/CRITICAL triggers: thresholds from user macros (defaults the plugin's -w/-c),
+    anti-flap min() over {$EPHEMERAL_PORTS.PERIOD}, recovery by max() over the same period, the
+    warning depending on the critical one; every trigger links its runbook section."""
+    name = t["template"]
+    macros = macro_values(t)
+    ok(macros.get("{$EPHEMERAL_PORTS.WARN}") == "70" and macros.get("{$EPHEMERAL_PORTS.CRIT}") == "85"
+       and re.fullmatch(r"[0-9]+[smh]", macros.get("{$EPHEMERAL_PORTS.PERIOD}", "")),
+       "%s: macros {$EPHEMERAL_PORTS.WARN} 70, {$EPHEMERAL_PORTS.CRIT} 85 (the plugin's defaults), {$EPHEMERAL_PORTS.PERIOD} %s"
+       % (label, macros.get("{$EPHEMERAL_PORTS.PERIOD}")))
+    triggers = [tr for i in t["items"] for tr in i.get("triggers", [])]
+    by_level = {}
+    for tr in triggers:
+        m = THRESHOLD.fullmatch(tr["expression"])
+        if m:
+            by_level[(m.group(2), m.group(4))] = tr
+            want_recovery = "max(/%s/%s,{$EPHEMERAL_PORTS.PERIOD})<=%s" % (m.group(1), m.group(2), m.group(3))
+            ok(m.group(1) == name and tr.get("recovery_mode") == "RECOVERY_EXPRESSION"
+               and tr.get("recovery_expression") == want_recovery,
+               "%s: %s: %s, recovery %s" % (label, tr["name"], tr["expression"], tr.get("recovery_expression")))
+    for key in THRESHOLD_ITEMS:
+        w, c = by_level.get((key, "WARN")), by_level.get((key, "CRIT"))
+        ok(w is not None and c is not None and w["priority"] == "WARNING" and c["priority"] == "HIGH"
+           and [d["name"] for d in w.get("dependencies", [])] == [c["name"]]
+           and w["dependencies"][0]["expression"] == c["expression"]
+           and w["dependencies"][0].get("recovery_expression") == c["recovery_expression"],
+           "%s: on %s a WARNING trigger (priority WARNING) over {$EPHEMERAL_PORTS.WARN} depending on a CRITICAL one (HIGH) over {$EPHEMERAL_PORTS.CRIT}" % (label, key))
+    ok(sorted({k for k, _ in by_level}) == sorted(THRESHOLD_ITEMS), "%s: threshold triggers on %s" % (label, " and ".join(THRESHOLD_ITEMS)))
+    states = sorted(int(m.group(1)) for tr in triggers
+                    for m in [re.fullmatch(r"last\(/[^/]+/ephemeral_ports\.state\)=([0-9])", tr["expression"])] if m)
+    ok(states == [3], "%s: of the plugin's states only UNKNOWN (3) has a trigger (the thresholds are the macros'): %s" % (label, states))
+    everything = triggers + [tp for r in t.get("discovery_rules", []) for p in r.get("item_prototypes", [])
+                             for tp in p.get("trigger_prototypes", [])] + list(top_triggers)
+    bad = [tr["name"] for tr in everything if anchor(tr["name"]) is None
+           or tr.get("url") != "{$EPHEMERAL_PORTS.RUNBOOK}#" + anchor(tr["name"])]
+    ok("{$EPHEMERAL_PORTS.RUNBOOK}" in macros and not bad,
+       "%s: all %d triggers link {$EPHEMERAL_PORTS.RUNBOOK}#<their section>%s" % (label, len(everything), "; not: " + ", ".join(bad) if bad else ""))
 
 def cmd_template(path):
     doc = load_template(path)
@@ -160,14 +235,8 @@ def cmd_template(path):
         refs_ok &= tr.get("priority") in ("NOT_CLASSIFIED", "INFO", "WARNING", "AVERAGE", "HIGH", "DISASTER")
     ok(refs_ok and len(triggers) >= 3, "template: %d triggers; expressions use /%s/<existing key>, priorities valid"
        % (len(triggers), name))
-    by_state = {}
-    for tr in triggers:
-        m = re.fullmatch(r"last\(/[^/]+/ephemeral_ports\.state\)=([0-9])", tr["expression"])
-        if m:
-            by_state[int(m.group(1))] = tr["priority"]
-    ok(by_state.get(1) == "WARNING" and by_state.get(2) == "HIGH" and by_state.get(3) in ("AVERAGE", "INFO")
-       and 0 not in by_state,
-       "template: triggers on state 1 WARNING, 2 HIGH, 3 %s, none on 0" % by_state.get(3))
+    check_thresholds(t, "template")
+    ok(all("timeout" not in i for i in t["items"]), "template: no item timeout (6.0 has none: the agent's Timeout applies)")
     graph_ok = all(gi["item"]["host"] == name and gi["item"]["key"] in keys
                    for g in ex.get("graphs", []) for gi in g["graph_items"])
     ok(graph_ok, "template: graph items refer to the template's items")
@@ -194,7 +263,7 @@ def cmd_document(template_path, document_text, label, expect_state=None, expect_
             continue
         values[item["key"]] = value
         if value is None:
-            if isinstance(document, dict) and document.get("state") != "UNKNOWN":
+            if isinstance(document, dict) and document.get("state") != "UNKNOWN" and path not in OPTIONAL_PATHS:
                 problems.append("%s (%s): discarded in a %s document" % (item["key"], path, document.get("state")))
         elif not type_ok(value, item.get("value_type", "UNSIGNED")):
             problems.append("%s (%s) = %r is not %s" % (item["key"], path, value, item.get("value_type", "UNSIGNED")))
@@ -232,9 +301,13 @@ def cmd_template7(path, path6):
     macros = {m["macro"]: m for m in t.get("macros", [])}
     ok(all(m.get("description") for m in macros.values()) and len(macros) >= 5,
        "7.0 template: %d macros, each with a description" % len(macros))
-    ok({"{$EPHEMERAL_PORTS.TUPLE.WARN}", "{$EPHEMERAL_PORTS.TUPLE.CRIT}"} <= set(macros)
-       and macros["{$EPHEMERAL_PORTS.TUPLE.WARN}"]["value"] == "70" and macros["{$EPHEMERAL_PORTS.TUPLE.CRIT}"]["value"] == "85",
-       "7.0 template: threshold macros 70 and 85, as the plugin's defaults")
+    check_thresholds(t, "7.0 template", ex.get("triggers", []))
+    master = [i for i in t["items"] if i["key"] == "ephemeral_ports.json"][0]
+    timeout = macros.get("{$EPHEMERAL_PORTS.TIMEOUT}", {}).get("value", "")
+    ok(master.get("timeout") == "{$EPHEMERAL_PORTS.TIMEOUT}" and re.fullmatch(r"[0-9]+s", timeout)
+       and 10 < int(timeout[:-1]) <= 600,
+       "7.0 template: ephemeral_ports.json has the timeout {$EPHEMERAL_PORTS.TIMEOUT} = %s, longer than the plugin's -t 10 s" % timeout)
+    ok(all("timeout" not in i for i in t["items"] if i is not master), "7.0 template: no timeout on the dependent items")
     vm = {v["name"]: {m["value"]: m["newvalue"] for m in v["mappings"]} for v in t.get("valuemaps", [])}
     ok(vm.get("check_ephemeral_ports state") == {"0": "OK", "1": "WARNING", "2": "CRITICAL", "3": "UNKNOWN"},
        "7.0 template: value map for the state 0-3")
@@ -260,6 +333,11 @@ def cmd_template7(path, path6):
         refs_ok &= bool(refs) and all(h == name and k in pkeys for h, k in refs)
     ok(len(tprotos) >= 2 and refs_ok and {tp["priority"] for tp in tprotos} == {"WARNING", "HIGH"},
        "7.0 template: %d trigger prototypes (WARNING, HIGH) on the item prototypes" % len(tprotos))
+    ctx = {tp["priority"]: re.search(r"min\(/.+\],\{\$EPHEMERAL_PORTS\.PERIOD\}\)>(\{\$EPHEMERAL_PORTS\.[A-Z]+:\"\{#DESTINATION\}:\{#PORT\}\"\})$", tp["expression"])
+           for tp in tprotos}
+    ok(ctx.get("WARNING") and ctx["WARNING"].group(1) == '{$EPHEMERAL_PORTS.WARN:"{#DESTINATION}:{#PORT}"}'
+       and ctx.get("HIGH") and ctx["HIGH"].group(1) == '{$EPHEMERAL_PORTS.CRIT:"{#DESTINATION}:{#PORT}"}',
+       "7.0 template: the tuple trigger prototypes use the threshold macros with the context \"{#DESTINATION}:{#PORT}\" over {$EPHEMERAL_PORTS.PERIOD}")
     triggers = [tr for i in t["items"] for tr in i.get("triggers", [])] + ex.get("triggers", [])
     ok(all(all(h == name and k in keys for h, k in re.findall(r"[a-z]+\(/([^/]*)/([^,)]+)", tr["expression"]))
            for tr in triggers), "7.0 template: trigger expressions use /%s/<existing key>" % name)
@@ -356,6 +434,16 @@ if __name__ == "__main__":
         cmd_template7(*args)
     elif cmd == "lld":  # TEMPLATE7 LABEL FILE
         cmd_lld(*args)
+    elif cmd == "override":  # TEMPLATE FILE EXPECTED_PRIORITIES MACRO=VALUE...: the triggers with host macros
+        t = template_of(load_template(args[0]))
+        document = json.load(open(args[1]))
+        values = {i["key"]: item_value(i, document) for i in dependent_items(t)}
+        macros = dict(a.split("=", 1) for a in args[3:])
+        fired = sorted(tr["priority"] for tr in fired_triggers(t, values, macros))
+        bind = document["tcp"].get("bindBeforeConnect", {}).get("busiestPct")
+        ok(",".join(fired) == args[2], "%s, plugin state %s at %s%%%s, host macros %s: triggers that fire: %s"
+           % (args[0].rsplit("/", 1)[-1], document["state"], document["usedPercent"],
+              "" if bind is None else ", bind(addr, 0) at %s%%" % bind, " ".join(args[3:]) or "none", ",".join(fired) or "none"))
     elif cmd == "document":  # TEMPLATE LABEL FILE EXPECT_STATE
         cmd_document(args[0], open(args[2]).read().rstrip("\n"), args[1], args[3] or None)
     sys.exit(1 if failed else 0)
@@ -381,6 +469,18 @@ check "all $count fixture trees: every dependent item gets a value of its type a
 echo 'not json at all' >"$T/garbage.txt"  # e.g. an error text in place of the document
 zbx document "$template" "non-JSON agent value" "$T/garbage.txt" garbage || failed=1
 
+# --- host macros decide, not the plugin's -w/-c: the fixture is WARNING at 77.78% for the plugin --
+for tpl in "$template" "$zconf/template_ephemeral_ports_7.0.yaml"; do
+    zbx override "$tpl" "$T/fixture-format-json.json" WARNING || failed=1
+    zbx override "$tpl" "$T/fixture-format-json.json" "" '{$EPHEMERAL_PORTS.WARN}=80' || failed=1
+    zbx override "$tpl" "$T/fixture-format-json.json" HIGH '{$EPHEMERAL_PORTS.CRIT}=75' || failed=1
+    # The same document as the BPF reading would give it with bind(addr, 0) 90% full.
+    "$py" -c 'import json,sys; d=json.load(open(sys.argv[1])); d["tcp"]["bindBeforeConnect"]={"state":"CRITICAL","busiestPct":90,"addresses":[]}; print(json.dumps(d))' \
+        "$T/fixture-format-json.json" >"$T/fixture-bind.json"
+    zbx override "$tpl" "$T/fixture-bind.json" HIGH,WARNING || failed=1
+    zbx override "$tpl" "$T/fixture-bind.json" WARNING,WARNING '{$EPHEMERAL_PORTS.CRIT}=95' || failed=1
+done
+
 # --- the 7.0 template: structure, and the same fixtures through its items and its discovery ------
 # (tests/integration/zabbix_server.sh imports both templates into real servers.)
 template7=$zconf/template_ephemeral_ports_7.0.yaml
@@ -404,7 +504,7 @@ LogType=console
 PidFile=$T/run/zabbix_agentd.pid
 Server=127.0.0.1
 ListenIP=127.0.0.1
-ListenPort=$(free_port 20000 32767)
+ListenPort=$(free_port 16000 16999)
 StartAgents=1
 Include=$T/userparameter.conf
 EOF
@@ -414,7 +514,7 @@ LogType=console
 PidFile=$T/run/zabbix_agent2.pid
 Server=127.0.0.1
 ListenIP=127.0.0.1
-ListenPort=$(free_port 20000 32767)
+ListenPort=$(free_port 16000 16999)
 ControlSocket=$T/run/agent2.sock
 PluginSocket=$T/run/agent2.plugin.sock
 Include=$T/userparameter.conf

@@ -8,8 +8,10 @@
 #     returns the plugin's JSON document, and a host whose Zabbix agent (this machine's
 #     zabbix_agentd, with the UserParameter of icinga/zabbix/) runs the plugin in a network
 #     namespace of this test: the state and the WARNING trigger follow while the test fills a
-#     tuple and empties it again, and an external check with --pid sees the same namespace; on
-#     7.0 also the discovered tuple, its trigger prototype and the forecast trigger.
+#     tuple and empties it again, a host macro {$EPHEMERAL_PORTS.CRIT}=75 makes the CRITICAL
+#     trigger fire at 80% while the plugin's own state stays WARNING (the thresholds are the
+#     server's), and an external check with --pid sees the same namespace; on 7.0 also the item's
+#     timeout, the discovered tuple, its trigger prototypes and the forecast trigger.
 # Each release's server, frontend and database come from a debootstrap root cached under
 # /var/cache/check-ephemeral-ports/ (lib/zabbix_root.sh; a few minutes on the first run, then
 # reused). A run mounts an overlay on it (the cache stays as it was), /proc inside it, and starts
@@ -219,6 +221,16 @@ if __name__ == "__main__":
     elif cmd == "triggers":  # HOSTID: every trigger of the host, value and name
         for t in api.call("trigger.get", {"hostids": args[0], "output": ["value", "description"], "expandDescription": True}):
             print(t["value"], t["description"])
+    elif cmd == "macro":  # HOSTID MACRO VALUE: a host macro, overriding the template's
+        hostid, macro, value = args
+        print(api.call("usermacro.create", {"hostid": hostid, "macro": macro, "value": value})["hostmacroids"][0])
+    elif cmd == "item-field":  # HOSTID KEY FIELD: one field of the host's item, e.g. its timeout
+        hostid, key, field = args
+        r = api.call("item.get", {"hostids": hostid, "filter": {"key_": key}, "output": [field]})
+        print(r[0][field] if r else "")
+    elif cmd == "template-macro":  # TEMPLATE_NAME MACRO: the template's value of MACRO
+        t = api.call("template.get", {"filter": {"host": args[0]}, "output": ["templateid"], "selectMacros": "extend"})
+        print(next((m["value"] for m in t[0]["macros"] if m["macro"] == args[1]), "") if t else "")
     elif cmd == "items":  # HOSTID: every item key of the host
         for i in api.call("item.get", {"hostids": args[0], "output": ["key_", "lastvalue"]}):
             print(i["key_"], i["lastvalue"][:80])
@@ -242,7 +254,7 @@ start_server() {
     mount -t overlay overlay -o "lowerdir=$cache,upperdir=$base/upper,workdir=$base/work" "$R" && mounts+=("$R") &&
         mount -t proc proc "$R/proc" && mounts+=("$R/proc") || { not_ok "$label: mount the overlay and /proc"; return 1; }
     bindir=$(zbx_pg_bindir "$R")
-    pgport=$(free_port 20000 32767) zport=$(free_port 20000 32767) wport=$(free_port 20000 32767)
+    pgport=$(free_port 16000 16999) zport=$(free_port 16000 16999) wport=$(free_port 16000 16999)
     # PostgreSQL: TCP on 127.0.0.1 only, trust (the cluster was made with -A trust).
     start_daemon "$base/postgres.log" chroot "$R" setpriv --reuid=postgres --regid=postgres --init-groups -- \
         "$bindir/postgres" -D /var/lib/zbxtest/pgdata -p "$pgport" -c listen_addresses=127.0.0.1 \
@@ -376,13 +388,13 @@ EOF
 # agent_scenario LABEL EXTERNAL_HOSTID: this machine's zabbix_agentd with the UserParameter of
 # icinga/zabbix/, changed to check the test's namespace (--netns needs root for setns, hence
 # AllowRoot=1; in production the UserParameter checks the host's own namespace and the agent runs
-# as zabbix), and a host on LABEL's server linked to the template. The master item runs every 5 s
-# where the template has {$EPHEMERAL_PORTS.INTERVAL} (7.0); on 6.0 (1m, fixed) the waits ask the
-# server to "Execute now" every 5 s. On 7.0 also the discovery, the forecast and an external
-# check of the namespace.
+# as zabbix), and a host on LABEL's server linked to the template, with the anti-flap period
+# {$EPHEMERAL_PORTS.PERIOD} shortened to 20s. The master item runs every 5 s where the template
+# has {$EPHEMERAL_PORTS.INTERVAL} (7.0); on 6.0 (1m, fixed) the waits ask the server to "Execute
+# now" every 5 s. On 7.0 also the discovery, the forecast and an external check of the namespace.
 agent_scenario() {
-    local label=$1 xhid=$2 a=$T/$1/api.json aport ahid st out sum pct holder xs xkey poke
-    aport=$(free_port 20000 32767)
+    local label=$1 xhid=$2 a=$T/$1/api.json aport ahid st out sum pct holder xs xkey poke tv period=20s
+    aport=$(free_port 16000 16999)
     sed "s#/usr/lib/nagios/plugins/check_ephemeral_ports --format json#$T/bin/check_ephemeral_ports --netns $ns --format json#" \
         "$zconf/userparameter_ephemeral_ports.conf" >"$T/userparameter.conf"
     grep -q -- "--netns $ns --format json" "$T/userparameter.conf" || not_ok "UserParameter rewritten for the namespace"
@@ -400,8 +412,16 @@ Include=$T/userparameter.conf
 EOF
     start_daemon "$T/$label/zabbix_agentd.log" zabbix_agentd -f -c "$T/zabbix_agentd.conf"
     ahid=$(zapi host "$a" "$api" cep-agent 'Ephemeral ports by Zabbix agent' "$aport" \
-        '{$EPHEMERAL_PORTS.INTERVAL}=5s' '{$EPHEMERAL_PORTS.TUPLE.PERIOD}=1m')
-    check "$label: host cep-agent (agent on 127.0.0.1:$aport) linked to the template" test -n "$ahid" || return 1
+        '{$EPHEMERAL_PORTS.INTERVAL}=5s' "{\$EPHEMERAL_PORTS.PERIOD}=$period")
+    check "$label: host cep-agent (agent on 127.0.0.1:$aport) linked to the template, host macro {\$EPHEMERAL_PORTS.PERIOD}=$period" \
+        test -n "$ahid" || return 1
+    if [ "$label" = zabbix7 ]; then
+        # 7.0: the item's own timeout (the agent's Timeout no longer applies to items).
+        out=$(zapi item-field "$a" "$api" "$ahid" ephemeral_ports.json timeout)
+        tv=$(zapi template-macro "$a" "$api" 'Ephemeral ports by Zabbix agent' '{$EPHEMERAL_PORTS.TIMEOUT}')
+        check "$label: the host's item ephemeral_ports.json has the timeout $out ($tv)" \
+            test "$out" = '{$EPHEMERAL_PORTS.TIMEOUT}' -a "$tv" = 15s
+    fi
     poke=poke=$ahid:ephemeral_ports.json
     st=$(zapi value "$a" "$api" "$ahid" ephemeral_ports.state 120 0 "$poke")
     check "$label agent: the empty namespace is OK (ephemeral_ports.state = ${st#* })" test "${st#* }" = 0
@@ -425,12 +445,27 @@ EOF
     zapi triggers "$a" "$api" "$ahid" >"$T/$label/triggers.txt"
     if [ "$label" = zabbix7 ]; then
         check "$label agent: the discovered tuple's WARNING trigger fires too" \
-            grep -q '^1 Ephemeral ports: tuple 127.0.0.1 -> 127.0.0.1:5000 above 70% for 1m$' "$T/$label/triggers.txt" ||
+            grep -q "^1 Ephemeral ports: tuple 127.0.0.1 -> 127.0.0.1:5000 above 70% for $period\$" "$T/$label/triggers.txt" ||
             sed 's/^/#   /' "$T/$label/triggers.txt"
         check "$label agent: the forecast trigger fires (0 to 8 ports within a minute reaches 10 within the hour)" \
             grep -q '^1 Ephemeral ports: busiest TCP tuple runs out of ports within 1h$' "$T/$label/triggers.txt"
     fi
     check "$label agent: no CRITICAL trigger at 80%" test "$(grep -c '^1 .*\(CRITICAL\|above 85%\)' "$T/$label/triggers.txt")" = 0
+
+    # The thresholds are the server's: a host macro {$EPHEMERAL_PORTS.CRIT}=75 makes 80% CRITICAL
+    # while the plugin (its own -c 85 in the UserParameter) still says WARNING.
+    zapi macro "$a" "$api" "$ahid" '{$EPHEMERAL_PORTS.CRIT}' 75 >/dev/null
+    out=$(zapi trigger "$a" "$api" "$ahid" 'Ephemeral ports: CRITICAL' 1 90 "$poke")
+    check "$label agent: host macro {\$EPHEMERAL_PORTS.CRIT}=75: trigger 'Ephemeral ports: CRITICAL' goes to PROBLEM at 80%" test $? = 0 ||
+        { echo "# $out"; zapi triggers "$a" "$api" "$ahid" | sed 's/^/#   /'; }
+    st=$(zapi value "$a" "$api" "$ahid" ephemeral_ports.state 10)
+    check "$label agent: the plugin's own state item still says WARNING (${st#* })" test "${st#* }" = 1
+    if [ "$label" = zabbix7 ]; then
+        zapi triggers "$a" "$api" "$ahid" >"$T/$label/triggers.txt"
+        check "$label agent: the tuple's CRITICAL prototype follows the host macro too (no context-specific one defined)" \
+            grep -q "^1 Ephemeral ports: tuple 127.0.0.1 -> 127.0.0.1:5000 above 75% for $period\$" "$T/$label/triggers.txt" ||
+            sed 's/^/#   /' "$T/$label/triggers.txt"
+    fi
 
     # An external check of that namespace: the server (user zabbix) runs a copy of the plugin
     # that holds the two capabilities --pid needs (setns, /proc/PID/ns/net of a root process),
@@ -449,6 +484,8 @@ EOF
 
     kill -TERM "$holder"
     wait "$holder" 2>/dev/null
+    out=$(zapi trigger "$a" "$api" "$ahid" 'Ephemeral ports: CRITICAL' 0 90 "$poke")
+    check "$label agent: trigger 'Ephemeral ports: CRITICAL' recovers when the connections are closed" test $? = 0 || echo "# $out"
     out=$(zapi trigger "$a" "$api" "$ahid" 'Ephemeral ports: WARNING' 0 90 "$poke")
     check "$label agent: trigger 'Ephemeral ports: WARNING' recovers when the connections are closed" test $? = 0 || echo "# $out"
 }

@@ -439,7 +439,178 @@ def go_local_addr(r):
             client.wait(timeout=30)
 
 
+SO_BINDTODEVICE = 25
+IP_LOCAL_PORT_RANGE = 51
+
+
+def bound_socket(device, kind=socket.SOCK_STREAM):
+    s = socket.socket(socket.AF_INET, kind)
+    s.setsockopt(socket.SOL_SOCKET, SO_BINDTODEVICE, device.encode())
+    return s
+
+
+def device_bound_connections(r):
+    """10 connections bound to lo (SO_BINDTODEVICE) fill their tuple for lo-bound sockets only:
+    __inet_check_established() matches a socket bound to a device only against new sockets bound
+    to the same one, so a connect() bound to no device still finds all 10 ports free."""
+    setup()
+    r.listen("127.0.0.1", 5000)
+    bound = 0
+    refusal = None
+    for _ in range(MAX_ATTEMPTS):
+        s = bound_socket("lo")
+        try:
+            s.connect(("127.0.0.1", 5000))
+        except OSError as e:
+            refusal = errno.errorcode.get(e.errno, str(e.errno))
+            s.close()
+            break
+        r.keep.append(s)
+        bound += 1
+    r.check("bound refused", bound=bound, errno=refusal)
+    plain, err = r.fill("127.0.0.1", 5000)
+    r.check("plain refused", bound=bound, plain=plain, errno=err)
+
+
+def device_bound_time_wait(r):
+    """TIME_WAITs bound to lo between addresses outside 127/8: with tcp_tw_reuse=2,
+    tcp_twsk_unique() takes a TIME_WAIT bound to lo for loopback, so they are reused once aged."""
+    setup(tw_reuse=2)
+    delay_ms = 1000
+    if os.path.exists(SYSCTL + "tcp_tw_reuse_delay"):
+        delay_ms = 4000
+        sysctl("tcp_tw_reuse_delay", delay_ms)
+    # An address that lives only on this namespace's lo (TEST-NET-2).
+    subprocess.run(["ip", "addr", "add", "198.51.100.1/32", "dev", "lo"], check=True)
+    server = r.listen("198.51.100.1", 5000)
+    made = 0
+    refusal = None
+    for _ in range(MAX_ATTEMPTS):
+        c = bound_socket("lo")
+        try:
+            c.connect(("198.51.100.1", 5000))
+        except OSError as e:
+            refusal = errno.errorcode.get(e.errno, str(e.errno))
+            c.close()
+            break
+        a, _ = server.accept()
+        c.close()   # the client closes first: its lo-bound side ends in TIME_WAIT
+        a.close()
+        made += 1
+    time.sleep(0.1)
+    r.check("fresh", made=made, errno=refusal)
+    time.sleep(delay_ms / 1000 + 0.5)
+    r.check("aged")
+    c = bound_socket("lo")
+    try:
+        c.connect(("198.51.100.1", 5000))
+        err = None
+        r.keep.append(c)
+    except OSError as e:
+        err = errno.errorcode.get(e.errno, str(e.errno))
+        c.close()
+    r.check("after one more lo-bound connect", errno=err)
+
+
+def device_bound_bind_before_connect(r):
+    """bind(127.0.0.1, 0) then connect() on sockets bound to lo, over 5 destinations: their ports
+    are lost to bind(127.0.0.1, 0) of a socket bound to no device too (inet_bind_conflict():
+    a socket bound to no device conflicts with every device)."""
+    setup()
+    for port in range(5000, 5005):
+        r.listen("127.0.0.1", port)
+    made = 0
+    refusal = None
+    for i in range(MAX_ATTEMPTS):
+        s = bound_socket("lo")
+        try:
+            s.bind(("127.0.0.1", 0))
+            s.connect(("127.0.0.1", 5000 + i % 5))
+        except OSError as e:
+            refusal = errno.errorcode.get(e.errno, str(e.errno))
+            s.close()
+            break
+        r.keep.append(s)
+        made += 1
+    r.check("refused", made=made, errno=refusal, bind_errno=r.try_bind("127.0.0.1") or "-")
+
+
+def udp_own_port_range(r):
+    """UDP sockets with IP_LOCAL_PORT_RANGE 40000-40004: udp_lib_get_port() searches only that
+    range, so the sixth such socket finds no port while a plain one still does."""
+    import struct
+    setup()
+    narrowed = 0
+    refusal = None
+    for _ in range(MAX_ATTEMPTS):
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        s.setsockopt(socket.IPPROTO_IP, IP_LOCAL_PORT_RANGE, struct.pack("I", 40000 | 40004 << 16))
+        try:
+            s.sendto(b"x", ("127.0.0.1", 9))
+        except OSError as e:
+            refusal = errno.errorcode.get(e.errno, str(e.errno))
+            s.close()
+            break
+        r.keep.append(s)
+        narrowed += 1
+        if narrowed == 4:
+            r.check("after 4", narrowed=4)
+    plain = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        plain.sendto(b"x", ("127.0.0.1", 9))
+        plain_err = None
+    except OSError as e:
+        plain_err = errno.errorcode.get(e.errno, str(e.errno))
+    plain.close()
+    r.check("narrowed refused", narrowed=narrowed, errno=refusal, plain_errno=plain_err or "-")
+
+
+def odd_sized_range(r):
+    """An 11-port range (40000-40010): __inet_hash_connect() scans 10 ports in two parity passes,
+    so a tuple whose last free port is the end port its scan skips is refused at 10. Fills tuple
+    after tuple (bounded) until the kernel refuses one at 10, keeps that one and resets the others."""
+    global HIGH
+    HIGH = 40010
+    setup()
+    linger = struct_linger = None
+    import struct
+    struct_linger = struct.pack("ii", 1, 0)
+    chosen = None
+    for dport in range(5000, 5128):
+        r.listen("127.0.0.1", dport)
+        held = []
+        refusal = None
+        for _ in range(MAX_ATTEMPTS):
+            s = socket.socket()
+            try:
+                s.connect(("127.0.0.1", dport))
+            except OSError as e:
+                refusal = errno.errorcode.get(e.errno, str(e.errno))
+                s.close()
+                break
+            held.append(s)
+        if len(held) == 10 and chosen is None:
+            chosen = (dport, refusal)
+            r.keep += held
+            continue
+        for s in held:
+            # An abortive close (SO_LINGER 0): no TIME_WAIT left on the other tuples.
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct_linger)
+            s.close()
+        if chosen is not None:
+            break
+    if chosen is None:
+        r.check("no tuple refused at 10", refused_at_10=0)
+        return
+    r.check("refused at 10", dport=chosen[0], connected=10, errno=chosen[1])
+
+
 SCENARIOS = {
+    "device-bound-connections": device_bound_connections,
+    "device-bound-time-wait": device_bound_time_wait,
+    "device-bound-bind-before-connect": device_bound_bind_before_connect,
+    "udp-own-port-range": udp_own_port_range,
+    "odd-sized-range": odd_sized_range,
     "go-local-addr": go_local_addr,
     "own-port-range": own_port_range,
     "bind-before-connect-spread": bind_before_connect_spread,

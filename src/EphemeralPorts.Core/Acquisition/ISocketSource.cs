@@ -80,6 +80,9 @@ public static class BlindSpots
 
     public static readonly BlindSpot ReuseAddr = new("SO_REUSEADDR");
 
+    /// <summary>/proc/net/tcp has no column for it; sock_diag (idiag_if) and BPF show it.</summary>
+    public static readonly BlindSpot BoundDevice = new("the device a socket is bound to (SO_BINDTODEVICE)", "netlink and bpf");
+
     public static readonly BlindSpot Timestamps = new("whether timestamps were negotiated");
 
     /// <summary>What neither the /proc tables nor sock_diag show, and BPF does (docs/kernel-model.md).</summary>

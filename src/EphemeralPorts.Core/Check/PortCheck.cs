@@ -122,7 +122,7 @@ public static class PortCheck
         // of the host-wide hashes can find nothing here (docs/kernel-model.md, "What looking costs").
         var counts = view.IsLiveKernel ? sysctls.ReadSockstat() : null;
         var request = new SourceRequest(view, kernel, reading.Tcp, reading.Udp, progress, counts);
-        Func<PortUsageCalculator> fresh = () => new PortUsageCalculator(kernel, recordInodes: reading.Processes);
+        Func<PortUsageCalculator> fresh = () => new PortUsageCalculator(kernel, recordInodes: reading.Processes, deviceName: Libc.InterfaceName);
         var chain = counts is { ProvesEmpty: true } && reading.Source is SourceChoice.Auto or SourceChoice.Proc
             ? ProvenEmpty.Reading(fresh())
             : SourceChain.Read(SourceOrder(reading.Source), request, fresh);

@@ -54,6 +54,11 @@ public sealed record PortEvaluation(ServiceState State, ServiceState TcpState, S
                 advice.Add($"listeners/bind() hold {tcp.ExclusivePortCount} ports of the range: move them outside {settings.Range}");
             }
 
+            if (settings.RangeSizeIsOdd)
+            {
+                advice.Add($"the range {settings.Range} has an odd number of ports ({settings.Range.Size}): connect() never offers one of its end ports to some destinations, so each is guaranteed {settings.Range.Size - 1}; make its ends differ in parity (net.ipv4.ip_local_port_range = \"{settings.Range.Low} {settings.Range.High - 1}\" or \"{settings.Range.Low} {settings.Range.High + 1}\")");
+            }
+
             if (settings.Range.Size < DefaultRangeSize)
             {
                 advice.Add($"only {settings.Range.Size} ports in the range: widen net.ipv4.ip_local_port_range");
@@ -69,7 +74,9 @@ public sealed record PortEvaluation(ServiceState State, ServiceState TcpState, S
 
         if (udpAlerts && usage.Udp is { Used: > 0 } udp)
         {
-            advice.Add($"{udp.Sockets} UDP sockets hold {udp.Used} ports, each for every destination: close idle sockets or widen the range");
+            advice.Add(udp.OwnRange is { } own
+                ? $"UDP sockets with their own IP_LOCAL_PORT_RANGE {own} hold {udp.Used} of its {udp.Capacity} ports: widen that option's range or close idle sockets"
+                : $"{udp.Sockets} UDP sockets hold {udp.Used} ports, each for every destination: close idle sockets or widen the range");
         }
 
         return advice;

@@ -1,7 +1,7 @@
 namespace EphemeralPorts.Model;
 
 /// <summary>One (source address, destination address, destination port) tuple.</summary>
-public readonly record struct TupleKey(IpAddress Source, IpAddress Destination, int DestinationPort) : IComparable<TupleKey>
+public readonly record struct TupleKey(IpAddress Source, IpAddress Destination, int DestinationPort, string? Device = null) : IComparable<TupleKey>
 {
     public int CompareTo(TupleKey other)
     {
@@ -11,10 +11,19 @@ public readonly record struct TupleKey(IpAddress Source, IpAddress Destination, 
             c = Destination.CompareTo(other.Destination);
         }
 
-        return c != 0 ? c : DestinationPort.CompareTo(other.DestinationPort);
+        if (c == 0)
+        {
+            c = DestinationPort.CompareTo(other.DestinationPort);
+        }
+
+        return c != 0 ? c : string.CompareOrdinal(Device, other.Device);
     }
 
-    public override string ToString() => $"{Source} -> {Destination.WithPort(DestinationPort)}";
+    /// <summary>The same tuple for sockets bound to no device.</summary>
+    public TupleKey Unbound => this with { Device = null };
+
+    /// <summary>As ss writes a bound device: the source address, '%', the device.</summary>
+    public override string ToString() => $"{Source}{(Device is null ? string.Empty : $"%{Device}")} -> {Destination.WithPort(DestinationPort)}";
 }
 
 /// <summary>How much of its capacity one tuple uses.</summary>
@@ -87,6 +96,9 @@ public sealed record BindUsage(IReadOnlyList<AddressBindUsage> Addresses)
 
 public sealed record UdpUsage(int Used, int Capacity, int Sockets)
 {
+    /// <summary>Where the figure is that of a per-socket IP_LOCAL_PORT_RANGE (fuller than the whole range): that range.</summary>
+    public PortRange? OwnRange { get; init; }
+
     public double Percent => Plugin.Numbers.Percent(Used, Capacity);
 }
 

@@ -15,8 +15,15 @@ namespace EphemeralPorts.Model;
 /// and sockets on excluded ports (inbound children and TIME_WAITs of an in-range listener are no
 /// outbound tuple). Linear in the sockets: no sort.
 /// </summary>
-public sealed class PortUsageCalculator(KernelSettings settings, bool recordInodes = false) : ISocketSink
+public sealed class PortUsageCalculator(KernelSettings settings, bool recordInodes = false, Func<int, string>? deviceName = null) : ISocketSink
 {
+    // Interface names of the devices sockets are bound to, looked up once each.
+    private readonly Dictionary<int, string> _devices = [];
+    private readonly Func<int, string> _deviceName = deviceName ?? (index => $"if{index}");
+
+    // UDP sockets' own IP_LOCAL_PORT_RANGE: each a capacity of its own (udp_lib_get_port()).
+    private readonly HashSet<PortRange> _udpOwnRanges = [];
+
     // With --processes only: (tuple id, socket inode) of every socket counted for a tuple.
     private readonly List<(int TupleId, long Inode)>? _inodes = recordInodes ? [] : null;
 
@@ -65,6 +72,11 @@ public sealed class PortUsageCalculator(KernelSettings settings, bool recordInod
         {
             _udpPorts.Add(socket.LocalPort);
         }
+
+        if (socket.OwnRange is { } own && Narrowed(own) is { } narrowed)
+        {
+            _udpOwnRanges.Add(narrowed);
+        }
     }
 
     private void AddTcp(in SocketEntry socket)
@@ -91,7 +103,7 @@ public sealed class PortUsageCalculator(KernelSettings settings, bool recordInod
             return;
         }
 
-        var key = new TupleKey(socket.LocalAddress, socket.RemoteAddress, socket.RemotePort);
+        var key = new TupleKey(socket.LocalAddress, socket.RemoteAddress, socket.RemotePort, socket.BoundDevice == 0 ? null : DeviceName(socket.BoundDevice));
         if (!_tupleIds.TryGetValue(key, out var id))
         {
             id = _tuples.Count;
@@ -111,6 +123,17 @@ public sealed class PortUsageCalculator(KernelSettings settings, bool recordInod
         {
             _inodes.Add((id, socket.Inode));
         }
+    }
+
+    private string DeviceName(int index)
+    {
+        if (!_devices.TryGetValue(index, out var name))
+        {
+            name = _deviceName(index);
+            _devices.Add(index, name);
+        }
+
+        return name;
     }
 
     private const int Counted = 0;
@@ -213,8 +236,38 @@ public sealed class PortUsageCalculator(KernelSettings settings, bool recordInod
     {
         var reservedInRange = _reserved.CountIn(_range);
         var available = _range.Size - reservedInRange;
-        return new PortUsage(settings, reservedInRange, tcp ? FinishTcp(available, seesPortOrigin) : null, udp ? new UdpUsage(_udpPorts.Count, available, _udpSockets) : null);
+        return new PortUsage(settings, reservedInRange, tcp ? FinishTcp(available, seesPortOrigin) : null, udp ? FinishUdp(available) : null);
     }
+
+    // The whole range, or a socket's own range where that is fuller: udp_lib_get_port() searches
+    // only the socket's range (inet_sk_get_local_port_range()), so its sockets fail there first.
+    private UdpUsage FinishUdp(int available)
+    {
+        var worst = new UdpUsage(_udpPorts.Count, available, _udpSockets);
+        foreach (var own in _udpOwnRanges.OrderBy(r => r.Low).ThenBy(r => r.High))
+        {
+            int capacity = 0, used = 0;
+            for (var port = own.Low; port <= own.High; port++)
+            {
+                capacity += _reserved.Contains(port) ? 0 : 1;
+                used += _udpPorts.Contains(port) ? 1 : 0;
+            }
+
+            if (Plugin.Numbers.Percent(used, capacity) > worst.Percent)
+            {
+                worst = new UdpUsage(used, capacity, _udpSockets) { OwnRange = own };
+            }
+        }
+
+        return worst;
+    }
+
+    /// <summary>
+    /// The port an odd-sized range guarantees no tuple (<see cref="KernelSettings.RangeSizeIsOdd"/>):
+    /// 1 when an end port the scan may skip is one a connection could use, else 0.
+    /// </summary>
+    private int OddRangeLoss(Func<int, bool> usable) =>
+        settings.RangeSizeIsOdd && (usable(_range.Low) || usable(_range.High)) ? 1 : 0;
 
     // Per local address with a connection whose port bind(addr, 0) chose: the ports of the range,
     // less reserved ones, that bind(addr, 0) can no longer take.
@@ -240,7 +293,10 @@ public sealed class PortUsageCalculator(KernelSettings settings, bool recordInod
                 }
             }
 
-            addresses.Add(new AddressBindUsage(address, used, available, bound));
+            // inet_csk_find_open_port() scans an odd-sized range like connect() does: an end port
+            // may be skipped, so bind(addr, 0) is guaranteed one port less.
+            var capacity = available - OddRangeLoss(port => !_reserved.Contains(port));
+            addresses.Add(new AddressBindUsage(address, Math.Min(used, capacity), capacity, bound));
         }
 
         addresses.Sort(static (a, b) => a.Used != b.Used ? b.Used.CompareTo(a.Used) : a.Address.CompareTo(b.Address));
@@ -249,27 +305,44 @@ public sealed class PortUsageCalculator(KernelSettings settings, bool recordInod
 
     private TcpUsage FinishTcp(int available, bool seesPortOrigin)
     {
-        // One bitmap per kind, emptied again after each tuple: a (kind, port) pair counts once.
+        // Bitmaps emptied again after each tuple: a port counts once among the tuple's used ports
+        // (whatever kinds of socket hold it), and once per kind of TIME_WAIT.
+        var used = new PortSet();
         PortSet[] seen = [new(), new(), new()];
         int timeWait = 0, reusableTimeWait = 0;
         foreach (var tuple in _tuples)
         {
             tuple.Used = tuple.TimeWait = tuple.ReusableTimeWait = 0;
+
+            // A connect() bound to a device meets the sockets bound to it and those bound to none
+            // (inet_sk_bound_dev_eq()); one bound to none meets only those bound to none. So a
+            // device's tuple counts the unbound tuple's ports too (in its used figure, not in the
+            // host's TIME_WAIT totals, which count each socket once).
+            var unbound = tuple.Key.Device is not null && _tupleIds.TryGetValue(tuple.Key.Unbound, out var baseId) ? _tuples[baseId] : null;
+            foreach (var packed in unbound?.Ports ?? [])
+            {
+                var port = packed & 0xFFFF;
+                if (!_exclusivePorts.Contains(port) && packed >> 16 != ReusableTimeWait && used.Add(port))
+                {
+                    tuple.Used++;
+                }
+            }
+
             foreach (var packed in tuple.Ports)
             {
                 var port = packed & 0xFFFF;
                 var kind = packed >> 16;
-                if (_exclusivePorts.Contains(port) || !seen[kind].Add(port))
+                if (_exclusivePorts.Contains(port))
                 {
                     continue;
                 }
 
-                if (kind != ReusableTimeWait)
+                if (kind != ReusableTimeWait && used.Add(port))
                 {
                     tuple.Used++;
                 }
 
-                if (kind != Counted)
+                if (kind != Counted && seen[kind].Add(port))
                 {
                     tuple.TimeWait++;
                     timeWait++;
@@ -278,8 +351,9 @@ public sealed class PortUsageCalculator(KernelSettings settings, bool recordInod
                 }
             }
 
-            foreach (var packed in tuple.Ports)
+            foreach (var packed in tuple.Ports.Concat(unbound?.Ports ?? []))
             {
+                used.Remove(packed & 0xFFFF);
                 seen[packed >> 16].Remove(packed & 0xFFFF);
             }
         }
@@ -300,7 +374,7 @@ public sealed class PortUsageCalculator(KernelSettings settings, bool recordInod
 
         // Busiest first: by the share of its own capacity (the same for every tuple but those with
         // a narrowed range), then by ports used.
-        var shared = available - _exclusivePorts.Count;
+        var shared = available - _exclusivePorts.Count - OddRangeLoss(port => !_reserved.Contains(port) && !_exclusivePorts.Contains(port));
         tuples.Sort((a, b) =>
         {
             var byShare = Plugin.Numbers.Percent(b.Used, b.OwnCapacity ?? shared).CompareTo(Plugin.Numbers.Percent(a.Used, a.OwnCapacity ?? shared));
@@ -318,7 +392,7 @@ public sealed class PortUsageCalculator(KernelSettings settings, bool recordInod
             .ThenBy(static e => e.Address)
             .ToList();
         return new TcpUsage(
-            available - _exclusivePorts.Count,
+            shared,
             tuples,
             _tcpPortsInUse.Count,
             timeWait,

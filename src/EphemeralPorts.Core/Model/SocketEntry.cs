@@ -55,6 +55,14 @@ public readonly record struct SocketEntry(
     /// <summary>IPV6_V6ONLY: an IPv6 wildcard socket that does not take the port from IPv4 binds.</summary>
     public bool V6Only { get; init; }
 
+    /// <summary>
+    /// The interface index the socket is bound to (SO_BINDTODEVICE), 0 for none: a connection is
+    /// matched only against sockets bound to the same device or to none
+    /// (__inet_check_established(), inet_sk_bound_dev_eq()), and a TIME_WAIT bound to lo is on
+    /// loopback for tcp_tw_reuse=2 (tcp_twsk_unique()). /proc/net/tcp does not show it.
+    /// </summary>
+    public int BoundDevice { get; init; }
+
     /// <summary>Whether the port came through a bind bucket, so that connect() skips it for every tuple.</summary>
     public bool PortFromBind => Origin is PortOrigin.BindAnyPort or PortOrigin.BindFixedPort;
 }

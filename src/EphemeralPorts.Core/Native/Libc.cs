@@ -354,6 +354,22 @@ public static unsafe partial class Libc
         return result == 0;
     }
 
+    /// <summary>
+    /// The name of interface <paramref name="index"/> in the calling thread's network namespace
+    /// (if_indextoname(3) asks through a socket, made in the thread's namespace); "if" and the index
+    /// when it is gone.
+    /// </summary>
+    public static string InterfaceName(int index)
+    {
+        var buffer = stackalloc byte[32];
+        return if_indextoname((uint)index, buffer) is not null
+            ? EphemeralPorts.Acquisition.ProcFs.Excerpt.Escape(new ReadOnlySpan<byte>(buffer, new ReadOnlySpan<byte>(buffer, 32).IndexOf((byte)0) is var n and >= 0 ? n : 16))
+            : $"if{index}";
+    }
+
+    [LibraryImport("libc", EntryPoint = "if_indextoname", SetLastError = true)]
+    private static partial byte* if_indextoname(uint index, byte* name);
+
     /// <summary>getrandom(2), without the crypto library .NET's RandomNumberGenerator loads (libssl); false where the kernel has none (before 3.17).</summary>
     public static bool TryGetRandom(Span<byte> buffer)
     {

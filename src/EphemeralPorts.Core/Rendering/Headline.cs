@@ -49,7 +49,8 @@ public static class Headline
 
         if (usage.Udp is { } udp)
         {
-            parts.Add((evaluation.UdpState, $"UDP uses {udp.Used} of {udp.Capacity} ports ({Numbers.Format(udp.Percent)}%){(udp.Used >= udp.Capacity ? ", new UDP sockets fail now" : string.Empty)}"));
+            var own = udp.OwnRange is { } r ? $" of IP_LOCAL_PORT_RANGE {r}" : string.Empty;
+            parts.Add((evaluation.UdpState, $"UDP uses {udp.Used} of {udp.Capacity} ports{own} ({Numbers.Format(udp.Percent)}%){(udp.Used >= udp.Capacity ? ", new UDP sockets fail now" : string.Empty)}"));
         }
 
         // The part that alerts comes first: it is what the operator has to read at 3 am. No ';' in

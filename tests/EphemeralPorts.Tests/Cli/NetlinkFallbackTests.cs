@@ -29,7 +29,7 @@ public class NetlinkFallbackTests
         var fallback = Refused(syscall, "-v", "--top", "0");
         fallback.Stderr.ShouldBeEmpty();
         fallback.ExitCode.ShouldBeLessThan(3, fallback.Stdout);
-        fallback.Stdout.ShouldContain($"netlink unavailable ({why}): sockets read from /proc/net instead, bound-but-idle sockets not seen");
+        fallback.Stdout.ShouldContain($"netlink unavailable ({why}): sockets read from /proc/net instead, bound-but-idle sockets, the device a socket is bound to (SO_BINDTODEVICE) not seen");
         var proc = Support.Plugin.Native(["-v", "--top", "0", "--source", "proc"]);
         fallback.Perf["capacity"].ShouldBe(proc.Perf["capacity"]);
     }

@@ -199,7 +199,7 @@ public class PortUsageCalculatorTests
             .Select(s => (Tuple: new TupleKey(s.LocalAddress, s.RemoteAddress, s.RemotePort), s.LocalPort, Kind: s.State != TcpState.TimeWait ? 0 : settings.IsReusableTimeWait(s) ? 2 : 1))
             .Distinct()
             .GroupBy(x => x.Tuple)
-            .Select(g => (g.Key.ToString(), Used: g.Count(x => x.Kind != 2), TimeWait: g.Count(x => x.Kind != 0), Reusable: g.Count(x => x.Kind == 2)))
+            .Select(g => (g.Key.ToString(), Used: g.Where(x => x.Kind != 2).Select(x => x.LocalPort).Distinct().Count(), TimeWait: g.Count(x => x.Kind != 0), Reusable: g.Count(x => x.Kind == 2)))
             .OrderByDescending(t => t.Used).ThenBy(t => t.Item1, StringComparer.Ordinal)
             .ToList();
         tcp.Tuples.Select(t => (t.Tuple.ToString(), t.Used, t.TimeWait, t.ReusableTimeWait)).OrderByDescending(t => t.Used).ThenBy(t => t.Item1, StringComparer.Ordinal).ToList().ShouldBe(expected);

@@ -34,8 +34,19 @@ zbx_root_packages="zabbix-server-pgsql zabbix-frontend-php php-pgsql php-cli pos
 # zbx_prepare_root SUITE KEY LOG: prints the path of the cached root for SUITE (bookworm,
 # trixie), building it first when $zbx_cache_base/KEY/.ready is missing. Run inside a private
 # mount namespace (the caller's unshare), so that no mount made here can outlive the test.
+# Two runs at once (two worktrees, build.sh and a hand run) take turns on a lock per root: the
+# second waits for the first's build and uses it, instead of deleting its half-made root.
 zbx_prepare_root() {
-    local suite=$1 key=$2 log=$3 dir=$zbx_cache_base/$2 part mirror
+    mkdir -p "$zbx_cache_base" || return 1
+    (
+        flock -w 1800 9 || { echo "waited 30 minutes for $zbx_cache_base/.$2.lock" >>"$3"; exit 1; }
+        zbx_build_root "$@"
+    ) 9>"$zbx_cache_base/.$2.lock"
+}
+
+zbx_build_root() {
+    local suite=$1 key=$2 log=$3 part mirror
+    local dir=$zbx_cache_base/$key
     if [ -e "$dir/.ready" ]; then echo "$dir"; return 0; fi
     part=$dir.partial
     rm -rf "$part" && mkdir -p "$part" || return 1
@@ -47,8 +58,8 @@ zbx_prepare_root() {
     printf '#!/bin/sh\nexit 101\n' >"$part/usr/sbin/policy-rc.d" && chmod 755 "$part/usr/sbin/policy-rc.d"
     mount -t proc proc "$part/proc" || return 1
     local rc=0
+    # shellcheck disable=SC2086  # a list of packages
     zbx_chroot "$part" apt-get update -qq >>"$log" 2>&1 &&
-        # shellcheck disable=SC2086  # a list of packages
         zbx_chroot "$part" apt-get install -y -qq --no-install-recommends $zbx_root_packages >>"$log" 2>&1 &&
         zbx_chroot "$part" apt-get clean >>"$log" 2>&1 &&
         zbx_prepare_database "$part" "$log" || rc=1

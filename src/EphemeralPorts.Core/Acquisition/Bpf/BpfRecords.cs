@@ -4,14 +4,14 @@ using EphemeralPorts.Model;
 namespace EphemeralPorts.Acquisition.Bpf;
 
 /// <summary>
-/// The 64-byte records of src/native/cep_record.h (version 1, host byte order) as socket entries,
+/// The 68-byte records of src/native/cep_record.h (version 2, host byte order) as socket entries,
 /// with what only the kernel's structures show: the bind bucket, a TIME_WAIT's own timestamps and
 /// age, the socket's own port range.
 /// </summary>
 public static class BpfRecords
 {
-    public const int Size = 64;
-    public const int Version = 1;
+    public const int Size = 68;
+    public const int Version = 2;
 
     private const byte AfInet = 2;
     private const byte IpProtoUdp = 17;
@@ -65,6 +65,7 @@ public static class BpfRecords
             TimeWaitAgeMs = timeWait ? timeWaitAge : -1,
             OwnRange = rangeLow != 0 && rangeHigh >= rangeLow ? new PortRange(rangeLow, rangeHigh) : null,
             V6Only = (flags & FlagV6Only) != 0,
+            BoundDevice = (int)BinaryPrimitives.ReadUInt32LittleEndian(r[64..]),
         };
     }
 }

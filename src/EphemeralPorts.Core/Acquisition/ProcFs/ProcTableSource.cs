@@ -19,7 +19,7 @@ public sealed class ProcTableSource : ISocketSource
 
     public string Name => "proc";
 
-    public IReadOnlyList<BlindSpot> BlindSpots { get; } = [Acquisition.BlindSpots.BoundButIdle, .. Acquisition.BlindSpots.KernelInternals];
+    public IReadOnlyList<BlindSpot> BlindSpots { get; } = [Acquisition.BlindSpots.BoundButIdle, Acquisition.BlindSpots.BoundDevice, .. Acquisition.BlindSpots.KernelInternals];
 
     public bool CanRead(NamespaceView view) => true;
 

@@ -154,6 +154,8 @@ public static class SockDiagProtocol
 
         // inet_diag_fill_timewait(): idiag_timer 3 and the time left in milliseconds.
         var timeWaitRemaining = transport == Transport.Tcp && state == TcpState.TimeWait && timer == 3 ? expiresMs : -1L;
-        return new SocketEntry(transport, source, sourcePort, destination, destinationPort, state, timeWaitRemaining, inode);
+        // idiag_if: sk_bound_dev_if (a TIME_WAIT's tw_bound_dev_if), what ss shows as %DEV.
+        var boundDevice = (int)BinaryPrimitives.ReadUInt32LittleEndian(id[36..]);
+        return new SocketEntry(transport, source, sourcePort, destination, destinationPort, state, timeWaitRemaining, inode) { BoundDevice = boundDevice };
     }
 }
