@@ -4,6 +4,8 @@
 #                       dist/linux-arm64/, and dist/check_ephemeral_ports for this machine
 #   ./build.sh test     the above, then every test (unit, fixtures in-process and native, kernel oracle)
 #   ./build.sh package  the above, then .deb (amd64, arm64) and .rpm (x86_64, aarch64) packages in dist/
+#   ./build.sh release  the above, then apt and yum repositories of both architectures' packages and their
+#                       SHA256SUMS in dist/repo/ (see the README, "Releasing")
 #   ./build.sh bench    the binary against ss and cat /proc/net/tcp* at 10k..200k connections (root)
 #   ./build.sh fuzz [S] each parser of outside input under afl-fuzz for S seconds (default 60; not CI)
 # On a fresh Debian machine it installs what it needs with apt-get when run as root.
@@ -179,10 +181,23 @@ package() {
     src/packaging/make-packages.sh
 }
 
+# A release: the packages as above, then dist/repo/apt (a flat apt repository), dist/repo/yum (yum/dnf
+# metadata) and dist/repo/SHA256SUMS, made by src/packaging/make-repos.sh from the packages of the
+# version in Directory.Build.props (CHANGELOG.md must have that release: make-packages.sh checks it).
+release() {
+    package
+    need_packages apt-utils createrepo-c
+    src/packaging/make-repos.sh
+    local version
+    version=$(sed -n 's:.*<Version>\(.*\)</Version>.*:\1:p' Directory.Build.props)
+    log "release $version in $DIST/repo; tag it with: git tag -a v$version -m 'check_ephemeral_ports $version'"
+}
+
 case "${1:-build}" in
     build) publish ;;
     test) run_tests ;;
     package) package ;;
+    release) release ;;
     bench)
         need_packages python3 iproute2 util-linux time
         publish
@@ -194,5 +209,5 @@ case "${1:-build}" in
         require_dotnet
         bash tests/fuzz/run.sh "${@:2}"
         ;;
-    *) echo "usage: $0 [build|test|package|bench [N...]|fuzz [SECONDS]]" >&2; exit 2 ;;
+    *) echo "usage: $0 [build|test|package|release|bench [N...]|fuzz [SECONDS]]" >&2; exit 2 ;;
 esac

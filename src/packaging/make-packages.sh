@@ -6,8 +6,10 @@
 # What goes in is src/packaging/manifest (both families, one line a file); the paths that differ between
 # the families are the variables of family_paths below; the configuration snippets from icinga/
 # are copied with the plugin's paths adjusted to the family, the sources stay as they are.
-# The version is Directory.Build.props'; the changelog (src/packaging/changelog, Debian format) must
-# have an entry for it, and feeds both packages' changelogs, the page's date and the files' times.
+# The version is Directory.Build.props' <Version>, the one place it is written; CHANGELOG.md must have
+# it as its newest release, whose notes and date become both packages' changelogs (made by
+# src/packaging/changelog.py), the page's date and the files' times. The maintainer is
+# src/packaging/maintainer's line.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROOT=$PWD
@@ -24,10 +26,14 @@ die() { echo "make-packages.sh: $*" >&2; exit 1; }
 
 version=$(sed -n 's:.*<Version>\(.*\)</Version>.*:\1:p' Directory.Build.props)
 release=1
-changelog=src/packaging/changelog
-[ "$(dpkg-parsechangelog -l "$changelog" -S Version)" = "$version-$release" ] ||
-    die "$changelog has no entry for $version-$release at the top (Directory.Build.props says $version)"
-maintainer=$(dpkg-parsechangelog -l "$changelog" -S Maintainer)
+maintainer=$(grep -v -e '^#' -e '^[[:space:]]*$' src/packaging/maintainer)
+[ "$(printf '%s\n' "$maintainer" | wc -l)" = 1 ] || die "src/packaging/maintainer must hold one line"
+rm -rf "$WORK"
+mkdir -p "$WORK"
+changelog=$WORK/changelog.Debian
+python3 src/packaging/changelog.py CHANGELOG.md "$version" "$maintainer" >"$changelog" ||
+    die "CHANGELOG.md has no release section for $version (Directory.Build.props) at the top"
+[ "$(dpkg-parsechangelog -l "$changelog" -S Version)" = "$version-$release" ] || die "$changelog is not for $version-$release"
 export SOURCE_DATE_EPOCH
 SOURCE_DATE_EPOCH=$(dpkg-parsechangelog -l "$changelog" -S Timestamp)
 date_iso=$(date -u -d "@$SOURCE_DATE_EPOCH" +%F)
@@ -53,11 +59,15 @@ family_paths() {
         # zabbix-agent (Include=/etc/zabbix/zabbix_agentd.conf.d/*.conf).
         PLUGINDIR=/usr/lib/nagios/plugins NRPEDIR=/etc/nagios/nrpe.d
         ZABBIX_AGENTD_DIR=/etc/zabbix/zabbix_agentd.conf.d UNITDIR=/lib/systemd/system
+        # nagios4's command definitions (Debian's nagios.cfg: cfg_dir=/etc/nagios-plugins/config).
+        NAGIOS_PLUGINS_CONFIG_DIR=/etc/nagios-plugins/config
     else
         # EPEL's nagios-plugins (%{_libdir}/nagios/plugins) and nrpe (include_dir=/etc/nrpe.d/),
         # Zabbix's own zabbix-agent packages only (the two agentd directories are one: stage() installs it once).
         PLUGINDIR=$(rpm --target "$2-linux" --eval '%{_libdir}')/nagios/plugins NRPEDIR=/etc/nrpe.d
         ZABBIX_AGENTD_DIR=$ZABBIX_AGENTD_ZABBIX_DIR UNITDIR=/usr/lib/systemd/system
+        # EPEL's and SUSE's nagios read no such directory: not in the .rpm.
+        NAGIOS_PLUGINS_CONFIG_DIR=-
     fi
     # node_exporter's textfile directory, for the systemd unit and the cron example: Debian's
     # prometheus-node-exporter reads /var/lib/prometheus/node-exporter by default; no RPM family's
@@ -80,7 +90,8 @@ adjust_paths() {
 
 expand() {
     local s=$1 v
-    for v in PLUGINDIR MANDIR NRPEDIR ZABBIX_AGENTD_DIR ZABBIX_AGENTD_ZABBIX_DIR ZABBIX_AGENT2_DIR ICINGA2_CONTRIB_DIR DOCDIR UNITDIR; do
+    for v in PLUGINDIR MANDIR NRPEDIR ZABBIX_AGENTD_DIR ZABBIX_AGENTD_ZABBIX_DIR ZABBIX_AGENT2_DIR ICINGA2_CONTRIB_DIR DOCDIR UNITDIR \
+        NAGIOS_PLUGINS_CONFIG_DIR; do
         s=${s//@$v@/${!v}}
     done
     s=${s//@BIN@/$bin}
@@ -96,6 +107,7 @@ stage() {
     while read -r kind src dest; do
         case $kind in ''|'#'*) continue ;; esac
         dest=$(expand "$dest")
+        [ "${dest#-}" = "$dest" ] || continue
         expanded=$(expand "$src")
         # shellcheck disable=SC2206  # a glob in the manifest is meant to expand
         local matches=($expanded)
@@ -291,7 +303,7 @@ SPEC
         echo
         echo "%changelog"
         echo "* $(date -u -d "@$SOURCE_DATE_EPOCH" '+%a %b %d %Y') $maintainer - $version-$release"
-        dpkg-parsechangelog -l "$changelog" -S Changes | sed -n '/^  \*/,$p' | sed -e 's/^  \* /- /' -e 's/^    /  /'
+        dpkg-parsechangelog -l "$changelog" -S Changes | sed -n '/^  \*/,$p' | sed -e 's/^  \* /- /' -e 's/^    /  /' -e 's/%/%%/g'
     } >"$spec"
     find "$stage" -exec touch -h -d "@$SOURCE_DATE_EPOCH" {} +
     rpmbuild -bb --target "$arch-linux" --define "_topdir $top" --define "_buildhost reproducible" \
@@ -302,8 +314,6 @@ SPEC
     log "built $DIST/$(basename "$rpm")"
 }
 
-rm -rf "$WORK"
-mkdir -p "$WORK"
 rm -f "$DIST"/*.deb "$DIST"/*.rpm "$DIST/SHA256SUMS"
 make_manpage
 for a in "${ARCHES[@]}"; do
