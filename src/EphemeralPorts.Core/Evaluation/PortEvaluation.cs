@@ -21,8 +21,22 @@ public sealed record PortEvaluation(ServiceState State, ServiceState TcpState, S
         var bind = usage.Tcp?.Bind?.Busiest is { } b ? thresholds.Evaluate(b.Percent) : ServiceState.Ok;
         var state = ServiceStates.Worst(ServiceStates.Worst(tcp, udp), bind);
         var advice = state == ServiceState.Ok ? [] : Advise(usage, tcp != ServiceState.Ok, udp != ServiceState.Ok, bind != ServiceState.Ok);
-        return new PortEvaluation(state, tcp, udp, advice, bind);
+        string? runbook = null;
+        if (state is ServiceState.Warning or ServiceState.Critical)
+        {
+            // Where the on-call engineer reads on: the runbook's section of the worst part.
+            var (part, partState) = new[] { ("tcp-tuple", tcp), ("bind", bind), ("udp", udp) }.OrderByDescending(p => ServiceStates.Severity(p.Item2)).First();
+            runbook = $"{Runbook}#{part}-{(partState == ServiceState.Critical ? "critical" : "warning")}";
+        }
+
+        return new PortEvaluation(state, tcp, udp, advice, bind) { RunbookSection = runbook };
     }
+
+    /// <summary>The runbook's section for the worst part, where something alerts.</summary>
+    public string? RunbookSection { get; init; }
+
+    /// <summary>The runbook as the packages install it (docs/runbook.md in the repository).</summary>
+    public const string Runbook = "/usr/share/doc/check-ephemeral-ports/runbook.md";
 
     private static List<string> Advise(PortUsage usage, bool tcpAlerts, bool udpAlerts, bool bindAlerts)
     {

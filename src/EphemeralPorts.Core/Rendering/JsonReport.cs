@@ -73,6 +73,7 @@ public static class JsonReport
                 : report.Processes is { Unreadable: > 0 } processes ? [$"the open files of {processes.Unreadable} processes could not be read"] : null,
             Perfdata = Headline.PerfData(report).ToDictionary(p => p.Label, p => Round(p.Value)),
             Advice = evaluation.Advice,
+            Runbook = evaluation.RunbookSection,
 
             // The "system-ports" fields. usedPercent is our headline (the worse of the busiest TCP
             // tuple and UDP), usedPorts the ports behind it; totalPorts is the size of the range.
@@ -150,6 +151,9 @@ public sealed class JsonDocumentModel
     public IReadOnlyDictionary<string, double>? Perfdata { get; init; }
 
     public IReadOnlyList<string>? Advice { get; init; }
+
+    /// <summary>The runbook's section for what alerts (docs/runbook.md, as installed); absent when nothing does.</summary>
+    public string? Runbook { get; init; }
 
     public int? PortMin { get; init; }
 

@@ -156,6 +156,11 @@ public static class NagiosReport
         }
 
         lines.AddRange(evaluation.Advice.Select(a => new Detail("advice: " + a, 1)));
+        if (evaluation.RunbookSection is { } runbook)
+        {
+            // The first line to go when the output must fit 1 KB: -v always has it.
+            lines.Add(new($"runbook: {runbook}", 5));
+        }
         if (verbosity >= 3)
         {
             lines.AddRange(reading.Diagnostics.Select(d => new Detail(d, 0)));

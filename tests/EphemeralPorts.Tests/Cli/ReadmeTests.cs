@@ -98,6 +98,22 @@ public partial class ReadmeTests
         Readme.ShouldNotContain("runs fine as `nagios`");
     }
 
+    [Theory]
+    [InlineData("tcp-tuple")]
+    [InlineData("bind")]
+    [InlineData("udp")]
+    public void Every_runbook_section_the_plugin_points_to_exists(string part)
+    {
+        var runbook = File.ReadAllText(Path.Combine(Repo.Root, "docs", "runbook.md"));
+        foreach (var state in new[] { "warning", "critical" })
+        {
+            runbook.ShouldContain($"<a id=\"{part}-{state}\"></a>");
+        }
+
+        EphemeralPorts.Evaluation.PortEvaluation.Runbook.ShouldBe("/usr/share/doc/check-ephemeral-ports/runbook.md");
+        File.ReadAllText(Path.Combine(Repo.Root, "src", "packaging", "manifest")).ShouldContain("docs/runbook.md");
+    }
+
     [GeneratedRegex(@"^\| (?<names>`-[^|]*(?:\\\|[^|]*)*) \|(?<default>[^|]*)\| ", RegexOptions.Multiline)]
     private static partial Regex OptionRow();
 
