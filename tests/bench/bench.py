@@ -181,6 +181,8 @@ def main():
 
     cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
     print("# machine: %s, %d cores, kernel %s; median of %d runs each" % (cpu, os.cpu_count(), platform.release(), REPEAT))
+    bpffs = os.environ.get("BENCH_BPFFS") or ("mounted" if os.path.ismount("/sys/fs/bpf") else "absent")
+    print("# bpffs on /sys/fs/bpf: %s (%s)" % (bpffs, "the BPF reader's pins are opened" if bpffs == "mounted" else "every run loads the BPF reader"))
     ss_filter = "( sport >= :%d and sport <= :%d )" % (LOW, HIGH)
     commands = [
         ("ours (default: bpf)", [binary]),
