@@ -438,6 +438,11 @@ static uint64_t fnv(uint64_t h, const void *p, size_t n)
 	return h;
 }
 #define FNV0 0xcbf29ce484222325ULL
+/* the layout is a file format (tests/integration/bpf-native.sh forges the key and the build id) */
+_Static_assert(sizeof(struct cache_head) == 576, "cache_head layout");
+_Static_assert(offsetof(struct cache_head, build_id) == 16, "cache_head layout");
+_Static_assert(offsetof(struct cache_head, key) == 64, "cache_head layout");
+_Static_assert(offsetof(struct cache_head, checksum) == 568, "cache_head layout");
 
 /* The running kernel's identity, for the cache: uname, this boot, and the size and both ends of its
  * BTF (what the relocations and the attach ids come from). 0, or -1 when something is unreadable. */
@@ -528,10 +533,14 @@ static int load_cached(const char **why)
 		*why = errno == ENOENT ? "none yet" : "cannot open the file";
 		return -1;
 	}
-	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_uid != 0 || (st.st_mode & 022) ||
-	    st.st_size < (off_t)sizeof *h || st.st_size > (off_t)(sizeof *h + 2 * CACHE_MAX_INSNS * sizeof(struct bpf_insn))) {
+	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_uid != 0 || (st.st_mode & 022)) {
 		close(fd);
-		*why = "the file is not root's alone, or of a wrong size";
+		*why = "the file is not root's alone";
+		return -1;
+	}
+	if (st.st_size < (off_t)sizeof *h || st.st_size > (off_t)(sizeof *h + 2 * CACHE_MAX_INSNS * sizeof(struct bpf_insn))) {
+		close(fd);
+		*why = "the file is damaged (its size)";
 		return -1;
 	}
 	h = malloc((size_t)st.st_size);
@@ -544,14 +553,15 @@ static int load_cached(const char **why)
 	}
 	uint64_t sum = h->checksum;
 	h->checksum = 0;
-	*why = "it is for another program or kernel, or damaged";
-	if (memcmp(h->magic, CACHE_MAGIC, 8) || h->format != CACHE_FORMAT || h->record_version != CEP_RECORD_VERSION ||
-	    h->size != (uint64_t)st.st_size || fnv(FNV0, h, (size_t)st.st_size) != sum ||
-	    strncmp(h->build_id, CEP_BPF_BUILD_ID, sizeof h->build_id) || h->build_id[sizeof h->build_id - 1])
+	*why = "the file is damaged, or of another format";
+	if (memcmp(h->magic, CACHE_MAGIC, 8) || h->format != CACHE_FORMAT || h->size != (uint64_t)st.st_size ||
+	    fnv(FNV0, h, (size_t)st.st_size) != sum)
 		goto fail;
 	char lib[16];
 	snprintf(lib, sizeof lib, "%u.%u", libbpf_major_version(), libbpf_minor_version());
-	if (strncmp(h->libbpf, lib, sizeof h->libbpf))
+	*why = "it is for another program build";
+	if (h->record_version != CEP_RECORD_VERSION || strncmp(h->build_id, CEP_BPF_BUILD_ID, sizeof h->build_id) ||
+	    h->build_id[sizeof h->build_id - 1] || strncmp(h->libbpf, lib, sizeof h->libbpf))
 		goto fail;
 	h->key[sizeof h->key - 1] = 0;
 	if (strcmp(h->key, kkey)) {
@@ -559,6 +569,7 @@ static int load_cached(const char **why)
 		goto fail;
 	}
 	uint64_t insns = 0;
+	*why = "the file is damaged";
 	for (int i = 0; i < 2; i++) {
 		if (!h->prog[i].attach_btf_id || !h->prog[i].insn_cnt || h->prog[i].insn_cnt > CACHE_MAX_INSNS ||
 		    h->prog[i].name[sizeof h->prog[i].name - 1])
