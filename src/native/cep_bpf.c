@@ -3,7 +3,10 @@
  * Loader for ports.bpf.c (see cep_bpf.h for the ABI, README.md for the design).
  *
  * The expensive part of BPF is loading: libbpf parses the kernel's whole BTF for the CO-RE
- * relocations (12 ms of a 16-26 ms load here). So the first root run pins the two iterator links
+ * relocations and the attach targets (30-40 ms and ~11 MB here). Without bpffs a root run that
+ * loaded through libbpf caches what that parse gave (the load cache below: relocated instructions
+ * and attach BTF ids, in /run/check_ephemeral_ports), and later runs load from it in ~1.5 ms.
+ * With bpffs, the first root run pins the two iterator links
  * under /sys/fs/bpf/check_ephemeral_ports/<build id>/ and every later run only open()s them: an
  * open of a pinned iterator link starts a new, private walk of the opening thread's namespace,
  * with no bpf() call and no shared state, so concurrent runs cannot disturb each other. The build
@@ -30,6 +33,8 @@
 #include <sys/stat.h>
 #include <sys/statfs.h>
 #include <sys/types.h>
+#include <sys/utsname.h>
+#include <stdint.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -63,9 +68,11 @@ static const char *const names[2] = { "tcp", "udp" };
 
 static struct {
 	int mode;                  /* CEP_BPF_MODE_*, 0 = closed */
-	struct cep_ports *skel;    /* loaded modes */
-	struct bpf_link *links[2];
-} state;
+	struct cep_ports *skel;    /* loaded by libbpf */
+	struct bpf_link *links[2]; /* loaded by libbpf */
+	int link_fds[2];           /* the iterator links: the libbpf links' fds, or ours (from the cache) */
+	int own_fds;               /* link_fds are ours to close (loaded from the cache) */
+} state = { .link_fds = { -1, -1 } };
 
 /* libbpf's messages: never printed. The first warning of a failed step is kept for `why` (the
  * later ones only say that the object and the skeleton failed too); of a verifier log, the line
@@ -358,7 +365,7 @@ static const char *pin(void)
 	}
 	for (int i = 0; i < 2; i++) {
 		snprintf(p, sizeof p, PIN_ROOT "/%s/%s", tmp, names[i]);
-		if (bpf_link__pin(state.links[i], p) != 0 || chmod(p, 0600) != 0) {
+		if (bpf_obj_pin(state.link_fds[i], p) != 0 || chmod(p, 0600) != 0) {
 			remove_at(rootfd, tmp, 0);
 			why = "pinning the iterator links failed";
 			goto out;
@@ -377,16 +384,355 @@ out:
 static void unload(void)
 {
 	for (int i = 0; i < 2; i++) {
+		if (state.own_fds && state.link_fds[i] >= 0)
+			close(state.link_fds[i]);
+		state.link_fds[i] = -1;
 		bpf_link__destroy(state.links[i]);
 		state.links[i] = NULL;
 	}
+	state.own_fds = 0;
 	cep_ports__destroy(state.skel);
 	state.skel = NULL;
+}
+
+/* --- the load cache ---------------------------------------------------------------------------
+ * A libbpf load costs 30-40 ms and ~10 MB, nearly all of it parsing the kernel's BTF (5-6 MB):
+ * for the CO-RE relocations and for the iterators' attach targets. Both results depend only on
+ * this program and the running kernel, so a root run that loaded through libbpf writes them down
+ * (the relocated instructions of each program and the BTF id of bpf_iter_tcp / bpf_iter_udp) in
+ * CACHE_DIR/<build id>.iter, and later runs load with two plain BPF_PROG_LOADs (the verifier still
+ * checks everything) and BPF_LINK_CREATEs: no libbpf object, no BTF parsed.
+ * Trusted only when the directory and the file are root's and not group/other-writable (the
+ * directory's parent too), and when the content matches: magic, format, record version, build id,
+ * libbpf version, the kernel's identity (uname, boot id, size and ends of its BTF), sizes and a
+ * checksum. Anything else, or a refused load, falls back to libbpf, which rewrites the file. It is
+ * written complete (O_TMPFILE, then linked into place), so a reader sees none or a whole one. */
+#define CACHE_DIR_DEFAULT "/run/check_ephemeral_ports"
+#define CACHE_NAME CEP_BPF_BUILD_ID ".iter"
+#define CACHE_MAGIC "CEPBPFC\n"
+#define CACHE_FORMAT 1
+#define CACHE_MAX_INSNS 65536
+#define LICENSE_ "Dual MIT/GPL" /* ports.bpf.c's: the iterator helpers are GPL-only */
+
+static const char *cache_dir = CACHE_DIR_DEFAULT;
+
+void cep_bpf_set_cache_dir(const char *dir)
+{
+	cache_dir = dir;
+}
+
+struct cache_head {
+	char magic[8];
+	uint32_t format, record_version;
+	char build_id[32], libbpf[16];
+	char key[448];                 /* kernel_key() */
+	struct {
+		char name[16];
+		uint32_t attach_btf_id, insn_cnt;
+	} prog[2];
+	uint64_t size;                 /* of the whole file */
+	uint64_t checksum;             /* FNV-1a of the whole file, this field 0 */
+};
+
+static uint64_t fnv(uint64_t h, const void *p, size_t n)
+{
+	const unsigned char *b = p;
+	while (n--)
+		h = (h ^ *b++) * 0x100000001b3ULL;
+	return h;
+}
+#define FNV0 0xcbf29ce484222325ULL
+/* the layout is a file format (tests/integration/bpf-native.sh forges the key and the build id) */
+_Static_assert(sizeof(struct cache_head) == 576, "cache_head layout");
+_Static_assert(offsetof(struct cache_head, build_id) == 16, "cache_head layout");
+_Static_assert(offsetof(struct cache_head, key) == 64, "cache_head layout");
+_Static_assert(offsetof(struct cache_head, checksum) == 568, "cache_head layout");
+
+/* The running kernel's identity, for the cache: uname, this boot, and the size and both ends of its
+ * BTF (what the relocations and the attach ids come from). 0, or -1 when something is unreadable. */
+static int kernel_key(char *out, size_t len)
+{
+	struct utsname u;
+	char boot[64] = "", head[1024], tail[1024];
+	struct stat st;
+	if (uname(&u) != 0)
+		return -1;
+	int fd = open("/proc/sys/kernel/random/boot_id", O_RDONLY | O_CLOEXEC);
+	ssize_t n = fd >= 0 ? read(fd, boot, sizeof boot - 1) : -1;
+	if (fd >= 0)
+		close(fd);
+	if (n < 32)
+		return -1;
+	boot[n] = 0;
+	trim(boot);
+	fd = open("/sys/kernel/btf/vmlinux", O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	int ok = fstat(fd, &st) == 0 && st.st_size > (off_t)sizeof tail &&
+		 pread(fd, head, sizeof head, 0) == (ssize_t)sizeof head &&
+		 pread(fd, tail, sizeof tail, st.st_size - (off_t)sizeof tail) == (ssize_t)sizeof tail;
+	close(fd);
+	if (!ok)
+		return -1;
+	n = snprintf(out, len, "%s %s %s %s; boot %s; btf %lld %016llx %016llx", u.sysname, u.release, u.version,
+		     u.machine, boot, (long long)st.st_size, (unsigned long long)fnv(FNV0, head, sizeof head),
+		     (unsigned long long)fnv(FNV0, tail, sizeof tail));
+	return n > 0 && (size_t)n < len ? 0 : -1;
+}
+
+/* A directory root's alone, in a parent root's alone; creates it (0700) when asked. */
+static int cache_dirfd(int create, const char **why)
+{
+	char parent[256];
+	struct stat st;
+	if (!cache_dir || snprintf(parent, sizeof parent, "%s", cache_dir) >= (int)sizeof parent) {
+		*why = "no cache directory";
+		return -1;
+	}
+	char *slash = strrchr(parent, '/');
+	if (!slash || slash == parent)
+		slash = parent + 1;
+	*slash = 0;
+	if (stat(parent, &st) != 0 || !S_ISDIR(st.st_mode) || st.st_uid != 0 || (st.st_mode & 022)) {
+		*why = "its parent directory is missing or not root's alone";
+		return -1;
+	}
+	if (create && mkdir(cache_dir, 0700) != 0 && errno != EEXIST) {
+		*why = "cannot create the directory";
+		return -1;
+	}
+	int fd = open(cache_dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0) {
+		*why = errno == ENOENT ? "none yet" : "cannot open the directory";
+		return -1;
+	}
+	if (fstat(fd, &st) != 0 || st.st_uid != 0 || (st.st_mode & 022)) {
+		close(fd);
+		*why = "the directory is not root's alone";
+		return -1;
+	}
+	return fd;
+}
+
+static char kkey[448];
+
+/* Loads both programs from the cache into state (own link fds): 0, or -1 with a reason in *why. */
+static int load_cached(const char **why)
+{
+	struct stat st;
+	struct cache_head *h = NULL;
+	int prog_fd = -1;
+	*why = NULL;
+	if (kernel_key(kkey, sizeof kkey) != 0) {
+		kkey[0] = 0;
+		*why = "the kernel's identity is unreadable";
+		return -1;
+	}
+	int dirfd = cache_dirfd(0, why);
+	if (dirfd < 0)
+		return -1;
+	int fd = openat(dirfd, CACHE_NAME, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	close(dirfd);
+	if (fd < 0) {
+		*why = errno == ENOENT ? "none yet" : "cannot open the file";
+		return -1;
+	}
+	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_uid != 0 || (st.st_mode & 022)) {
+		close(fd);
+		*why = "the file is not root's alone";
+		return -1;
+	}
+	if (st.st_size < (off_t)sizeof *h || st.st_size > (off_t)(sizeof *h + 2 * CACHE_MAX_INSNS * sizeof(struct bpf_insn))) {
+		close(fd);
+		*why = "the file is damaged (its size)";
+		return -1;
+	}
+	h = malloc((size_t)st.st_size);
+	ssize_t n = h ? pread(fd, h, (size_t)st.st_size, 0) : -1;
+	close(fd);
+	if (n != st.st_size) {
+		free(h);
+		*why = "cannot read the file";
+		return -1;
+	}
+	uint64_t sum = h->checksum;
+	h->checksum = 0;
+	*why = "the file is damaged, or of another format";
+	if (memcmp(h->magic, CACHE_MAGIC, 8) || h->format != CACHE_FORMAT || h->size != (uint64_t)st.st_size ||
+	    fnv(FNV0, h, (size_t)st.st_size) != sum)
+		goto fail;
+	char lib[16];
+	snprintf(lib, sizeof lib, "%u.%u", libbpf_major_version(), libbpf_minor_version());
+	*why = "it is for another program build";
+	if (h->record_version != CEP_RECORD_VERSION || strncmp(h->build_id, CEP_BPF_BUILD_ID, sizeof h->build_id) ||
+	    h->build_id[sizeof h->build_id - 1] || strncmp(h->libbpf, lib, sizeof h->libbpf))
+		goto fail;
+	h->key[sizeof h->key - 1] = 0;
+	if (strcmp(h->key, kkey)) {
+		*why = "it is for another kernel or boot";
+		goto fail;
+	}
+	uint64_t insns = 0;
+	*why = "the file is damaged";
+	for (int i = 0; i < 2; i++) {
+		if (!h->prog[i].attach_btf_id || !h->prog[i].insn_cnt || h->prog[i].insn_cnt > CACHE_MAX_INSNS ||
+		    h->prog[i].name[sizeof h->prog[i].name - 1])
+			goto fail;
+		insns += h->prog[i].insn_cnt;
+	}
+	if (sizeof *h + insns * sizeof(struct bpf_insn) != h->size)
+		goto fail;
+	const struct bpf_insn *insn = (const struct bpf_insn *)(h + 1);
+	for (int i = 0; i < 2; i++) {
+		LIBBPF_OPTS(bpf_prog_load_opts, opts, .expected_attach_type = BPF_TRACE_ITER,
+			    .attach_btf_id = h->prog[i].attach_btf_id);
+		prog_fd = bpf_prog_load(BPF_PROG_TYPE_TRACING, h->prog[i].name, LICENSE_, insn, h->prog[i].insn_cnt, &opts);
+		if (prog_fd < 0) {
+			*why = "the kernel refused its programs";
+			goto fail;
+		}
+		insn += h->prog[i].insn_cnt;
+		state.link_fds[i] = bpf_link_create(prog_fd, 0, BPF_TRACE_ITER, NULL);
+		close(prog_fd); /* the link holds the program */
+		if (state.link_fds[i] < 0) {
+			*why = "the kernel refused to attach its programs";
+			goto fail;
+		}
+		state.own_fds = 1;
+	}
+	free(h);
+	return 0;
+fail:
+	state.own_fds = 1;
+	unload();
+	free(h);
+	return -1;
+}
+
+/* The BTF id of the program's attach target (bpf_iter_tcp, ...): the kernel tells (5.19+), else
+ * libbpf finds it in the kernel's BTF (parsed once more: the cache is written once per boot). */
+static uint32_t attach_btf_id(struct bpf_program *prog)
+{
+	struct bpf_prog_info info;
+	uint32_t len = sizeof info;
+	memset(&info, 0, sizeof info);
+	if (bpf_obj_get_info_by_fd(bpf_program__fd(prog), &info, &len) == 0 && info.attach_btf_id &&
+	    offsetof(struct bpf_prog_info, attach_btf_id) + sizeof info.attach_btf_id <= len)
+		return info.attach_btf_id;
+	const char *sec = bpf_program__section_name(prog); /* "iter/tcp": libbpf adds "bpf_iter_" */
+	if (strncmp(sec, "iter/", 5))
+		return 0;
+	int id = libbpf_find_vmlinux_btf_id(sec + 5, BPF_TRACE_ITER);
+	return id > 0 ? (uint32_t)id : 0;
+}
+
+/* After a libbpf load as root: writes the cache. NULL, or why not. */
+static const char *write_cache(void)
+{
+	const char *why = NULL;
+	if (geteuid() != 0)
+		return "not root";
+	if (!kkey[0] && kernel_key(kkey, sizeof kkey) != 0)
+		return "the kernel's identity is unreadable";
+	struct bpf_program *progs[2] = { state.skel->progs.cep_tcp, state.skel->progs.cep_udp };
+	size_t size = sizeof(struct cache_head);
+	for (int i = 0; i < 2; i++)
+		size += bpf_program__insn_cnt(progs[i]) * sizeof(struct bpf_insn);
+	struct cache_head *h = calloc(1, size);
+	if (!h)
+		return "out of memory";
+	memcpy(h->magic, CACHE_MAGIC, 8);
+	h->format = CACHE_FORMAT;
+	h->record_version = CEP_RECORD_VERSION;
+	snprintf(h->build_id, sizeof h->build_id, "%s", CEP_BPF_BUILD_ID);
+	snprintf(h->libbpf, sizeof h->libbpf, "%u.%u", libbpf_major_version(), libbpf_minor_version());
+	snprintf(h->key, sizeof h->key, "%s", kkey);
+	char *at = (char *)(h + 1);
+	for (int i = 0; i < 2; i++) {
+		size_t cnt = bpf_program__insn_cnt(progs[i]);
+		snprintf(h->prog[i].name, sizeof h->prog[i].name, "%s", bpf_program__name(progs[i]));
+		h->prog[i].attach_btf_id = attach_btf_id(progs[i]);
+		h->prog[i].insn_cnt = (uint32_t)cnt;
+		if (!h->prog[i].attach_btf_id || !cnt || cnt > CACHE_MAX_INSNS) {
+			free(h);
+			return "the programs' attach targets or instructions are unknown";
+		}
+		memcpy(at, bpf_program__insns(progs[i]), cnt * sizeof(struct bpf_insn));
+		at += cnt * sizeof(struct bpf_insn);
+	}
+	h->size = size;
+	h->checksum = fnv(FNV0, h, size);
+
+	int dirfd = cache_dirfd(1, &why), fd = -1;
+	if (dirfd < 0)
+		goto out;
+	/* an unnamed file, linked into place once complete */
+	fd = openat(dirfd, ".", O_TMPFILE | O_WRONLY | O_CLOEXEC, 0600);
+	if (fd < 0 || write(fd, h, size) != (ssize_t)size || fchmod(fd, 0600) != 0) {
+		why = "cannot write a file there";
+		goto out;
+	}
+	char self[64];
+	snprintf(self, sizeof self, "/proc/self/fd/%d", fd);
+	(void)unlinkat(dirfd, CACHE_NAME, 0); /* one for another kernel, or damaged */
+	if (linkat(fd, "", dirfd, CACHE_NAME, AT_EMPTY_PATH) != 0 && errno != EEXIST &&
+	    linkat(AT_FDCWD, self, dirfd, CACHE_NAME, AT_SYMLINK_FOLLOW) != 0 && errno != EEXIST) {
+		why = "cannot link a file there";
+		goto out;
+	}
+	/* other builds' files go (the directory holds only this build's) */
+	int dfd = dup(dirfd);
+	DIR *d = dfd >= 0 ? fdopendir(dfd) : NULL;
+	if (d) {
+		struct dirent *e;
+		while ((e = readdir(d))) {
+			size_t l = strlen(e->d_name);
+			if (l > 5 && !strcmp(e->d_name + l - 5, ".iter") && strcmp(e->d_name, CACHE_NAME))
+				(void)unlinkat(dirfd, e->d_name, 0);
+		}
+		closedir(d);
+	} else if (dfd >= 0)
+		close(dfd);
+out:
+	if (fd >= 0)
+		close(fd);
+	if (dirfd >= 0)
+		close(dirfd);
+	free(h);
+	return why;
+}
+
+static void unlink_cache(void)
+{
+	const char *why;
+	int dirfd = cache_dirfd(0, &why);
+	if (dirfd < 0)
+		return;
+	int dfd = dup(dirfd);
+	DIR *d = dfd >= 0 ? fdopendir(dfd) : NULL;
+	if (d) {
+		struct dirent *e;
+		while ((e = readdir(d))) {
+			size_t l = strlen(e->d_name);
+			if (l > 5 && !strcmp(e->d_name + l - 5, ".iter"))
+				(void)unlinkat(dirfd, e->d_name, 0);
+		}
+		closedir(d);
+	} else if (dfd >= 0)
+		close(dfd);
+	close(dirfd);
+	(void)rmdir(cache_dir);
 }
 
 static int load(int flags, char *why, size_t whylen)
 {
 	int err;
+	const char *cache_why = NULL;
+	char cache_note[200] = "";
+	if (load_cached(&cache_why) == 0) {
+		snprintf(cache_note, sizeof cache_note, " from the cache in %s", cache_dir);
+		goto loaded;
+	}
 	if (access("/sys/kernel/btf/vmlinux", R_OK) != 0) {
 		err = errno;
 		say(why, whylen, "the kernel has no BTF (/sys/kernel/btf/vmlinux: %s; CONFIG_DEBUG_INFO_BTF is needed for CO-RE)",
@@ -413,14 +759,32 @@ static int load(int flags, char *why, size_t whylen)
 			unload();
 			return refused(err, why, whylen);
 		}
+		state.link_fds[i] = bpf_link__fd(state.links[i]);
 	}
+	if (cache_dir) {
+		const char *not_cached = write_cache();
+		if (not_cached)
+			snprintf(cache_note, sizeof cache_note, "; not cached in %s: %s", cache_dir, not_cached);
+		else if (cache_why && strcmp(cache_why, "none yet"))
+			snprintf(cache_note, sizeof cache_note, "; cache in %s rewritten (%s)", cache_dir, cache_why);
+		else
+			snprintf(cache_note, sizeof cache_note, "; cached in %s", cache_dir);
+	}
+loaded:;
+	int cached = !state.skel;
 	const char *not_pinned = (flags & CEP_BPF_NO_PIN) ? "pinning not asked for" : pin();
 	if (not_pinned) {
-		state.mode = CEP_BPF_MODE_LOADED;
-		say(why, whylen, "BPF socket iterators loaded for this run (not pinned: %s)", not_pinned);
+		state.mode = cached ? CEP_BPF_MODE_CACHED : CEP_BPF_MODE_LOADED;
+		if (cached)
+			say(why, whylen, "BPF socket iterators loaded for this run%s (not pinned: %s)", cache_note, not_pinned);
+		else
+			say(why, whylen, "BPF socket iterators loaded for this run (not pinned: %s%s)", not_pinned, cache_note);
 	} else {
 		state.mode = CEP_BPF_MODE_LOADED_PINNED;
-		say(why, whylen, "BPF socket iterators loaded and pinned in " PIN_DIR);
+		if (cached)
+			say(why, whylen, "BPF socket iterators loaded%s and pinned in " PIN_DIR, cache_note);
+		else
+			say(why, whylen, "BPF socket iterators loaded and pinned in " PIN_DIR "%s", cache_note);
 	}
 	return 1;
 }
@@ -460,7 +824,7 @@ int cep_bpf_iter(int handle, int which)
 		snprintf(p, sizeof p, PIN_DIR "/%s", names[which]);
 		fd = open(p, O_RDONLY | O_CLOEXEC);
 	} else {
-		fd = bpf_iter_create(bpf_link__fd(state.links[which]));
+		fd = bpf_iter_create(state.link_fds[which]);
 		if (fd >= 0)
 			(void)fcntl(fd, F_SETFD, FD_CLOEXEC);
 		else
@@ -507,6 +871,7 @@ const char *cep_bpf_build_id(void)
 
 int cep_bpf_unpin_all(void)
 {
+	unlink_cache();
 	int rootfd = open(PIN_ROOT, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (rootfd < 0)
 		return errno == ENOENT ? 0 : -errno;

@@ -36,10 +36,12 @@ extern "C" {
 #define CEP_BPF_MODE_PINNED  1 /* opened the iterators pinned by an earlier run (no bpf() call) */
 #define CEP_BPF_MODE_LOADED_PINNED 2 /* loaded the program and pinned it for later runs */
 #define CEP_BPF_MODE_LOADED  3 /* loaded the program for this run only (bpffs absent or pin refused) */
+#define CEP_BPF_MODE_CACHED  4 /* as 3, but from the load cache written by an earlier root run: no BTF parsed */
 
 /* Opens the reader: a pinned copy under /sys/fs/bpf/check_ephemeral_ports/<build id>/ when one
- * exists and is root's, else loads the embedded program (CO-RE against /sys/kernel/btf/vmlinux)
- * and pins it there for later runs when /sys/fs/bpf is a mounted bpffs. Unless CEP_BPF_NO_PIN, a
+ * exists and is root's, else loads the embedded program (from the load cache in
+ * /run/check_ephemeral_ports/ when a root run wrote it for this build and kernel; else through
+ * libbpf, CO-RE against /sys/kernel/btf/vmlinux, and a root run writes the cache) and pins it there for later runs when /sys/fs/bpf is a mounted bpffs. Unless CEP_BPF_NO_PIN, a
  * run that may write there (root) leaves only this build's pins in it: what runs killed while
  * pinning left (tmp-<id>-<pid>) and other builds' pins go, under flock on the directory, so that
  * concurrent first runs do not disturb each other (cep_bpf.c). Returns a handle (> 0)
@@ -47,7 +49,8 @@ extern "C" {
  *   -EPERM   not root, or no CAP_BPF + CAP_PERFMON; lockdown; bpf() refused otherwise
  *   -ENOENT  the kernel has no BTF (/sys/kernel/btf/vmlinux)
  *   -EINVAL, -EOPNOTSUPP, -ENOTSUP(524)  the kernel cannot load socket iterators (too old)
- * On success why holds a short note on how it was opened (pinned, loaded, why not pinned). */
+ * On success why holds a short note on how it was opened (pinned, loaded, from the cache, why not
+ * pinned, whether cached). */
 int cep_bpf_open(int flags, char *why, size_t whylen);
 
 /* A new iterator fd (O_CLOEXEC) over the TCP or UDP sockets of the calling thread's network
@@ -68,10 +71,14 @@ int cep_bpf_record_version(void);
 const char *cep_bpf_build_id(void);
 
 /* Removes every pinned copy (all build ids; not while a run pins, unless that takes over half a
- * second): returns 0 or -errno. For uninstalling. */
+ * second) and the load cache: returns 0 or -errno. For uninstalling. */
 int cep_bpf_unpin_all(void);
 
 void cep_bpf_close(int handle);
+
+/* Internal (the test driver's --no-cache; not for P/Invoke): the load cache's directory, NULL for
+ * none. Default /run/check_ephemeral_ports (see cep_bpf.c). Call before cep_bpf_open. */
+void cep_bpf_set_cache_dir(const char *dir);
 
 #ifdef __cplusplus
 }

@@ -3,9 +3,10 @@
  * cep_bpf_dump: prints what the BPF socket reader sees, for the kernel-fact tests and the
  * benchmark (not shipped).
  *
- *   cep_bpf_dump [--no-pin] [--no-reuse] [--json|--count|--quiet] [--time] [--netns PATH] [tcp|udp|all]
+ *   cep_bpf_dump [--no-pin] [--no-reuse] [--no-cache] [--json|--count|--quiet] [--time] [--netns PATH] [tcp|udp|all]
  *   cep_bpf_dump --unpin-all
  *
+ * --no-cache  neither use nor write the load cache (/run/check_ephemeral_ports)
  * --json   one JSON object per record (a line each); default: one text line per record
  * --count  only the number of records per protocol
  * --quiet  read everything, print nothing (timing)
@@ -79,6 +80,8 @@ int main(int argc, char **argv)
 			flags |= CEP_BPF_NO_PIN;
 		else if (!strcmp(argv[i], "--no-reuse"))
 			flags |= CEP_BPF_NO_REUSE;
+		else if (!strcmp(argv[i], "--no-cache"))
+			cep_bpf_set_cache_dir(NULL);
 		else if (!strcmp(argv[i], "--json"))
 			json = 1;
 		else if (!strcmp(argv[i], "--count"))
@@ -96,7 +99,7 @@ int main(int argc, char **argv)
 		else if (!strcmp(argv[i], "udp"))
 			which[0] = 0;
 		else if (strcmp(argv[i], "all")) {
-			fprintf(stderr, "usage: %s [--no-pin] [--no-reuse] [--json|--count|--quiet] [--time] [--netns PATH] [tcp|udp|all]\n", argv[0]);
+			fprintf(stderr, "usage: %s [--no-pin] [--no-reuse] [--no-cache] [--json|--count|--quiet] [--time] [--netns PATH] [tcp|udp|all]\n", argv[0]);
 			return 64;
 		}
 	}

@@ -11,6 +11,15 @@
  *
  * CO-RE: built against the build host's vmlinux.h, relocated by libbpf at load time; fields that
  * moved between kernels are read through flavours (___v61) and existence checks.
+ *
+ * Verifier cost (what a run that loads, from the load cache or through libbpf, waits for): a
+ * pointer loaded through a *trusted* pointer (the iterator's ctx->sk_common, ctx->udp_sk) has its
+ * field looked up by name in the kernel's BTF (btf_nested_type_is_trusted(), 6.5+), ~1 ms of
+ * verification per such load on 6.18, more than all the rest. So TCP reads every field through the
+ * pointer its bpf_skc_to_*() cast returns (not trusted: cheap to verify; the cast now comes before
+ * the range check, ~2-4% more CPU at 50k connections), and UDP, which has no such cast for IPv4,
+ * probe-reads its two pointers (the namespace, the socket; UDP sockets are few). Measured (6.18,
+ * verification time): TCP 1.8 -> 0.9 ms, UDP 2.3 -> 0.4 ms.
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
@@ -55,28 +64,30 @@ struct inet_timewait_sock___v613 {
 	__u32 tw_entry_stamp;
 } __attribute__((preserve_access_index));
 
-static __always_inline int netns_range(struct net *net, __u32 *lo, __u32 *hi)
+/* probed: skc is trusted (see the top): the namespace pointer and its range are probe-read */
+static __always_inline int netns_range(struct sock_common *skc, __u32 *lo, __u32 *hi, const int probed)
 {
+	struct net *net = probed ? BPF_CORE_READ(skc, skc_net.net) : skc->skc_net.net;
 	if (bpf_core_field_size(net->ipv4.ip_local_ports.range) == 4) {
 		/* newer kernels (6.18): low in the low 16 bits, high in the high 16 bits, one word */
-		__u32 r = net->ipv4.ip_local_ports.range;
+		__u32 r = probed ? BPF_CORE_READ(net, ipv4.ip_local_ports.range) : net->ipv4.ip_local_ports.range;
 		*lo = r & 0xffff;
 		*hi = r >> 16;
 	} else {
 		struct local_ports___v61 *lp = (void *)&net->ipv4.ip_local_ports;
-		*lo = lp->range[0];
-		*hi = lp->range[1];
+		*lo = probed ? BPF_CORE_READ(lp, range[0]) : lp->range[0];
+		*hi = probed ? BPF_CORE_READ(lp, range[1]) : lp->range[1];
 	}
 	return 0;
 }
 
 /* Fills the fields every socket has (in struct sock_common); returns 0 when the port is out of range. */
-static __always_inline int common(struct sock_common *skc, struct cep_record *r)
+static __always_inline int common(struct sock_common *skc, struct cep_record *r, const int probed)
 {
 	__u32 lo, hi;
 	__u16 port = skc->skc_num;
 
-	netns_range(skc->skc_net.net, &lo, &hi);
+	netns_range(skc, &lo, &hi, probed);
 	if (port < lo || port > hi)
 		return 0;
 	r->family = skc->skc_family;
@@ -115,8 +126,9 @@ static __always_inline void bucket(struct inet_bind_bucket *tb, struct cep_recor
 	}
 }
 
-/* What a full socket (TCP or UDP) adds: per-socket range, IP_BIND_ADDRESS_NO_PORT, locks, inode. */
-static __always_inline void full(struct sock *sk, struct inet_sock *inet, struct cep_record *r)
+/* What a full socket (TCP or UDP) adds: per-socket range, IP_BIND_ADDRESS_NO_PORT, locks, inode.
+ * probed: sk is trusted, its socket pointer is probe-read (see the top). */
+static __always_inline void full(struct sock *sk, struct inet_sock *inet, struct cep_record *r, const int probed)
 {
 	struct inet_sock___v63 *i63 = (void *)inet;
 	if (bpf_core_field_exists(inet->local_port_range)) {
@@ -145,7 +157,7 @@ static __always_inline void full(struct sock *sk, struct inet_sock *inet, struct
 		if (r->userlocks & SOCK_CONNECT_BIND)
 			r->flags |= CEP_F_CONNECT_BIND;
 	}
-	struct socket *so = sk->sk_socket;
+	struct socket *so = probed ? BPF_CORE_READ(sk, sk_socket) : sk->sk_socket;
 	if (so) {
 		struct socket_alloc *sa = container_of(so, struct socket_alloc, socket);
 		r->inode = BPF_CORE_READ(sa, vfs_inode.i_ino);
@@ -158,14 +170,16 @@ int cep_tcp(struct bpf_iter__tcp *ctx)
 	struct sock_common *skc = ctx->sk_common;
 	struct cep_record r = {};
 
-	if (!skc || !common(skc, &r))
+	if (!skc)
 		return 0;
+	/* every field through the helpers' casts, not through skc (see the top) */
+	__u8 state = skc->skc_state;
 	r.protocol = IPPROTO_TCP;
 	r.uid = ctx->uid;
 
-	if (r.state == TCP_TIME_WAIT) {
+	if (state == TCP_TIME_WAIT) {
 		struct tcp_timewait_sock *tw = bpf_skc_to_tcp_timewait_sock(skc);
-		if (!tw)
+		if (!tw || !common(&tw->tw_sk.__tw_common, &r, 0))
 			return 0;
 		struct inet_timewait_sock *itw = &tw->tw_sk;
 		r.state = itw->tw_substate;
@@ -190,9 +204,9 @@ int cep_tcp(struct bpf_iter__tcp *ctx)
 			__u32 now_s = bpf_ktime_get_ns() / 1000000000;
 			r.tw_age_ms = (now_s - (__u32)r.tw_ts_recent_stamp) * 1000;
 		}
-	} else if (r.state == TCP_NEW_SYN_RECV) {
+	} else if (state == TCP_NEW_SYN_RECV) {
 		struct tcp_request_sock *treq = bpf_skc_to_tcp_request_sock(skc);
-		if (!treq)
+		if (!treq || !common(&treq->req.req.__req_common, &r, 0))
 			return 0;
 		r.state = TCP_SYN_RECV; /* as /proc/net/tcp and sock_diag show request socks */
 		/* the listener's bucket; skc_listener is a plain pointer to the verifier: probe reads */
@@ -202,11 +216,11 @@ int cep_tcp(struct bpf_iter__tcp *ctx)
 		r.fastreuseport = tb ? BPF_CORE_READ(tb, fastreuseport) : CEP_NO_BUCKET;
 	} else {
 		struct tcp_sock *tp = bpf_skc_to_tcp_sock(skc);
-		if (!tp)
+		if (!tp || !common(&tp->inet_conn.icsk_inet.sk.__sk_common, &r, 0))
 			return 0;
 		struct inet_connection_sock *icsk = &tp->inet_conn;
 		bucket(icsk->icsk_bind_hash, &r);
-		full(&icsk->icsk_inet.sk, &icsk->icsk_inet, &r);
+		full(&icsk->icsk_inet.sk, &icsk->icsk_inet, &r, 0);
 	}
 	bpf_seq_write(ctx->meta->seq, &r, sizeof(r));
 	return 0;
@@ -222,13 +236,13 @@ int cep_udp(struct bpf_iter__udp *ctx)
 		return 0;
 	struct inet_sock *inet = &up->inet;
 	struct sock_common *skc = &inet->sk.__sk_common;
-	if (!common(skc, &r))
+	if (!common(skc, &r, 1))
 		return 0;
 	r.protocol = IPPROTO_UDP;
 	r.uid = ctx->uid;
 	r.fastreuse = CEP_NO_BUCKET;
 	r.fastreuseport = CEP_NO_BUCKET;
-	full(&inet->sk, inet, &r);
+	full(&inet->sk, inet, &r, 1);
 	bpf_seq_write(ctx->meta->seq, &r, sizeof(r));
 	return 0;
 }

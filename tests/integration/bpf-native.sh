@@ -9,6 +9,10 @@
 #            later runs open the pins, and the pin directory holds only this build's pins after
 #            any run, whatever killed earlier runs, with first runs racing each other;
 #   absent   no bpffs on /sys/fs/bpf (a fresh machine, a container): every run loads for itself.
+# Each way also has a fresh tmpfs on /run (so the load cache, /run/check_ephemeral_ports, starts
+# empty and the host's is neither read nor changed): the first root run that loads through libbpf
+# writes the cache, later runs without pins load from it (mode 4); what is wrong with it (damaged,
+# another kernel or build, not root's, a symlink) is ignored and rewritten.
 # BPF_NATIVE_BPFFS=mounted or =absent runs only that way (default: both).
 # shellcheck source=lib/common.sh
 source "$(dirname "$0")/lib/common.sh"
@@ -32,6 +36,10 @@ if [ -n "${CEP_BPF_NATIVE_WAY:-}" ]; then
         for _ in 1 2 3 4 5 6 7 8; do [ "$(fs_type)" = bpf_fs ] || break; umount /sys/fs/bpf || break; done
         check "no bpffs on /sys/fs/bpf in a private mount namespace" test "$(fs_type)" != bpf_fs || exit 1
     fi
+    check "a fresh tmpfs on /run in the private mount namespace (no load cache yet)" \
+        mount -t tmpfs -o mode=755 cep-run /run || exit 1
+    cache=/run/check_ephemeral_ports
+    cfile=$cache/$build_id.iter
 
     # A network namespace whose sockets are known, held by a process of its own: 20 connections
     # from ports in 40000-40099 (their accepted ends and the listener have port 5000, out of the
@@ -83,22 +91,101 @@ time.sleep(300)' "$T/ns-$way.ready"
     mode() { how "$@" | sed -n 's/^mode \([0-9]\).*/\1/p'; }
     pin_dir_is_ours_alone() { [ "$(ls -A "$pins")" = "$build_id" ] || { echo "# $pins holds: $(ls -A "$pins" | tr '\n' ' ')"; return 1; }; }
     if [ "$way" = mounted ]; then
-        check "first run loads and pins (mode 2)" test "$(mode)" = 2
+        check "first run loads and pins (mode 2), and caches the load" \
+            test "$(how)" = "mode 2: BPF socket iterators loaded and pinned in $pins/$build_id; cached in $cache"
         check "pin directory holds tcp and udp, root's, 0600" \
             test "$(stat -c '%a %U' "$pins/$build_id/tcp" "$pins/$build_id/udp" | sort -u)" = "600 root"
         check "a later run opens the pins (mode 1)" test "$(mode)" = 1
-        check "--no-pin loads for the run only (mode 3)" test "$(mode --no-pin)" = 3
+        check "--no-pin loads for the run only, from the cache (mode 4)" test "$(mode --no-pin)" = 4
+        check "--no-pin --no-cache loads for the run only through libbpf (mode 3)" test "$(mode --no-pin --no-cache)" = 3
+        check "with the cache but no pins: loads from the cache and pins (mode 2)" \
+            test "$(rm -r "$pins" && how)" = "mode 2: BPF socket iterators loaded from the cache in $cache and pinned in $pins/$build_id"
+        check "and a later run opens those pins (mode 1)" test "$(mode)" = 1
         check "as nobody with the pins there: still EPERM, one line" \
             refusal -1 "needs root or CAP_BPF and CAP_PERFMON" "${as_nobody[@]}" "$dump" --count
         check "pins of another owner than root are not used (mode 2 after chown), and replaced" sh -c "
             chown nobody '$pins/$build_id/tcp' && test \"\$('$dump' --count --time 2>&1 >/dev/null | sed -n 's/^open .*(mode \([0-9]\).*/\1/p')\" = 2 &&
             test \"\$(stat -c %U '$pins/$build_id/tcp')\" = root"
     else
-        check "every run loads for itself: 'not pinned: no bpffs mounted on /sys/fs/bpf' (mode 3)" \
-            test "$(how)" = "mode 3: BPF socket iterators loaded for this run (not pinned: no bpffs mounted on /sys/fs/bpf)"
-        check "and the next run too (mode 3)" test "$(mode)" = 3
+        check "every run loads for itself: the first through libbpf, and caches it (mode 3)" \
+            test "$(how)" = "mode 3: BPF socket iterators loaded for this run (not pinned: no bpffs mounted on /sys/fs/bpf; cached in $cache)"
+        check "the next run loads from the cache (mode 4)" \
+            test "$(how)" = "mode 4: BPF socket iterators loaded for this run from the cache in $cache (not pinned: no bpffs mounted on /sys/fs/bpf)"
         check "nothing was created under /sys/fs/bpf" test ! -e "$pins"
     fi
+
+    # --- the load cache (--no-pin: the same with or without bpffs) --------------------------------------
+    # "cache in /run/... rewritten (<why>)" and the next run loads from it again (mode 4)
+    rewritten() { # reason-pattern
+        local got
+        got=$(how --no-pin)
+        [[ $got == "mode 3: "*"; cache in $cache rewritten ("*$1*")"* ]] || { echo "# got: $got"; return 1; }
+        got=$(how --no-pin)
+        [[ $got == "mode 4: "* ]] || { echo "# then: $got"; return 1; }
+    }
+    # the cache file with a field of its header changed (a kernel's or a build's), its checksum right
+    forge() { # offset text
+        python3 - "$cfile" "$1" "$2" <<'PY'
+import struct, sys
+path, off, text = sys.argv[1], int(sys.argv[2]), sys.argv[3].encode()
+b = bytearray(open(path, "rb").read())
+b[off:off + len(text)] = text
+b[568:576] = bytes(8)
+h = 0xcbf29ce484222325
+for c in b:
+    h = ((h ^ c) * 0x100000001b3) & 0xffffffffffffffff
+b[568:576] = struct.pack("<Q", h)
+open(path, "wb").write(bytes(b))
+PY
+    }
+    # what a run read of the kernel's BTF (strace): the cached load reads 2 KB of it (its identity)
+    btf_bytes_read() {
+        strace -f -y -e trace=read,pread64 -o "$T/btf-reads.log" "$dump" "$@" --count >/dev/null || return 1
+        grep '</sys/kernel/btf/vmlinux>' "$T/btf-reads.log" | sed -n 's/.*= \([0-9]*\)$/\1/p' | awk '{s += $1} END {print s + 0}'
+    }
+    check "the cache: a directory 0700 and a file 0600, root's" \
+        test "$(stat -c '%a %U' "$cache"):$(stat -c '%a %U' "$cfile")" = "700 root:600 root"
+    check "a cached run reads 2 KB of the kernel's BTF (a libbpf load all 5 MB of it)" \
+        test "$(btf_bytes_read --no-pin)" = 2048 -a "$(btf_bytes_read --no-pin --no-cache)" -gt 1000000
+    check "--no-cache neither reads nor writes the cache (mode 3, and no cache made)" \
+        test "$(rm -r "$cache" && mode --no-pin --no-cache)" = 3 -a ! -e "$cache"
+    check "no cache: a run loads through libbpf and caches it (mode 3)" \
+        test "$(how --no-pin)" = "mode 3: BPF socket iterators loaded for this run (not pinned: pinning not asked for; cached in $cache)"
+    check "a later run loads from the cache (mode 4)" \
+        test "$(how --no-pin)" = "mode 4: BPF socket iterators loaded for this run from the cache in $cache (not pinned: pinning not asked for)"
+    check "the same records from the cache as through libbpf (the namespace's, as JSON)" \
+        test "$("$dump" --no-pin --netns "$ns" --json | sort)" = "$("$dump" --no-pin --no-cache --netns "$ns" --json | sort)"
+    check "a damaged cache (one byte of an instruction changed) is ignored and rewritten" \
+        sh -c "printf '\\377' | dd of='$cfile' bs=1 seek=1000 conv=notrunc status=none" && rewritten "damaged"
+    check "a cut cache is ignored and rewritten" sh -c "truncate -s 3000 '$cfile'" && rewritten "damaged"
+    check "a cache of another kernel or boot (its identity changed, checksum right) is ignored and rewritten" \
+        forge 64 "Linux 0.0.1" && rewritten "another kernel or boot"
+    check "a cache of another build (build id in the file changed, checksum right) is ignored and rewritten" \
+        forge 16 0123456789abcdef && rewritten "another program build"
+    check "a cache file of another owner is ignored and rewritten, root's again" \
+        chown nobody "$cfile" && rewritten "not root's alone" && test "$(stat -c %U "$cfile")" = root
+    check "a group-writable cache file is ignored and rewritten, 0600 again" \
+        chmod 620 "$cfile" && rewritten "not root's alone" && test "$(stat -c %a "$cfile")" = 600
+    check "a symlink in the cache's place (to a good copy) is not followed, and is replaced" \
+        sh -c "cp -p '$cfile' '$T/copy.iter' && ln -sf '$T/copy.iter' '$cfile'" && rewritten "cannot open" && test -f "$cfile" -a ! -L "$cfile"
+    check "another build's cache file goes when the cache is written" sh -c "
+        cp -p '$cfile' '$cache/0000000000000000.iter' && rm '$cfile' && '$dump' --no-pin --count >/dev/null &&
+        test \"\$(ls '$cache')\" = '$build_id.iter'"
+    check "a cache directory of another owner is neither used nor written (mode 3, says why)" \
+        test "$(chown nobody "$cache" && how --no-pin)" = "mode 3: BPF socket iterators loaded for this run (not pinned: pinning not asked for; not cached in $cache: the directory is not root's alone)"
+    check "a group-writable cache directory likewise" \
+        test "$(chown root "$cache" && chmod 770 "$cache" && mode --no-pin)" = 3
+    chmod 700 "$cache"
+    check "root's alone again: loads from the cache (mode 4)" test "$(mode --no-pin)" = 4
+    check "as nobody with the cache there: still EPERM, one line" \
+        refusal -1 "needs root or CAP_BPF and CAP_PERFMON" "${as_nobody[@]}" "$dump" --count --no-pin
+    check "bpf() refused (EPERM) with the cache there: the same one line" \
+        refusal -1 "the kernel refused bpf()" strace -f -o /dev/null -e inject=bpf:error=EPERM "$dump" --count --no-pin
+    check "bpf() failing with EINVAL with the cache there: the same one line" \
+        refusal -22 "cannot load the socket iterators" strace -f -o /dev/null -e inject=bpf:error=EINVAL "$dump" --count --no-pin
+    check "no BTF with the cache there: ENOENT, 'has no BTF'" \
+        refusal -2 "has no BTF" unshare -m sh -c 'mount -t tmpfs none /sys/kernel/btf && exec "$0" --count --no-pin' "$dump"
+    check "and the cache is still good after those (mode 4)" test "$(mode --no-pin)" = 4
 
     # --- the same records pinned (or loaded) and loaded, in parallel, per namespace -------------------
     cat >"$T/load.py" <<'PY'
@@ -114,14 +201,16 @@ def records(*a):
     return sorted(subprocess.run([dump, "--json"] + list(a), capture_output=True, text=True, check=True).stdout.splitlines())
 pinned = records()
 loaded = records("--no-pin")
+libbpf = records("--no-pin", "--no-cache")
 procs = [subprocess.Popen([dump, "--count"], stdout=subprocess.PIPE, text=True) for _ in range(6)]
 counts = [p.communicate()[0] for p in procs]
-print("pinned", len(pinned), "loaded", len(loaded), "same", pinned == loaded)
+print("pinned", len(pinned), "loaded", len(loaded), "libbpf", len(libbpf), "same", pinned == loaded == libbpf)
 print("parallel", " ".join(c.split()[1] for c in counts), "all", all(c == counts[0] for c in counts))
 PY
     out=$(unshare -n python3 "$T/load.py" "$dump" 2>&1)
     echo "$out" | sed 's/^/# /'
-    check "2000 connections: a default run and a --no-pin run give the same 2000 records" grep -q "^pinned 2000 loaded 2000 same True" <<<"$out"
+    check "2000 connections: a default run, a --no-pin run and a --no-cache one give the same 2000 records" \
+        grep -q "^pinned 2000 loaded 2000 libbpf 2000 same True" <<<"$out"
     check "six readers at once each read all 2000" grep -q "^parallel 2000 2000 2000 2000 2000 2000 all True" <<<"$out"
     check "an iterator made after setns reads that namespace" test "$("$dump" --netns "$ns" --count)" = "$figures"
     check "--no-pin: the same" test "$("$dump" --no-pin --netns "$ns" --count)" = "$figures"
@@ -139,6 +228,9 @@ PY
         return "$rc"
     }
     if [ "$way" = absent ]; then
+        check "six first runs at once, no cache yet: each loads, all read the same figures" \
+            sh -c "rm -r '$cache'" && runs_at_once
+        check "then a run loads from the cache they wrote (mode 4)" test "$(mode)" = 4
         check "six runs at once: each loads, all read the same figures" runs_at_once
         check "still nothing under /sys/fs/bpf" test ! -e "$pins"
     else
@@ -202,7 +294,7 @@ PY
             check "round $round: and the kernel released the leftovers' links" stale_links_gone
             check "round $round: a later run opens the pins (mode 1)" test "$(mode)" = 1
         done
-        check "--unpin-all removes everything" sh -c "'$dump' --unpin-all && test ! -e '$pins'"
+        check "--unpin-all removes everything, the cache too" sh -c "'$dump' --unpin-all && test ! -e '$pins' -a ! -e '$cache'"
     fi
     exit "$failed"
 fi
@@ -216,13 +308,16 @@ fi
 need_packages util-linux strace python3 iproute2 || { not_ok "install util-linux strace python3 iproute2"; exit 1; }
 host_bpffs=$(fs_type)
 host_pins=$(ls -A "$pins" 2>/dev/null | tr '\n' ' ')
+host_cache=$(ls -lA /run/check_ephemeral_ports 2>&1)
 echo "# the host's /sys/fs/bpf: $host_bpffs${host_pins:+, $pins holds: $host_pins}"
 check "src/native/build.sh builds the reader" quiet "$T/native-build.log" "$root/src/native/build.sh" "$T/native" || exit 1
 chmod 755 "$T/native" "$T/native/cep_bpf_dump"
 
-# The kernel facts: every run there is --no-pin (neither reads nor makes pins), so once is enough.
+# The kernel facts: every run there is --no-pin (neither reads nor makes pins), so once is enough;
+# with a private /run (the load cache: the first run writes it, the others load from it).
 rc=0
-python3 "$root/tests/oracle/bpf_facts.py" "$T/native/cep_bpf_dump" --json "$T/bpf-facts.json" || rc=$?
+unshare -m --propagation private sh -c 'mount -t tmpfs -o mode=755 cep-run /run && exec "$@"' sh \
+    python3 "$root/tests/oracle/bpf_facts.py" "$T/native/cep_bpf_dump" --json "$T/bpf-facts.json" || rc=$?
 [ "$rc" = 0 ] || failed=1
 
 for way in ${BPF_NATIVE_BPFFS:-mounted absent}; do
@@ -242,4 +337,6 @@ for way in ${BPF_NATIVE_BPFFS:-mounted absent}; do
 done
 check "the host's /sys/fs/bpf is as it was ($host_bpffs)" \
     test "$(fs_type)" = "$host_bpffs" -a "$(ls -A "$pins" 2>/dev/null | tr '\n' ' ')" = "$host_pins"
+check "the host's load cache (/run/check_ephemeral_ports) is as it was" \
+    test "$(ls -lA /run/check_ephemeral_ports 2>&1)" = "$host_cache"
 exit $failed
