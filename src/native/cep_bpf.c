@@ -609,16 +609,11 @@ fail:
 	return -1;
 }
 
-/* The BTF id of the program's attach target (bpf_iter_tcp, ...): the kernel tells (5.19+), else
- * libbpf finds it in the kernel's BTF (parsed once more: the cache is written once per boot). */
+/* The BTF id of the program's attach target (bpf_iter_tcp, ...), found by libbpf in the kernel's
+ * BTF (parsed once more: the cache is written once per boot). bpf_prog_info says it too on 5.19+,
+ * but the binary is built against Debian 11's kernel headers (5.10), whose struct lacks the field. */
 static uint32_t attach_btf_id(struct bpf_program *prog)
 {
-	struct bpf_prog_info info;
-	uint32_t len = sizeof info;
-	memset(&info, 0, sizeof info);
-	if (bpf_obj_get_info_by_fd(bpf_program__fd(prog), &info, &len) == 0 && info.attach_btf_id &&
-	    offsetof(struct bpf_prog_info, attach_btf_id) + sizeof info.attach_btf_id <= len)
-		return info.attach_btf_id;
 	const char *sec = bpf_program__section_name(prog); /* "iter/tcp": libbpf adds "bpf_iter_" */
 	if (strncmp(sec, "iter/", 5))
 		return 0;

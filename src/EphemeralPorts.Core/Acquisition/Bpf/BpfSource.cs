@@ -76,6 +76,7 @@ public static class BpfReader
         {
             1 => "a pinned iterator",
             2 => "the program, loaded and pinned for later runs",
+            4 => "the program, loaded for this run from the load cache (no BTF parsed)",
             _ => "the program, loaded for this run",
         };
         return (handle, said.Length > 0 ? $"{mode} ({said})" : mode);
