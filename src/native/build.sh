@@ -119,6 +119,25 @@ LDFLAGS=(${CROSS:+-fuse-ld=lld})
 if "$CC" -Werror -Wno-format-truncation -E -x c /dev/null >/dev/null 2>&1; then
     CFLAGS+=(-Wno-format-truncation)
 fi
+# The record crosses from the BPF program (target bpf) to the loader's architecture as raw bytes:
+# every field must sit where src/native/README.md says, for both compilers (cep_bpf.c asserts a
+# few; this asserts all, for the target being built and for bpf, at every build: it is cheap).
+layout_check() {
+    cat <<'C'
+#include "cep_record.h"
+#define AT(f, o) _Static_assert(__builtin_offsetof(struct cep_record, f) == (o), "cep_record." #f " is not at " #o);
+AT(family, 0) AT(state, 1) AT(protocol, 2) AT(flags, 3) AT(fastreuse, 4) AT(fastreuseport, 5)
+AT(lport, 6) AT(rport, 8) AT(range_lo, 10) AT(range_hi, 12) AT(userlocks, 14) AT(reserved, 15)
+AT(tw_age_ms, 16) AT(inode, 20) AT(uid, 24) AT(laddr, 28) AT(raddr, 44) AT(tw_ts_recent_stamp, 60)
+_Static_assert(sizeof(struct cep_record) == 64, "cep_record is not 64 bytes");
+_Static_assert(sizeof(((struct cep_record *)0)->tw_age_ms) == 4 && sizeof(((struct cep_record *)0)->lport) == 2,
+               "cep_record's field sizes");
+C
+}
+layout_check | "$CC" "${CFLAGS[@]}" -fsyntax-only -x c - ||
+    { echo "src/native/build.sh: struct cep_record has another layout for ${CROSS:-the host}" >&2; exit 1; }
+layout_check | clang -target bpf -I"$HERE" -fsyntax-only -x c - ||
+    { echo "src/native/build.sh: struct cep_record has another layout for the BPF target" >&2; exit 1; }
 flags_id="$CC ${CFLAGS[*]}"
 if newer "$OUT/libcep_bpf.a" "$HERE/cep_bpf.c" "$HERE/cep_bpf.h" "$HERE/cep_record.h" "$BPF_DIR/ports.skel.h" "$HERE/build.sh" \
         "$HERE/outline-atomics.c" ||
