@@ -29,4 +29,6 @@ for deb in "$tmp"/archives/*.deb; do
     dpkg-deb -x "$deb" "$dest"
     # What was unpacked, for the log of whoever keeps DIR: "package version arch".
     dpkg-deb -f "$deb" Package Version Architecture | awk -F': ' '{printf "%s%s", (NR > 1 ? " " : ""), $2} END {print ""}' >>"$dest/.fetched-debs"
+    # Their whole control paragraphs, e.g. for the package a metapackage depends on.
+    { dpkg-deb -f "$deb"; echo; } >>"$dest/.fetched-control"
 done
