@@ -84,7 +84,7 @@ newer() { # target sources...: true when target is missing or older than any sou
 
 if newer "$BPF_DIR/ports.bpf.o" "$HERE/ports.bpf.c" "$HERE/cep_record.h" "$BPF_DIR/vmlinux.h"; then
     log "clang -target bpf ports.bpf.c"
-    clang -target bpf -g -O2 -D__TARGET_ARCH_$TARGET_ARCH -I"$BPF_DIR" -I"$HERE" \
+    clang -target bpf -g -O2 -D__TARGET_ARCH_"$TARGET_ARCH" -I"$BPF_DIR" -I"$HERE" \
         -c "$HERE/ports.bpf.c" -o "$BPF_DIR/ports.bpf.o.tmp"
     # BTF and CO-RE relocations stay (.BTF, .BTF.ext); the DWARF goes.
     llvm-strip -g "$BPF_DIR/ports.bpf.o.tmp"
@@ -92,7 +92,7 @@ if newer "$BPF_DIR/ports.bpf.o" "$HERE/ports.bpf.c" "$HERE/cep_record.h" "$BPF_D
     # architecture (bpf_tracing.h's PT_REGS would; the iterators' context and every kernel struct
     # read through vmlinux.h are CO-RE-relocated at load time). Proved by compiling it for the
     # other architecture too: the two objects must be the same bytes.
-    clang -target bpf -g -O2 -D__TARGET_ARCH_$OTHER_ARCH -I"$BPF_DIR" -I"$HERE" \
+    clang -target bpf -g -O2 -D__TARGET_ARCH_"$OTHER_ARCH" -I"$BPF_DIR" -I"$HERE" \
         -c "$HERE/ports.bpf.c" -o "$BPF_DIR/ports.bpf.o.other"
     llvm-strip -g "$BPF_DIR/ports.bpf.o.other"
     if ! cmp -s "$BPF_DIR/ports.bpf.o.tmp" "$BPF_DIR/ports.bpf.o.other"; then

@@ -141,8 +141,10 @@ if bpf_object "$arm" "$T/arm64.bpf.o" 2>"$T/arm64.bpf.err"; then
     if core_relocations "$T/arm64.bpf.o" >"$T/relocs.txt" 2>"$T/relocs.err"; then
         # Every kernel field the programs read is relocated by libbpf against the running kernel's
         # BTF: none is compiled in at the build host's (x86_64) offsets.
+        # shellcheck disable=SC2016  # awk programs
         check "CO-RE relocations for iter/tcp ($(awk '$1 == "iter/tcp" {print $2}' "$T/relocs.txt"))" \
             awk '$1 == "iter/tcp" && $2 > 0 {f = 1} END {exit !f}' "$T/relocs.txt"
+        # shellcheck disable=SC2016  # awk program
         check "CO-RE relocations for iter/udp ($(awk '$1 == "iter/udp" {print $2}' "$T/relocs.txt"))" \
             awk '$1 == "iter/udp" && $2 > 0 {f = 1} END {exit !f}' "$T/relocs.txt"
     else
