@@ -60,25 +60,65 @@ host_rid() {
 glibc_needed() { objdump -T "$1" | grep -o 'GLIBC_[0-9.]*' | sort -uV | tail -n 1 | sed 's/^GLIBC_//'; }
 
 # The BPF socket reader (src/native: the CO-RE program and its loader over libbpf), compiled
-# against the sysroot, linked statically; prints the archives to link, ';'-separated. Built for the
-# build host's architecture only: Debian's static libbpf, libelf, libz and libzstd are the host's.
+# against the sysroot, linked statically; prints the archives to link, ';'-separated.
+# The BPF object is compiled once, by the build host's run (artifacts/native), and every
+# architecture's loader embeds that same object: src/native/build.sh proves it is the same for
+# every target architecture. The build host's architecture links the host's libbpf-dev, libelf-dev,
+# zlib1g-dev and libzstd-dev; the other architecture the same Debian release's packages for it,
+# unpacked by src/build/bpf-libs.sh, with its loader cross-compiled by clang.
 bpf_archives() {
-    local sysroot=$1 include=$ROOT/artifacts/native/include
+    local rid=$1 debarch=$2 sysroot=$3 out=$ROOT/artifacts/native include libs='' bpfinc=/usr/include/bpf
+    if [ "$rid" != "$(host_rid)" ]; then
+        out=$ROOT/artifacts/native/$rid
+        libs=$(src/build/bpf-libs.sh "$debarch") || exit 1
+        bpfinc=$libs/usr/include/bpf
+    fi
+    include=$out/include
     mkdir -p "$include"
-    # libbpf's headers come from the host (libbpf-dev), beside the sysroot's libc headers.
-    ln -sfn /usr/include/bpf "$include/bpf"
-    CC=clang CEP_CFLAGS="--sysroot=$sysroot -I$include -DCEP_FCNTL64_SHIM" "$ROOT/src/native/build.sh" \
-        | sed -n 's/^link: //p' | tail -n 1 | tr ' ' ';'
+    # libbpf's headers beside the sysroot's libc headers: the host's (libbpf-dev), or those of the
+    # package whose libbpf.a is linked.
+    ln -sfn "$bpfinc" "$include/bpf"
+    if [ "$rid" = "$(host_rid)" ]; then
+        CC=clang CEP_CFLAGS="--sysroot=$sysroot -I$include -DCEP_FCNTL64_SHIM" "$ROOT/src/native/build.sh" "$out"
+    else
+        CC=clang CEP_TARGET=$(multiarch "$debarch") CEP_LIBDIR=$libs/usr/lib/$(multiarch "$debarch") \
+            CEP_BPF_DIR=$ROOT/artifacts/native CEP_CFLAGS="--sysroot=$sysroot -I$include -DCEP_FCNTL64_SHIM" \
+            "$ROOT/src/native/build.sh" "$out"
+    fi | sed -n 's/^link: //p' | tail -n 1 | tr ' ' ';'
+}
+
+multiarch() {
+    case $1 in amd64) echo x86_64-linux-gnu ;; arm64) echo aarch64-linux-gnu ;; esac
+}
+
+# What the published binary must carry when it has the BPF reader, checked after the link: the
+# loader's entry points (in the unstripped image ILCompiler keeps beside it), the build id and the
+# very bytes of the one BPF object (artifacts/native/ports.bpf.o, whose hash the build id is). So
+# both architectures' binaries embed the same program, and a binary that lost the reader fails
+# the build instead of saying so at -v.
+check_bpf_reader() {
+    local bin=$1 dbg=$2 obj=$ROOT/artifacts/native/ports.bpf.o id sym syms
+    id=$(sha256sum "$obj" | cut -c1-16)
+    syms=$(llvm-nm --defined-only "$dbg")
+    # The calls BpfNative.cs makes.
+    for sym in cep_bpf_open cep_bpf_iter cep_bpf_read cep_bpf_mode cep_bpf_record_size cep_bpf_record_version; do
+        grep -q " [Tt] $sym\$" <<<"$syms" ||
+            { echo "build.sh: $dbg defines no $sym: the BPF reader is not linked in" >&2; exit 1; }
+    done
+    grep -qaF "$id" "$bin" || { echo "build.sh: $bin does not carry the BPF build id $id" >&2; exit 1; }
+    # perl: Essential in Debian, so always there.
+    perl -e 'local $/; open my $b, "<:raw", $ARGV[0] or die; open my $o, "<:raw", $ARGV[1] or die;
+             exit(index(<$b>, <$o>) >= 0 ? 0 : 1)' "$bin" "$obj" ||
+        { echo "build.sh: $bin does not embed $obj" >&2; exit 1; }
+    log "$bin carries the BPF reader: cep_bpf_* linked, BPF object $id embedded"
 }
 
 publish_rid() {
     local rid=$1 debarch=$2 sysroot out needed archives=''
     sysroot=$(src/build/sysroot.sh "$debarch")
     out=$ROOT/artifacts/publish/$rid
-    if [ "$rid" = "$(host_rid)" ]; then
-        archives=$(bpf_archives "$sysroot")
-        [ -n "$archives" ] || { echo "build.sh: src/native/build.sh named no archives to link" >&2; exit 1; }
-    fi
+    archives=$(bpf_archives "$rid" "$debarch" "$sysroot")
+    [ -n "$archives" ] || { echo "build.sh: src/native/build.sh named no archives to link for $rid" >&2; exit 1; }
     log "publishing the native binary for $rid (sysroot $sysroot${archives:+, with the BPF reader})"
     # clang and lld link for any target with --target and --sysroot (gcc would take the host's
     # libc despite --sysroot); the link notices a changed sysroot itself (src/build/GlibcFloor.targets).
@@ -95,6 +135,7 @@ publish_rid() {
         objdump -T "$DIST/$rid/check_ephemeral_ports" | grep -F "GLIBC_$needed" >&2
         exit 1
     fi
+    check_bpf_reader "$DIST/$rid/check_ephemeral_ports" "$out/check_ephemeral_ports.dbg"
     log "built $DIST/$rid/check_ephemeral_ports (needs GLIBC_$needed)"
 }
 

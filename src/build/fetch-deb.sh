@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# fetch-deb.sh SUITE PACKAGE ARCH DIR: unpacks PACKAGE of Debian SUITE for ARCH into DIR, with a
-# private apt state (the host's apt configuration, architectures and lists stay untouched). For
+# fetch-deb.sh SUITE PACKAGE[,PACKAGE...] ARCH DIR: unpacks each PACKAGE of Debian SUITE for ARCH
+# into DIR (one apt session for all of them; their dependencies are not fetched), with a private apt
+# state (the host's apt configuration, architectures and lists stay untouched). For
 # a static library the sysroot's release lacks or has too old (the BPF reader's libbpf.a 1.1 is
 # bookworm's; bullseye's 0.3 cannot parse a 6.x kernel's BTF). The archive is the one the host's
 # apt uses for Debian.
@@ -21,5 +22,13 @@ opts=(-o Dir::Etc::SourceList=/dev/null -o Dir::Etc::SourceParts="$tmp/etc/sourc
       -o Dir::Cache::Archives="$tmp/archives" -o APT::Architecture="$arch" -o APT::Architectures="$arch"
       -o Debug::NoLocking=1 -o APT::Sandbox::User=root)
 apt-get "${opts[@]}" update -qq >/dev/null
-(cd "$tmp/archives" && apt-get "${opts[@]}" download -qq "$pkg:$arch" >/dev/null)
-for deb in "$tmp"/archives/*.deb; do dpkg-deb -x "$deb" "$dest"; done
+names=()
+for p in ${pkg//,/ }; do names+=("$p:$arch"); done
+(cd "$tmp/archives" && apt-get "${opts[@]}" download -qq "${names[@]}" >/dev/null)
+for deb in "$tmp"/archives/*.deb; do
+    dpkg-deb -x "$deb" "$dest"
+    # What was unpacked, for the log of whoever keeps DIR: "package version arch".
+    dpkg-deb -f "$deb" Package Version Architecture | awk -F': ' '{printf "%s%s", (NR > 1 ? " " : ""), $2} END {print ""}' >>"$dest/.fetched-debs"
+    # Their whole control paragraphs, e.g. for the package a metapackage depends on.
+    { dpkg-deb -f "$deb"; echo; } >>"$dest/.fetched-control"
+done

@@ -68,15 +68,18 @@ struct inet_timewait_sock___v613 {
 static __always_inline int netns_range(struct sock_common *skc, __u32 *lo, __u32 *hi, const int probed)
 {
 	struct net *net = probed ? BPF_CORE_READ(skc, skc_net.net) : skc->skc_net.net;
-	if (bpf_core_field_size(net->ipv4.ip_local_ports.range) == 4) {
+	/* Asked of the 6.1 flavour: a field-size relocation on the u32 form fails to resolve (and
+	 * the load with it) where the kernel's range is the int[2] (Debian 12's 6.1, seen on arm64),
+	 * while a field-exists relocation only says no. */
+	struct local_ports___v61 *lp = (void *)&net->ipv4.ip_local_ports;
+	if (bpf_core_field_exists(lp->range)) {
+		*lo = probed ? BPF_CORE_READ(lp, range[0]) : lp->range[0];
+		*hi = probed ? BPF_CORE_READ(lp, range[1]) : lp->range[1];
+	} else {
 		/* newer kernels (6.18): low in the low 16 bits, high in the high 16 bits, one word */
 		__u32 r = probed ? BPF_CORE_READ(net, ipv4.ip_local_ports.range) : net->ipv4.ip_local_ports.range;
 		*lo = r & 0xffff;
 		*hi = r >> 16;
-	} else {
-		struct local_ports___v61 *lp = (void *)&net->ipv4.ip_local_ports;
-		*lo = probed ? BPF_CORE_READ(lp, range[0]) : lp->range[0];
-		*hi = probed ? BPF_CORE_READ(lp, range[1]) : lp->range[1];
 	}
 	return 0;
 }
