@@ -129,7 +129,8 @@ layout_check() {
 AT(family, 0) AT(state, 1) AT(protocol, 2) AT(flags, 3) AT(fastreuse, 4) AT(fastreuseport, 5)
 AT(lport, 6) AT(rport, 8) AT(range_lo, 10) AT(range_hi, 12) AT(userlocks, 14) AT(reserved, 15)
 AT(tw_age_ms, 16) AT(inode, 20) AT(uid, 24) AT(laddr, 28) AT(raddr, 44) AT(tw_ts_recent_stamp, 60)
-_Static_assert(sizeof(struct cep_record) == 64, "cep_record is not 64 bytes");
+AT(bound_dev_if, 64)
+_Static_assert(sizeof(struct cep_record) == 68, "cep_record is not 68 bytes");
 _Static_assert(sizeof(((struct cep_record *)0)->tw_age_ms) == 4 && sizeof(((struct cep_record *)0)->lport) == 2,
                "cep_record's field sizes");
 C
