@@ -41,31 +41,9 @@ check "dist/ has $(basename "$deb") and $(basename "$rpmfile") (./build.sh packa
 check "install debootstrap, rpm, cpio" need_packages debootstrap rpm cpio || exit 1
 
 # --- the cached root ----------------------------------------------------------------------------
-suite=bookworm
-root_packages=systemd,init-system-helpers,rpm
-recipe=1
-cache_base=${CHECK_EPHEMERAL_PORTS_CACHE:-/var/cache/check-ephemeral-ports}
-cache=$cache_base/systemd-root-$suite-$arch-r$recipe-$(printf '%s' "$root_packages" | sha256sum | cut -c1-12)
-# The Debian mirror this host's apt uses (the first deb URI that is no security archive).
-mirror=$({
-    sed -n 's/^URIs:[[:space:]]*//p' /etc/apt/sources.list.d/*.sources 2>/dev/null | tr ' ' '\n'
-    sed -n 's/^deb[[:space:]]\+\(\[[^]]*\][[:space:]]\+\)\?\([^[:space:]]\+\).*/\2/p' /etc/apt/sources.list 2>/dev/null
-} | grep -v -e '-security' -e '^$' | grep '/debian/\?$' | head -n 1)
-make_root() {
-    local part=$cache.partial
-    mkdir -p "$cache_base" && exec 9>"$cache_base/.systemd-root.lock" && flock -w 1200 9 || return 1
-    [ -e "$cache/.ready" ] && return 0
-    rm -rf "$part"
-    echo "# debootstrap $suite with $root_packages (first run only, a few minutes) -> $cache"
-    debootstrap --variant=minbase --include="$root_packages" "$suite" "$part" ${mirror:+"$mirror"} >"$T/debootstrap.log" 2>&1 || return 1
-    rm -f "$part"/var/cache/apt/archives/*.deb
-    date -u +%FT%TZ >"$part/.ready"
-    rm -rf "$cache" && mv "$part" "$cache"
-}
-if [ ! -e "$cache/.ready" ]; then
-    check "Debian $suite root with $root_packages made (cached as $cache)" make_root ||
-        { tail -n 5 "$T/debootstrap.log" 2>/dev/null | sed 's/^/#   /'; exit 1; }
-fi
+. "$(dirname "$0")/lib/debian_root.sh"
+need_debian_root
+cache=$debian_root
 
 # fresh_root NAME: a new overlay of the cached root at $T/NAME (sets R), /proc mounted, the
 # packages under /tmp/pkg, and a policy-rc.d that forbids starting anything.

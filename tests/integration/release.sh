@@ -126,32 +126,11 @@ EOF
 [ $? = 0 ] || failed=1
 
 # --- a Debian 12 root installs from the apt repository --------------------------------------------------
-# The same cached root as package_systemd.sh (same recipe, key and lock): made once by whichever runs first.
+# The same cached root as package_systemd.sh (lib/debian_root.sh): made once by whichever runs first.
+. "$(dirname "$0")/lib/debian_root.sh"
+need_debian_root
+cache=$debian_root
 arch=$(dpkg --print-architecture)
-suite=bookworm
-root_packages=systemd,init-system-helpers,rpm
-recipe=1
-cache_base=${CHECK_EPHEMERAL_PORTS_CACHE:-/var/cache/check-ephemeral-ports}
-cache=$cache_base/systemd-root-$suite-$arch-r$recipe-$(printf '%s' "$root_packages" | sha256sum | cut -c1-12)
-mirror=$({
-    sed -n 's/^URIs:[[:space:]]*//p' /etc/apt/sources.list.d/*.sources 2>/dev/null | tr ' ' '\n'
-    sed -n 's/^deb[[:space:]]\+\(\[[^]]*\][[:space:]]\+\)\?\([^[:space:]]\+\).*/\2/p' /etc/apt/sources.list 2>/dev/null
-} | grep -v -e '-security' -e '^$' | grep '/debian/\?$' | head -n 1)
-make_root() {
-    local part=$cache.partial
-    mkdir -p "$cache_base" && exec 9>"$cache_base/.systemd-root.lock" && flock -w 1200 9 || return 1
-    [ -e "$cache/.ready" ] && return 0
-    rm -rf "$part"
-    echo "# debootstrap $suite with $root_packages (first run only, a few minutes) -> $cache"
-    debootstrap --variant=minbase --include="$root_packages" "$suite" "$part" ${mirror:+"$mirror"} >"$T/debootstrap.log" 2>&1 || return 1
-    rm -f "$part"/var/cache/apt/archives/*.deb
-    date -u +%FT%TZ >"$part/.ready"
-    rm -rf "$cache" && mv "$part" "$cache"
-}
-if [ ! -e "$cache/.ready" ]; then
-    check "Debian $suite root made (cached as $cache)" make_root ||
-        { tail -n 5 "$T/debootstrap.log" 2>/dev/null | sed 's/^/#   /'; exit 1; }
-fi
 R=$T/root
 mkdir -p "$R" "$T/root.upper" "$T/root.work"
 check "an overlay of the cached Debian 12 root" sh -c "
