@@ -5,13 +5,10 @@ using EphemeralPorts.Cli;
 // first set up terminal handling (a pipe, signal handlers and a thread) that a plugin whose output
 // goes to a pipe never needs. PluginMain writes and flushes it within the timeout; it is not
 // flushed again here, where a reader that stopped reading would hang the exit.
-var stdoutOpen = StandardStreams.Guard();
 int code;
 try
 {
-    var stdout = stdoutOpen
-        ? new StreamWriter(StandardStreams.Output(), new UTF8Encoding(encoderShouldEmitUTF8Identifier: false)) { AutoFlush = false }
-        : StreamWriter.Null;
+    var stdout = new StreamWriter(StandardStreams.Output(), new UTF8Encoding(encoderShouldEmitUTF8Identifier: false)) { AutoFlush = false };
     code = PluginMain.Run(args, stdout);
 }
 catch (Exception e)

@@ -3,48 +3,13 @@ using EphemeralPorts.Native;
 namespace EphemeralPorts.Cli;
 
 /// <summary>
-/// The process's standard descriptors at its two ends. A plugin started with one of them closed
-/// (<c>&gt;&amp;-</c>, a careless daemon) would hand that number to the first file it opens, and
-/// write its output into it; at the end, a thread stuck in the kernel (a read of a hung FUSE or
-/// NFS tree) keeps the descriptor table, and with it the monitoring core's pipe, alive.
+/// The process's standard output and its end. (Closed standard descriptors are filled before the
+/// runtime starts, by src/build/process-start.c.) At the end, a thread stuck in the kernel (a read
+/// of a hung FUSE or NFS tree) keeps the descriptor table, and with it the monitoring core's pipe,
+/// alive: so the descriptors are closed and the code reported to the supervisor first.
 /// </summary>
 internal static class StandardStreams
 {
-    private const int FGetfd = 1;
-
-    /// <summary>
-    /// Fills descriptors 0-2 that are closed with /dev/null (or, where there is none, a read-only
-    /// descriptor of "/", which any write refuses) so that nothing else gets their numbers.
-    /// Returns whether standard output was open.
-    /// </summary>
-    public static bool Guard()
-    {
-        var stdoutOpen = true;
-        for (var fd = 0; fd <= 2; fd++)
-        {
-            if (Libc.syscall(Libc.SysFcntl, fd, FGetfd, 0, 0) >= 0)
-            {
-                continue;
-            }
-
-            stdoutOpen &= fd != 1;
-
-            // open(2) returns the lowest free number: this one, since those below are open.
-            var filler = Libc.Openat(Libc.AtFdcwd, "/dev/null", Libc.ORdwr, 0);
-            if (filler < 0)
-            {
-                filler = Libc.Openat(Libc.AtFdcwd, "/", Libc.ORdonly | Libc.ODirectory, 0);
-            }
-
-            if (filler >= 0 && filler != fd)
-            {
-                Libc.Close(filler);
-            }
-        }
-
-        return stdoutOpen;
-    }
-
     /// <summary>
     /// Standard output as a stream that writes to descriptor 1 itself: Console's stream would dup
     /// the descriptor and set up terminal and signal handling (a pipe and a thread), each of

@@ -62,8 +62,6 @@ public static unsafe partial class Libc
 
     public static long SysCapset => IsArm64 ? 91 : 126;
 
-    public static long SysFcntl => IsArm64 ? 25 : 72;
-
     public static long SysExitGroup => IsArm64 ? 94 : 231;
 
     public static long SysGetrandom => IsArm64 ? 278 : 318;
