@@ -35,11 +35,7 @@ public static class PrometheusReport
         return text.ToString();
     }
 
-    /// <summary>
-    /// At most this many namespaces get series of their own (the worst first): a node with
-    /// thousands of pods must not flood Prometheus. The rest are counted in
-    /// ephemeral_ports_namespace_series_dropped.
-    /// </summary>
+    /// <summary>At most this many namespaces get series of their own: see <see cref="MetricCatalogue.MaxNamespaceSeries"/>.</summary>
     public const int MaxNamespaceSeries = MetricCatalogue.MaxNamespaceSeries;
 
     // One series per namespace, labelled with its name, inode and, where known, container and pod.
