@@ -1,3 +1,5 @@
+using EphemeralPorts.Metrics;
+
 namespace EphemeralPorts.Cli;
 
 /// <summary>The prose of --help around the generated option list.</summary>
@@ -17,17 +19,13 @@ internal static class HelpTexts
         "",
     ];
 
-    public static readonly string[] After =
+    public static string[] After =>
     [
         "",
         "Thresholds: [@]start:end, inclusive; '~' is minus infinity, an empty end plus infinity.",
         "  70 alerts above 70, ~:70 likewise, 10: below 10, 10:20 outside, @10:20 inside. '%' may follow a number.",
         "",
-        "Perfdata: tcp_busiest_pct, tcp_busiest_used, tcp_ports_in_use, tcp_time_wait, tcp_tuples,",
-        "  tcp_bind_busiest_pct and tcp_bind_busiest_used (bind(addr, 0), BPF reading, where connections",
-        "  took their port by bind() before connect()), udp_used_pct, udp_used, capacity (ports per",
-        "  TCP tuple); with --all-namespaces also",
-        "  namespaces, namespaces_warning, namespaces_critical, namespaces_skipped. See README.md.",
+        .. Wrap("Perfdata: " + PerfdataList() + ". See README.md."),
         "",
         "Exit codes: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN (bad arguments, unreadable or malformed",
         "  /proc files, timeout; also after --help and --version, as the Monitoring Plugins do).",
@@ -39,4 +37,64 @@ internal static class HelpTexts
         "  root) sees all of these. -vv says what the reading used cannot see. An odd-sized range may",
         "  run out one port early.",
     ];
+
+    /// <summary>
+    /// The perfdata labels, from the metric catalogue in perfdata order: a kind's notes after its
+    /// labels, and the labels only an option brings after "with OPTION also".
+    /// </summary>
+    internal static string PerfdataList()
+    {
+        var labels = MetricCatalogue.Perfdata.DistinctBy(m => m.Perfdata!.Label).ToList();
+        var runs = new List<(MetricKind Kind, List<Metric> Metrics)>();
+        foreach (var metric in labels)
+        {
+            if (runs.Count == 0 || runs[^1].Kind != metric.Kind)
+            {
+                runs.Add((metric.Kind, []));
+            }
+
+            runs[^1].Metrics.Add(metric);
+        }
+
+        var text = new System.Text.StringBuilder();
+        foreach (var (kind, metrics) in runs)
+        {
+            var names = metrics.Select(m => m.Perfdata!.HelpNote is { } note ? $"{m.Perfdata.Label} ({note})" : m.Perfdata.Label).ToList();
+            var list = MetricCatalogue.HelpNote(kind) is { } kindNote
+                ? $"{string.Join(", ", names.Take(names.Count - 1))} and {names[^1]} ({kindNote})"
+                : string.Join(", ", names);
+            if (MetricCatalogue.Option(kind) is { } option)
+            {
+                text.Append("; with ").Append(option).Append(" also ").Append(list);
+            }
+            else
+            {
+                text.Append(text.Length > 0 ? ", " : string.Empty).Append(list);
+            }
+        }
+
+        return text.ToString();
+    }
+
+    /// <summary>A paragraph in lines of at most <see cref="Width"/> characters, the later ones indented by two.</summary>
+    private static IEnumerable<string> Wrap(string paragraph)
+    {
+        var line = new System.Text.StringBuilder();
+        foreach (var word in paragraph.Split(' '))
+        {
+            if (line.Length > 0 && line.Length + 1 + word.Length > Width)
+            {
+                yield return line.ToString();
+                line.Clear().Append("  ").Append(word);
+            }
+            else
+            {
+                line.Append(line.Length > 0 ? " " : string.Empty).Append(word);
+            }
+        }
+
+        yield return line.ToString();
+    }
+
+    private const int Width = 95;
 }

@@ -1,4 +1,5 @@
 using EphemeralPorts.Check;
+using EphemeralPorts.Metrics;
 using EphemeralPorts.Model;
 using EphemeralPorts.Plugin;
 
@@ -81,44 +82,13 @@ public static class Headline
         return busiest.Used >= capacity ? text + ", new connections to it fail now" : text;
     }
 
-    /// <summary>The perfdata: its labels are a stable API (graphs depend on them), shared by the Nagios text and the JSON.</summary>
+    /// <summary>
+    /// The perfdata, made from the metric catalogue: its labels are a stable API (graphs depend on
+    /// them), shared by the Nagios text and the JSON.
+    /// </summary>
     public static List<PerfDatum> PerfData(CheckReport report)
     {
-        var usage = report.Shown.Usage;
-        var thresholds = report.Thresholds;
-        var warn = thresholds.Warning.PerfDataValue;
-        var crit = thresholds.Critical.PerfDataValue;
-        var perf = new List<PerfDatum>();
-        if (usage.Tcp is { } tcp)
-        {
-            perf.Add(new PerfDatum("tcp_busiest_pct", tcp.BusiestPercent, "%", warn, crit, 0, 100));
-            perf.Add(new PerfDatum("tcp_busiest_used", tcp.BusiestUsed, Min: 0, Max: tcp.BusiestCapacity));
-            perf.Add(new PerfDatum("tcp_ports_in_use", tcp.PortsInUse, Min: 0, Max: usage.Settings.Range.Size));
-            perf.Add(new PerfDatum("tcp_time_wait", tcp.TimeWait, Min: 0));
-            perf.Add(new PerfDatum("tcp_tuples", tcp.TuplesInUse, Min: 0));
-            if (tcp.Bind?.Busiest is { } bound)
-            {
-                // Where a connection took its port by bind() before connect() (seen through BPF only).
-                perf.Add(new PerfDatum("tcp_bind_busiest_pct", bound.Percent, "%", warn, crit, 0, 100));
-                perf.Add(new PerfDatum("tcp_bind_busiest_used", bound.Used, Min: 0, Max: bound.Capacity));
-            }
-        }
-
-        if (usage.Udp is { } udp)
-        {
-            perf.Add(new PerfDatum("udp_used_pct", udp.Percent, "%", warn, crit, 0, 100));
-            perf.Add(new PerfDatum("udp_used", udp.Used, Min: 0, Max: udp.Capacity));
-        }
-
-        perf.Add(new PerfDatum("capacity", usage.Tcp?.Capacity ?? usage.Udp!.Capacity, Min: 0));
-        if (report.Namespaces is { } all)
-        {
-            perf.Add(new PerfDatum("namespaces", all.Checked.Count, Min: 0));
-            perf.Add(new PerfDatum("namespaces_warning", all.Count(ServiceState.Warning), Min: 0));
-            perf.Add(new PerfDatum("namespaces_critical", all.Count(ServiceState.Critical), Min: 0));
-            perf.Add(new PerfDatum("namespaces_skipped", all.Skipped.Count, Min: 0));
-        }
-
-        return perf;
+        var source = MetricSource.Of(report);
+        return MetricCatalogue.Perfdata.Select(m => m.Performance(source, report.Thresholds)).OfType<PerfDatum>().ToList();
     }
 }
