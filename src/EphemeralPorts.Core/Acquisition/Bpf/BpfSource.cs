@@ -163,7 +163,7 @@ public sealed class BpfSource : ISocketSource
             throw new SourceRefusedException($"creating the iter/{protocol} iterator failed: {Errno.Describe(-fd)}");
         }
 
-        // Records are 64 bytes: a read takes up to 4,096 of them.
+        // Records are 68 bytes (BpfRecords.Size): a read takes up to 3,855 of them.
         var buffer = ReadBuffers.Rent();
         var records = 0;
         try
