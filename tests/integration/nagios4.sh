@@ -27,41 +27,7 @@ conf=$T/etc/ours
 # Our commands.cfg and services.cfg as they ship, plus what Debian's sample config would
 # provide (generic-service, localhost) and two services that vary the arguments.
 echo "\$USER1\$=$T/plugins" >"$T/etc/resource.cfg"
-cat >"$T/etc/objects.cfg" <<'EOF'
-define timeperiod {
-    timeperiod_name         24x7
-    alias                   24x7
-    sunday                  00:00-24:00
-    monday                  00:00-24:00
-    tuesday                 00:00-24:00
-    wednesday               00:00-24:00
-    thursday                00:00-24:00
-    friday                  00:00-24:00
-    saturday                00:00-24:00
-}
-define command {
-    command_name            notify-nobody
-    command_line            /bin/true
-}
-define contact {
-    contact_name                    nobody
-    service_notification_period     24x7
-    host_notification_period        24x7
-    service_notification_options    n
-    host_notification_options       n
-    service_notification_commands   notify-nobody
-    host_notification_commands      notify-nobody
-}
-define host {
-    host_name               localhost
-    alias                   localhost
-    address                 127.0.0.1
-    max_check_attempts      1
-    check_period            24x7
-    contacts                nobody
-    notification_period     24x7
-    notifications_enabled   0
-}
+{ nagios_base_objects; cat <<'EOF'
 # interval_length=1: intervals are in seconds. One attempt: the first result is HARD.
 define service {
     name                    generic-service
@@ -88,6 +54,7 @@ define service {
     check_command           check_ephemeral_ports!70!85!--protocol tcp
 }
 EOF
+} >"$T/etc/objects.cfg"
 
 # Paths into the temp dir; Debian's illegal_macro_output_chars so macros are cleaned as
 # on a stock install; every check scheduled at once and reaped every second.

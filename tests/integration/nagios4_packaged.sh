@@ -44,41 +44,7 @@ mkdir -p "$T"/{etc,var/checkresults}
 chown -R nagios:nagios "$T/var"
 chmod -R a+rX "$T/etc" "$T/nagios-plugins-config"
 
-cat >"$T/etc/objects.cfg" <<'EOF'
-define timeperiod {
-    timeperiod_name         24x7
-    alias                   24x7
-    sunday                  00:00-24:00
-    monday                  00:00-24:00
-    tuesday                 00:00-24:00
-    wednesday               00:00-24:00
-    thursday                00:00-24:00
-    friday                  00:00-24:00
-    saturday                00:00-24:00
-}
-define command {
-    command_name            notify-nobody
-    command_line            /bin/true
-}
-define contact {
-    contact_name                    nobody
-    service_notification_period     24x7
-    host_notification_period        24x7
-    service_notification_options    n
-    host_notification_options       n
-    service_notification_commands   notify-nobody
-    host_notification_commands      notify-nobody
-}
-define host {
-    host_name               localhost
-    alias                   localhost
-    address                 127.0.0.1
-    max_check_attempts      1
-    check_period            24x7
-    contacts                nobody
-    notification_period     24x7
-    notifications_enabled   0
-}
+{ nagios_base_objects; cat <<'EOF'
 define service {
     host_name               localhost
     service_description     Ephemeral ports
@@ -104,6 +70,7 @@ define service {
     notifications_enabled   0
 }
 EOF
+} >"$T/etc/objects.cfg"
 # As Debian's nagios.cfg: the command definitions from cfg_dir, no resource.cfg needed by them.
 cat >"$T/etc/nagios.cfg" <<EOF
 cfg_dir=$T/nagios-plugins-config

@@ -28,6 +28,15 @@ def sysctl(name, value):
         f.write(str(value))
 
 
+def long_reuse_delay():
+    """A long tcp_tw_reuse_delay keeps "fresh" TIME_WAITs fresh on a loaded CI machine; kernels
+    without the sysctl have a fixed delay of 1 s. Returns the delay in ms."""
+    if not os.path.exists(SYSCTL + "tcp_tw_reuse_delay"):
+        return 1000
+    sysctl("tcp_tw_reuse_delay", 4000)
+    return 4000
+
+
 def setup(tw_reuse=2, reserved=""):
     subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
     sysctl("ip_local_port_range", "%d %d" % (LOW, HIGH))
@@ -60,9 +69,10 @@ class Run:
         self.keep.append(s)
         return s
 
-    def connect(self, host, port, family=socket.AF_INET, source=None):
-        """One connect(); returns None on success, else the errno name."""
-        s = socket.socket(family, socket.SOCK_STREAM)
+    def connect(self, host, port, family=socket.AF_INET, source=None, make=None):
+        """One connect() on a new socket (made by `make` where given); returns None on success,
+        else the errno name."""
+        s = make() if make is not None else socket.socket(family, socket.SOCK_STREAM)
         try:
             if source is not None:
                 # IP_BIND_ADDRESS_NO_PORT: choose the source address but leave the port to connect(),
@@ -106,10 +116,10 @@ class Run:
         finally:
             s.close()
 
-    def fill(self, host, port, family=socket.AF_INET, source=None, limit=MAX_ATTEMPTS, each=None):
+    def fill(self, host, port, family=socket.AF_INET, source=None, limit=MAX_ATTEMPTS, each=None, make=None):
         """connect() until the kernel refuses; returns (successes, errno name of the refusal)."""
         for n in range(limit):
-            err = self.connect(host, port, family, source)
+            err = self.connect(host, port, family, source, make)
             if err is not None:
                 return n, err
             if each is not None:
@@ -162,12 +172,7 @@ def ipv6_and_v4_mapped(r):
 
 def time_wait(r, tw_reuse):
     setup(tw_reuse=tw_reuse)
-    # A long reuse delay keeps "fresh" fresh on a loaded CI machine; kernels without the sysctl
-    # have a fixed delay of 1 s.
-    delay_ms = 1000
-    if os.path.exists(SYSCTL + "tcp_tw_reuse_delay"):
-        delay_ms = 4000
-        sysctl("tcp_tw_reuse_delay", delay_ms)
+    delay_ms = long_reuse_delay()
     server = r.listen("127.0.0.1", 5000)
     made = 0
     for _ in range(MAX_ATTEMPTS):
@@ -455,18 +460,7 @@ def device_bound_connections(r):
     to the same one, so a connect() bound to no device still finds all 10 ports free."""
     setup()
     r.listen("127.0.0.1", 5000)
-    bound = 0
-    refusal = None
-    for _ in range(MAX_ATTEMPTS):
-        s = bound_socket("lo")
-        try:
-            s.connect(("127.0.0.1", 5000))
-        except OSError as e:
-            refusal = errno.errorcode.get(e.errno, str(e.errno))
-            s.close()
-            break
-        r.keep.append(s)
-        bound += 1
+    bound, refusal = r.fill("127.0.0.1", 5000, make=lambda: bound_socket("lo"))
     r.check("bound refused", bound=bound, errno=refusal)
     plain, err = r.fill("127.0.0.1", 5000)
     r.check("plain refused", bound=bound, plain=plain, errno=err)
@@ -476,10 +470,7 @@ def device_bound_time_wait(r):
     """TIME_WAITs bound to lo between addresses outside 127/8: with tcp_tw_reuse=2,
     tcp_twsk_unique() takes a TIME_WAIT bound to lo for loopback, so they are reused once aged."""
     setup(tw_reuse=2)
-    delay_ms = 1000
-    if os.path.exists(SYSCTL + "tcp_tw_reuse_delay"):
-        delay_ms = 4000
-        sysctl("tcp_tw_reuse_delay", delay_ms)
+    delay_ms = long_reuse_delay()
     # An address that lives only on this namespace's lo (TEST-NET-2).
     subprocess.run(["ip", "addr", "add", "198.51.100.1/32", "dev", "lo"], check=True)
     server = r.listen("198.51.100.1", 5000)

@@ -132,6 +132,48 @@ EOF
 # Perfdata item LABEL_RE=<number>[UOM] in PERFDATA, UOMs as the Nagios plugin guidelines allow.
 # LABEL_RE is an extended regex: give the quotes the plugin prints, or '? where a daemon may
 # have stripped them.
+# --- Nagios 4 -------------------------------------------------------------------------------------
+# What every test configuration of nagios4 needs before its services: the 24x7 period, a contact
+# that notifies nobody, and the host localhost.
+nagios_base_objects() {
+    cat <<'EOF'
+define timeperiod {
+    timeperiod_name         24x7
+    alias                   24x7
+    sunday                  00:00-24:00
+    monday                  00:00-24:00
+    tuesday                 00:00-24:00
+    wednesday               00:00-24:00
+    thursday                00:00-24:00
+    friday                  00:00-24:00
+    saturday                00:00-24:00
+}
+define command {
+    command_name            notify-nobody
+    command_line            /bin/true
+}
+define contact {
+    contact_name                    nobody
+    service_notification_period     24x7
+    host_notification_period        24x7
+    service_notification_options    n
+    host_notification_options       n
+    service_notification_commands   notify-nobody
+    host_notification_commands      notify-nobody
+}
+define host {
+    host_name               localhost
+    alias                   localhost
+    address                 127.0.0.1
+    max_check_attempts      1
+    check_period            24x7
+    contacts                nobody
+    notification_period     24x7
+    notifications_enabled   0
+}
+EOF
+}
+
 perfdata_is_numeric() { grep -qE "(^| )$1=-?[0-9]+(\.[0-9]+)?(%|s|ms|us|B|KB|MB|TB|c)?(;|$| )" <<<"$2"; }
 
 # icinga2 options that keep its state, logs and run files under DIR (created here), away from
