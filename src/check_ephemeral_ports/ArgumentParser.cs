@@ -1,6 +1,7 @@
 using System.Diagnostics.CodeAnalysis;
 using CommandLine;
 using CommandLine.Text;
+using EphemeralPorts.Native;
 using EphemeralPorts.Plugin;
 
 namespace EphemeralPorts.Cli;
@@ -18,7 +19,7 @@ public static class ArgumentParser
     public const string ProgramName = "check_ephemeral_ports";
 
     [DynamicDependency(DynamicallyAccessedMemberTypes.All, typeof(Options))]
-    public static Invocation Parse(IReadOnlyList<string> args)
+    public static Invocation Parse(IReadOnlyList<string> args, ActingUser? invoker = null)
     {
         CheckWords(args);
 
@@ -53,7 +54,7 @@ public static class ArgumentParser
             return new Invocation(null, $"{ProgramName} {Version}\n");
         }
 
-        return new Invocation(SettingsBinder.Bind(options), null);
+        return new Invocation(SettingsBinder.Bind(options, invoker), null);
     }
 
     public static string Version => ProductInfo.Version;

@@ -14,7 +14,7 @@ namespace EphemeralPorts.Cli;
 /// a file or symbolic link planted at any name fails the create instead of receiving the write;
 /// the mode is set on the open descriptor (fchmod), never by path; rename(2) replaces the target's
 /// directory entry, never what a link there points to. Under sudo the whole write is done as the
-/// invoking user (<see cref="Credentials.AsInvoker"/>): the file is theirs, and a directory they
+/// invoking user (<see cref="Credentials.As"/>): the file is theirs, and a directory they
 /// cannot write to refuses the plugin too.
 /// </remarks>
 public static class AtomicFile
@@ -24,7 +24,7 @@ public static class AtomicFile
 
     private const int Attempts = 8;
 
-    public static void Write(string path, string text)
+    public static void Write(string path, string text, ActingUser? invoker = null)
     {
         // The name given is the name written, byte for byte (RawArguments): split into its
         // directory and its last component without decoding anything.
@@ -38,7 +38,7 @@ public static class AtomicFile
         }
 
         var bytes = new UTF8Encoding(encoderShouldEmitUTF8Identifier: false).GetBytes(text);
-        var failure = Credentials.AsInvoker(() => WriteIn(dir, name, bytes));
+        var failure = invoker is { } user ? Credentials.As(user, () => WriteIn(dir, name, bytes)) : WriteIn(dir, name, bytes);
         if (failure is { } why)
         {
             throw new CheckException($"--output {path}: {why}");

@@ -60,10 +60,10 @@ internal static class HelpTexts
         foreach (var (kind, metrics) in runs)
         {
             var names = metrics.Select(m => m.Perfdata!.HelpNote is { } note ? $"{m.Perfdata.Label} ({note})" : m.Perfdata.Label).ToList();
-            var list = MetricCatalogue.HelpNote(kind) is { } kindNote
+            var list = kind.HelpNote is { } kindNote
                 ? $"{string.Join(", ", names.Take(names.Count - 1))} and {names[^1]} ({kindNote})"
                 : string.Join(", ", names);
-            if (MetricCatalogue.Option(kind) is { } option)
+            if (kind.Option is { } option)
             {
                 text.Append("; with ").Append(option).Append(" also ").Append(list);
             }

@@ -10,9 +10,6 @@ namespace EphemeralPorts.Cli;
 [AttributeUsage(AttributeTargets.Property)]
 public sealed class PluginOptionAttribute : Attribute
 {
-    /// <summary>Whether the option changes what is read or where: given with another value than its default, no reading starts before the command line is parsed.</summary>
-    public bool ChangesReading { get; init; }
-
     /// <summary>A valid value other than the default, with which OptionTableTests prove the option is bound.</summary>
     public string? Sample { get; init; }
 
@@ -32,7 +29,7 @@ public sealed record OptionSpec(char? Short, string Long, bool TakesValue, bool 
 
 /// <summary>
 /// Every option of <see cref="Options"/>, read once from its attributes: the one place an option
-/// is written down; the parser's checks, the early reading, the usage line and the Icinga
+/// is written down; the parser's checks, the usage line and the Icinga
 /// CheckCommand test all read this table.
 /// </summary>
 public static class OptionTable
@@ -78,35 +75,6 @@ public static class OptionTable
         }
 
         return word.Length >= 2 && word[0] == '-' ? All.FirstOrDefault(o => o.Short == word[1]) : null;
-    }
-
-    /// <summary>
-    /// Whether the command line may ask for another reading than the default one: an option that
-    /// changes the reading given with another value than its default (a switch, at all).
-    /// </summary>
-    public static bool MayChangeReading(IReadOnlyList<string> args)
-    {
-        for (var i = 0; i < args.Count; i++)
-        {
-            if (Find(args[i]) is not { } option || !option.Plugin.ChangesReading)
-            {
-                continue;
-            }
-
-            if (!option.TakesValue)
-            {
-                return true;
-            }
-
-            var equals = args[i].IndexOf('=', StringComparison.Ordinal);
-            var value = equals >= 0 ? args[i][(equals + 1)..] : i + 1 < args.Count ? args[++i] : null;
-            if (value != Convert.ToString(option.Default, CultureInfo.InvariantCulture))
-            {
-                return true;
-            }
-        }
-
-        return false;
     }
 
     /// <summary>The options as the parser leaves them when none is given.</summary>

@@ -4,8 +4,8 @@ namespace EphemeralPorts.Cli;
 
 /// <summary>
 /// The one table of options: CommandLineParser reads its attributes, and so does
-/// <see cref="OptionTable"/>, from which the value-taking list, the early-reading rule, the usage
-/// line and the Icinga CheckCommand test are derived. Adding an option here (with its
+/// <see cref="OptionTable"/>, from which the value-taking list, the usage line and the Icinga
+/// CheckCommand test are derived. Adding an option here (with its
 /// <see cref="PluginOptionAttribute"/>) and binding it in <see cref="SettingsBinder"/> is all
 /// it takes; OptionTableTests fail for an option that is only half added. Values stay strings
 /// where the plugin has its own syntax (ranges, SECONDS:STATE) so that the binder can say
@@ -35,37 +35,37 @@ public sealed class Options
         HelpText = "List the N busiest destinations in the detail lines (0-100).")]
     public int Top { get; set; }
 
-    [PluginOption(ChangesReading = true, Sample = "tcp")]
+    [PluginOption(Sample = "tcp")]
     [Option("protocol", Default = "all", MetaValue = "tcp|udp|all",
         HelpText = "Check TCP only, UDP only, or both.")]
     public string Protocol { get; set; } = string.Empty;
 
-    [PluginOption(ChangesReading = true, Sample = "/")]
+    [PluginOption(Sample = "/")]
     [Option("proc-root", Default = "/proc", MetaValue = "DIR",
         HelpText = "Read DIR/sys/net/ipv4/* and DIR/net/{tcp,tcp6,udp,udp6} instead of /proc (a copy of a /proc tree, or a test fixture). A live /proc of another network namespace (a host's /proc in a container) is read by entering the namespace of its PID 1 (root), else UNKNOWN; -v names the namespace read.")]
     public string ProcRoot { get; set; } = string.Empty;
 
-    [PluginOption(ChangesReading = true, Sample = "proc")]
+    [PluginOption(Sample = "proc")]
     [Option("source", Default = "auto", MetaValue = "auto|bpf|netlink|proc",
         HelpText = "Where sockets are read. bpf: the kernel's BPF socket iterators, exact (sees ports taken by bind() before connect(), a TIME_WAIT's own timestamps); needs root (CAP_BPF and CAP_PERFMON), BTF (/sys/kernel/btf/vmlinux) and Linux 5.8+. netlink: sock_diag, filtered in the kernel, sees bound-but-idle sockets. proc: /proc/net/*. auto: bpf, then netlink, then /proc/net, each where the kernel allows it (-v says why one was refused); proc with --proc-root.")]
     public string Source { get; set; } = string.Empty;
 
-    [PluginOption(ChangesReading = true, Group = "namespaces")]
+    [PluginOption(Group = "namespaces")]
     [Option("all-namespaces",
         HelpText = "Check every network namespace on the host (containers, pods, ip netns); the worst one drives the state. Needs root to enter other namespaces; what is skipped is said.")]
     public bool AllNamespaces { get; set; }
 
-    [PluginOption(ChangesReading = true, Sample = "/proc/self/ns/net", Group = "namespaces")]
+    [PluginOption(Sample = "/proc/self/ns/net", Group = "namespaces")]
     [Option("netns", MetaValue = "NAME|PATH",
         HelpText = "Check one network namespace: a name under /run/netns (ip netns add) or an nsfs path such as /proc/PID/ns/net. Needs root.")]
     public string? Netns { get; set; }
 
-    [PluginOption(ChangesReading = true, Sample = "1", Group = "namespaces")]
+    [PluginOption(Sample = "1", Group = "namespaces")]
     [Option("pid", MetaValue = "PID",
         HelpText = "Check the network namespace of process PID (e.g. a container's). Needs root unless it is your own.")]
     public string? Pid { get; set; }
 
-    [PluginOption(ChangesReading = true)]
+    [PluginOption]
     [Option("processes",
         HelpText = "Name the processes holding the busiest tuples' sockets (walks /proc/*/fd: costs time on big hosts; as non-root only your own processes).")]
     public bool Processes { get; set; }

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using EphemeralPorts.Acquisition;
 using EphemeralPorts.Check;
 using EphemeralPorts.Native;
 using EphemeralPorts.Plugin;
@@ -25,20 +26,16 @@ public static class PluginMain
 
     public static int Run(IReadOnlyList<string> args, TextWriter stdout, Func<string, string?> environment)
     {
+        // The run's clock starts here: -t counts the parsing and the writing too.
         var clock = Stopwatch.StartNew();
         var defaults = SettingsBinder.Bind(OptionTable.Defaults());
-
-        // The default reading does not depend on thresholds or output options: it starts before the
-        // command line is parsed (CommandLineParser's reflection takes milliseconds), and is used
-        // only if the parsed settings ask for that same reading. It reads the kernel's own /proc,
-        // which is read with the process's privileges in any case.
-        var early = OptionTable.MayChangeReading(args) ? null : PortCheck.Prefetch(defaults.Check.Reading);
         Settings settings;
+        ActingUser? invoker;
         try
         {
             // Who the files named on the command line are opened as (sudo's invoking user).
-            Credentials.Invoker = Privileges.Invoker(environment);
-            var invocation = ArgumentParser.Parse(args);
+            invoker = Privileges.Invoker(environment);
+            var invocation = ArgumentParser.Parse(args, invoker);
             if (invocation.Text is not null)
             {
                 return Deliver(defaults, new RenderedOutput(invocation.Text, (int)ServiceState.Unknown), stdout, clock, toFile: false);
@@ -49,7 +46,7 @@ public static class PluginMain
         catch (CheckException e)
         {
             // The arguments themselves are wrong, the format among them: plain plugin text.
-            return Deliver(defaults, Unknown(e.Message), stdout, clock, toFile: false);
+            return Deliver(defaults, Unknown(Reasons.Say(e)), stdout, clock, toFile: false);
         }
         catch (Exception e)
         {
@@ -57,8 +54,13 @@ public static class PluginMain
             return Deliver(defaults, Unknown($"internal error: {e.GetType().Name}: {e.Message}"), stdout, clock, toFile: false);
         }
 
-        var outcome = PortCheck.Run(settings.Check, early);
-        return Deliver(settings, Renderer.Render(outcome, settings.Format, settings.Verbosity), stdout, clock, toFile: settings.Output is not null);
+        CheckOutcome outcome;
+        using (var run = new RunContext(new Host(settings.Check.Reading.ProcRoot, invoker), settings.Check.Timeout, clock))
+        {
+            outcome = Reasons.InOptionTerms(PortCheck.Run(settings.Check, run));
+        }
+
+        return Deliver(settings, Renderer.Render(outcome, settings.Format, settings.Verbosity), stdout, clock, toFile: settings.Output is not null, invoker);
     }
 
     /// <summary>
@@ -84,45 +86,44 @@ public static class PluginMain
     private static RenderedOutput Unknown(string message) => new(NagiosText.Line(ServiceState.Unknown, message), (int)ServiceState.Unknown);
 
     /// <summary>
-    /// Writes the output (to stdout, or <c>--output</c>) within what is left of the timeout, on a
-    /// <see cref="Worker{T}"/>: a reader that does not read, or a file system that does not
-    /// answer, gets the timeout state and never a hang. Output stuck on stdout can say nothing
-    /// more there: the exit code is the answer.
+    /// Writes the output (to stdout, or <c>--output</c> as <paramref name="invoker"/>, and a
+    /// refusal of the file to stdout) within what is left of the timeout, on a thread of its own:
+    /// a reader that does not read, or a file system that does not answer, gets the timeout state
+    /// and never a hang. Output stuck on stdout can say nothing more there: the exit code is the
+    /// answer; a file that hangs is reported on stdout, within a short bound.
     /// </summary>
-    private static int Deliver(Settings settings, RenderedOutput output, TextWriter stdout, Stopwatch clock, bool toFile)
+    private static int Deliver(Settings settings, RenderedOutput output, TextWriter stdout, Stopwatch clock, bool toFile, ActingUser? invoker = null)
     {
         var budget = settings.Check.Timeout - clock.Elapsed;
         budget = budget < MinimumDeliveryTime ? MinimumDeliveryTime : budget;
-        var seconds = settings.Check.Timeout.TotalSeconds;
-        var worker = Worker<RenderedOutput?>.Start("deliver", () =>
+        var writer = Worker<int>.Start("deliver", () =>
         {
             if (toFile)
             {
                 try
                 {
-                    AtomicFile.Write(settings.Output!, output.Text);
+                    AtomicFile.Write(settings.Output!, output.Text, invoker);
+                    return output.ExitCode;
                 }
                 catch (CheckException e)
                 {
-                    return Unknown(e.Message);
+                    var refused = Unknown(e.Message);
+                    Write(stdout, refused.Text);
+                    return refused.ExitCode;
                 }
-
-                return null;
             }
 
-            stdout.Write(output.Text);
-            stdout.Flush();
-            return null;
+            Write(stdout, output.Text);
+            return output.ExitCode;
         });
-        if (!worker.Wait(budget))
+        if (!writer.Wait(budget))
         {
             if (toFile)
             {
-                var late = NagiosText.Line(settings.Check.TimeoutState, $"timed out after {seconds:0} s while writing --output {settings.Output}");
+                var late = NagiosText.Line(settings.Check.TimeoutState, $"timed out after {settings.Check.Timeout.TotalSeconds:0} s while writing --output {settings.Output}");
                 Worker<bool>.Start("deliver", () =>
                 {
-                    stdout.Write(late);
-                    stdout.Flush();
+                    Write(stdout, late);
                     return true;
                 }).Wait(MinimumDeliveryTime);
             }
@@ -130,29 +131,20 @@ public static class PluginMain
             return (int)settings.Check.TimeoutState;
         }
 
-        RenderedOutput? refused;
         try
         {
-            refused = worker.Result;
+            return writer.Result;
         }
         catch (IOException)
         {
             // stdout is gone (a closed pipe): nobody is left to read a message.
             return (int)ServiceState.Unknown;
         }
+    }
 
-        if (refused is null)
-        {
-            return output.ExitCode;
-        }
-
-        var answer = Worker<bool>.Start("deliver", () =>
-        {
-            stdout.Write(refused.Text);
-            stdout.Flush();
-            return true;
-        });
-        answer.Wait(MinimumDeliveryTime);
-        return refused.ExitCode;
+    private static void Write(TextWriter stdout, string text)
+    {
+        stdout.Write(text);
+        stdout.Flush();
     }
 }

@@ -5,7 +5,7 @@ using EphemeralPorts.Plugin;
 namespace EphemeralPorts.Cli;
 
 /// <summary>
-/// For whom a privileged run acts (<see cref="Credentials.Invoker"/>): the files named on the
+/// For whom a privileged run acts (<see cref="EphemeralPorts.Acquisition.Host.Invoker"/>): the files named on the
 /// command line (<c>--output</c>, <c>--proc-root</c>, <c>--netns PATH</c>) are opened as that user.
 /// <list type="bullet">
 /// <item>Real and effective ids differ (a setuid or setgid bit), or a non-root process holds

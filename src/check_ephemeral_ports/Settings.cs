@@ -15,7 +15,9 @@ public static class SettingsBinder
     public const int MaxTimeoutSeconds = 3600;
     public const int MaxTop = 100;
 
-    public static Settings Bind(Options options)
+    /// <param name="options">The parsed command line.</param>
+    /// <param name="invoker">Who the run acts for (sudo's invoking user): names on the command line are looked at as them.</param>
+    public static Settings Bind(Options options, Native.ActingUser? invoker = null)
     {
         var warning = Range("-w/--warning", options.Warning);
         var critical = Range("-c/--critical", options.Critical);
@@ -42,7 +44,7 @@ public static class SettingsBinder
         };
 
         // Looked at as the user who ran sudo: the answer must not tell them what is in a directory they cannot see.
-        if (options.Output is { } output && (output.Length == 0 || output.EndsWith('/') || Native.Credentials.AsInvoker(() => Directory.Exists(output))))
+        if (options.Output is { } output && (output.Length == 0 || output.EndsWith('/') || (invoker is { } user ? Native.Credentials.As(user, () => Directory.Exists(output)) : Directory.Exists(output))))
         {
             throw new CheckException($"--output '{output}': expected a file name");
         }
@@ -63,10 +65,12 @@ public static class SettingsBinder
             throw new CheckException($"--source {options.Source.Trim().ToLowerInvariant()} reads this process's own network namespace: it cannot go with --proc-root {options.ProcRoot}");
         }
 
+        // A tree's namespaces are read through its processes' PID/net (--all-namespaces); one chosen
+        // by name or pid is entered, which only this host's own namespaces can be.
         var namespaces = Namespaces(options);
-        if (namespaces is not null && !NamespaceView.IsLiveProc(options.ProcRoot))
+        if (namespaces is { All: false } && !NamespaceView.IsLiveProc(options.ProcRoot))
         {
-            throw new CheckException($"--all-namespaces, --netns and --pid enter namespaces of this host: they cannot go with --proc-root {options.ProcRoot}");
+            throw new CheckException($"--netns and --pid enter namespaces of this host: they cannot go with --proc-root {options.ProcRoot}");
         }
 
         var reading = new ReadingSettings(protocol, options.ProcRoot, source, namespaces, options.Processes);

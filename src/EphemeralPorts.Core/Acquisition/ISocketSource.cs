@@ -5,10 +5,12 @@ namespace EphemeralPorts.Acquisition;
 
 /// <summary>
 /// One network namespace as the sources see it: the /proc tree to read its sysctls and tables
-/// from, and where its tables are below that root (<c>net</c>, or <c>thread-self/net</c> for a
-/// thread that entered another namespace: /proc/net follows the process's main thread).
+/// from, where its tables are below that root (<c>net</c>; <c>thread-self/net</c> for a thread
+/// that entered another namespace, since /proc/net follows the process's main thread; a tree's
+/// <c>PID/net</c>) and where its sysctls are (<c>sys</c>: /proc/sys follows the opening thread's
+/// namespace; a fixture's <c>PID/sys</c>).
 /// </summary>
-public sealed record NamespaceView(ProcRoot Root, string TablesDirectory = "net")
+public sealed record NamespaceView(ProcRoot Root, string TablesDirectory = "net", string SysctlDirectory = "sys")
 {
     /// <summary>
     /// Whether this is the kernel's own /proc of the calling thread's namespace, which the

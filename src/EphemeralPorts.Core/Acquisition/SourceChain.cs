@@ -46,7 +46,7 @@ public static class SourceChain
             }
             catch (SourceRefusedException e)
             {
-                throw new CheckException($"--source {source.Name}: {e.Message}", e);
+                throw new CheckException(Input.Source, $"{source.Name}: {e.Message}", e);
             }
         }
     }

@@ -15,6 +15,12 @@ public abstract record CheckOutcome
 public sealed record CheckFailure(ServiceState FailureState, string Message) : CheckOutcome
 {
     public override ServiceState State => FailureState;
+
+    /// <summary>The input the message is about, which the caller names its own way (an option); null when none.</summary>
+    public Input? About { get; init; }
+
+    /// <summary>The fix in the caller's terms, where there is one.</summary>
+    public Remedy? Fix { get; init; }
 }
 
 /// <summary>
@@ -43,6 +49,9 @@ public sealed record NamespaceResult(string? Name, PortUsage Usage, PortEvaluati
 
     /// <summary>The Kubernetes pod UID, where known.</summary>
     public string? Pod { get; init; }
+
+    /// <summary>Everything read of the namespace: the sockets (<see cref="Usage"/>) and what the kinds' resources read.</summary>
+    public Kinds.Readings Readings { get => field ?? new Kinds.Readings(Usage); init; }
 }
 
 /// <summary>

@@ -5,6 +5,7 @@ using EphemeralPorts.Acquisition.Namespaces;
 using EphemeralPorts.Acquisition.ProcFs;
 using EphemeralPorts.Acquisition.SockDiag;
 using EphemeralPorts.Evaluation;
+using EphemeralPorts.Kinds;
 using EphemeralPorts.Model;
 using EphemeralPorts.Native;
 using EphemeralPorts.Plugin;
@@ -32,19 +33,16 @@ public static class PortCheck
     };
 
     /// <summary>
-    /// Starts reading this namespace before the thresholds are known (the command line is still
-    /// being parsed); <see cref="Run"/> uses it when the settings ask for the same reading.
+    /// Runs the check within the run's timeout on one thread, abandoned (with what it opened) when
+    /// the timeout comes first. Every failure to conclude is a <see cref="CheckFailure"/>.
     /// </summary>
-    public static Prefetch Prefetch(ReadingSettings reading) => new(reading);
-
-    public static CheckOutcome Run(CheckSettings settings, Prefetch? early = null)
+    public static CheckOutcome Run(CheckSettings settings, RunContext run)
     {
-        var progress = new Progress();
-        var deadline = Stopwatch.StartNew();
-        var worker = Worker<CheckOutcome>.Start("check", () => Pipeline(settings, progress, early, deadline));
-        if (!worker.Wait(settings.Timeout))
+        var worker = Worker<CheckOutcome>.Start("check", () => Pipeline(settings, run));
+        if (!worker.Wait(run.Remaining))
         {
-            return new CheckFailure(settings.TimeoutState, $"timed out after {settings.Timeout.TotalSeconds:0} s while reading {progress.Step}");
+            run.Abandon();
+            return new CheckFailure(settings.TimeoutState, $"timed out after {settings.Timeout.TotalSeconds:0} s while reading {run.Step}");
         }
 
         try
@@ -53,7 +51,7 @@ public static class PortCheck
         }
         catch (CheckException e)
         {
-            return new CheckFailure(ServiceState.Unknown, e.Message);
+            return new CheckFailure(ServiceState.Unknown, e.Message) { About = e.About, Fix = e.Fix };
         }
         catch (Exception e)
         {
@@ -61,29 +59,26 @@ public static class PortCheck
         }
     }
 
-    private static CheckReport Pipeline(CheckSettings settings, Progress progress, Prefetch? early, Stopwatch clock)
+    private static CheckReport Pipeline(CheckSettings settings, RunContext run)
     {
         var reading = settings.Reading;
+        var host = run.Host;
         NamespaceReading shown;
         NamespaceOverview? overview = null;
         if (reading.Namespaces is { } choice)
         {
-            (shown, overview) = AcrossNamespaces(settings, choice, progress, clock);
+            (shown, overview) = AcrossNamespaces(settings, choice, run);
         }
-        else if (ProcTreeNamespace.Foreign(reading.ProcRoot) is { } foreign)
+        else if (ProcTreeNamespace.Foreign(host) is { } foreign)
         {
             // A live /proc of another network namespace (a host's /proc in a container): its
             // files show the reader's namespace, so that namespace is entered and read instead.
-            shown = InNamespaces(settings, [foreign], progress, clock, all: false).Shown;
-        }
-        else if (early is not null && early.Fits(reading, progress))
-        {
-            shown = Evaluate(settings, early.Result);
+            shown = InNamespaces(settings, [foreign], run, all: false).Shown;
         }
         else
         {
-            using var root = new ProcRoot(reading.ProcRoot);
-            shown = Evaluate(settings, Acquire(reading, new NamespaceView(root), progress.Report));
+            using var root = host.Open();
+            shown = Evaluate(settings, Acquire(reading, new NamespaceView(root), run.Report));
         }
 
         var report = new CheckReport(shown.Result, settings.Thresholds, settings.Top) { Namespaces = overview };
@@ -91,11 +86,11 @@ public static class PortCheck
         {
             // One walk over every process's fds, for the one namespace shown: the listed tuples'
             // sockets, and last those of the bind(addr, 0) figure's address where there is one.
-            var (holders, unreadable) = SocketOwners.Find(sets, reading.ProcRoot, progress.Report);
+            var (holders, unreadable) = SocketOwners.Find(sets, host, run.Report);
             var tuples = shown.WithBind ? holders.Count - 1 : holders.Count;
             report = report with
             {
-                Processes = new ProcessHolders([.. holders.Take(tuples)], unreadable) { Bind = shown.WithBind ? holders[^1] : null, HiddenBy = HiddenProcesses.Why(reading.ProcRoot) },
+                Processes = new ProcessHolders([.. holders.Take(tuples)], unreadable) { Bind = shown.WithBind ? holders[^1] : null, HiddenBy = HiddenProcesses.Why(host) },
             };
         }
 
@@ -103,7 +98,10 @@ public static class PortCheck
     }
 
     /// <summary>What was read of one namespace, before thresholds apply.</summary>
-    internal sealed record Acquired(PortUsage Usage, ChainReading Chain, List<string> Diagnostics, string? Namespace);
+    internal sealed record Acquired(Readings Readings, ChainReading Chain, List<string> Diagnostics, string? Namespace)
+    {
+        public PortUsage Usage => Readings.Sockets;
+    }
 
     /// <summary>One namespace evaluated; with <c>--processes</c>, the socket inodes of its listed tuples.</summary>
     private sealed record NamespaceReading(NamespaceResult Result, IReadOnlyList<IReadOnlySet<long>>? TupleInodes, bool WithBind = false);
@@ -115,7 +113,7 @@ public static class PortCheck
         var inode = view.IsLiveKernel ? NamespaceFinder.Inode("/proc/thread-self/ns/net") : null;
         var which = inode is { } i ? $"network namespace read: net:[{i}] ({namespaceName ?? "this check's own"})" : null;
         var clock = Stopwatch.StartNew();
-        var sysctls = new SysctlReader(view.Root, progress, view.TablesDirectory);
+        var sysctls = new SysctlReader(view, progress);
         var kernel = sysctls.ReadSettings();
 
         // The namespace's own counters, read before any socket of ours is made in it: which walks
@@ -128,13 +126,24 @@ public static class PortCheck
             : SourceChain.Read(SourceOrder(reading.Source), request, fresh);
         var usage = chain.Calculator.Finish(reading.Tcp, reading.Udp, chain.Source.SeesPortOrigin);
         List<string> diagnostics = [.. chain.Diagnostics, $"scan took {clock.Elapsed.TotalMilliseconds:0.0} ms"];
-        return new Acquired(usage, chain, diagnostics, which);
+
+        // What the registered kinds read besides the sockets, each resource once.
+        var notes = new List<string>();
+        var others = new Dictionary<IResource, object>();
+        foreach (var resource in ExhaustionKinds.Resources)
+        {
+            progress?.Invoke(resource.Name);
+            others[resource] = resource.Read(new ResourceRequest(view, reading, progress ?? (_ => { })), notes);
+        }
+
+        var chained = notes.Count == 0 ? chain : chain with { Notes = [.. chain.Notes, .. notes] };
+        return new Acquired(new Readings(usage, others), chained, diagnostics, which);
     }
 
     /// <summary>Evaluation: the thresholds applied to what was read.</summary>
     private static NamespaceReading Evaluate(CheckSettings settings, Acquired read, string? name = null)
     {
-        var evaluation = PortEvaluation.Evaluate(read.Usage, settings.Thresholds);
+        var evaluation = ExhaustionKinds.Evaluate(read.Readings, settings.Thresholds);
         var how = new ReadingReport(read.Chain.Source.Name, read.Namespace is { } ns ? [ns, .. read.Chain.Notes] : read.Chain.Notes, read.Chain.Source.BlindSpots, read.Diagnostics);
 
         // Only the inodes of the listed tuples are kept; the fd walk comes once, at the end.
@@ -150,46 +159,58 @@ public static class PortCheck
             }
         }
 
-        return new NamespaceReading(new NamespaceResult(name, read.Usage, evaluation, how), inodes, withBind);
+        return new NamespaceReading(new NamespaceResult(name, read.Usage, evaluation, how) { Readings = read.Readings }, inodes, withBind);
     }
 
-    private static (NamespaceReading Shown, NamespaceOverview? Overview) AcrossNamespaces(CheckSettings settings, NamespaceChoice choice, Progress progress, Stopwatch clock)
+    private static (NamespaceReading Shown, NamespaceOverview? Overview) AcrossNamespaces(CheckSettings settings, NamespaceChoice choice, RunContext run)
     {
+        var host = run.Host;
         if (!choice.All)
         {
-            NetworkNamespace target = choice.Pid is { } pid ? NamespaceFinder.ByPid(pid) : NamespaceFinder.ByNameOrPath(choice.NetnsBytes ?? System.Text.Encoding.UTF8.GetBytes(choice.Netns!));
-            return InNamespaces(settings, [target], progress, clock, all: false);
+            NetworkNamespace target = choice.Pid is { } pid ? NamespaceFinder.ByPid(host, pid) : NamespaceFinder.ByNameOrPath(host, choice.NetnsBytes ?? System.Text.Encoding.UTF8.GetBytes(choice.Netns!));
+            return InNamespaces(settings, [target], run, all: false);
+        }
+
+        if (!host.IsLive && ProcTreeNamespace.IsLiveProcfs(host))
+        {
+            // Its namespaces' tables are there (PID/net), their sysctls are not: this process's own would be read for each.
+            throw new CheckException(Input.AllNamespaces, $"reads this host's own /proc or a tree copied from one; {host.ProcRoot} is a live /proc of another namespace", Remedy.EnterTheNamespace);
         }
 
         // Without the privilege to find and enter other namespaces, every one but this check's own
         // would be "not checked": an answer about next to nothing. Said at once, with the fix.
-        if (!Credentials.HasEffective(Credentials.CapSysAdmin) || !Credentials.HasEffective(Credentials.CapSysPtrace))
+        if (host.IsLive && (!Credentials.HasEffective(Credentials.CapSysAdmin) || !Credentials.HasEffective(Credentials.CapSysPtrace)))
         {
-            throw new CheckException("--all-namespaces needs root (CAP_SYS_ADMIN to enter namespaces, CAP_SYS_PTRACE to find them), "
-                + "this process has not: run it through sudo with the shipped rule (icinga/sudoers), or check this namespace alone without --all-namespaces");
+            throw new CheckException(Input.AllNamespaces, "needs root (CAP_SYS_ADMIN to enter namespaces, CAP_SYS_PTRACE to find them), this process has not", Remedy.PrivilegesForEveryNamespace);
         }
 
-        var (found, unseen) = NamespaceFinder.FindAll();
-        return InNamespaces(settings, found, progress, clock, all: true, [.. unseen.Select(s => $"{s.What} ({s.Why})")]);
+        var (found, unseen) = NamespaceFinder.FindAll(host);
+        if (found.Count == 0)
+        {
+            throw new CheckException(Input.AllNamespaces, $"found no network namespace in {host.ProcRoot}: no process there has a PID/ns/net link naming one");
+        }
+
+        return InNamespaces(settings, found, run, all: true, [.. unseen.Select(s => $"{s.What} ({s.Why})")], tree: !host.IsLive);
     }
 
-    private static (NamespaceReading Shown, NamespaceOverview? Overview) InNamespaces(CheckSettings settings, IReadOnlyList<NetworkNamespace> targets, Progress progress, Stopwatch clock, bool all, List<string>? unseen = null)
+    /// <param name="tree">The namespaces are a tree's, read through its PID/net; otherwise this host's, entered.</param>
+    private static (NamespaceReading Shown, NamespaceOverview? Overview) InNamespaces(CheckSettings settings, IReadOnlyList<NetworkNamespace> targets, RunContext run, bool all, List<string>? unseen = null, bool tree = false)
     {
         var skipped = unseen ?? [];
 
         // Read by a pool of threads, one per CPU: every namespace's reading walks the same
         // host-wide hashes, so K namespaces cost K walks, shared among the cores. Each must be done
-        // before the check's own timeout, with a little time left to answer: one that is not is
-        // listed as skipped, and the others still count. Sockets and sysctls are read through this
-        // host's /proc (the entered thread's own files below it); --processes walks the given tree.
-        var finishBy = settings.Timeout - (settings.Timeout / 10);
-        using var root = new ProcRoot(ProcRootOfEnteredThreads);
-        var runs = NamespaceRunner.RunAll(targets, NamespaceFinder.OwnInode(), finishBy - clock.Elapsed, NamespaceRunner.DefaultThreads, (target, tables) =>
+        // before the run's reading deadline, with a little time left to answer: one that is not is
+        // listed as skipped, and the others still count. On a live host sockets and sysctls are
+        // read through the kernel's /proc (the entered thread's own files below it); a tree's
+        // namespaces through its PID/net. --processes walks the given tree.
+        using var root = tree ? run.Host.Open() : run.Host.OpenKernel();
+        var runs = NamespaceRunner.RunAll(targets, root, tree ? null : NamespaceFinder.OwnInode(), run.ReadingDeadline - run.Elapsed, NamespaceRunner.DefaultThreads, (target, view) =>
         {
-            progress.Report($"namespace {target.Name}");
+            run.Report($"namespace {target.Name}");
             try
             {
-                var read = Evaluate(settings, Acquire(settings.Reading, new NamespaceView(root, tables), progress.Report, target.Name), target.Name);
+                var read = Evaluate(settings, Acquire(settings.Reading, view, run.Report, target.Name), target.Name);
                 return read with { Result = read.Result with { Inode = target.Inode, Container = target.Container, Pod = target.Pod } };
             }
             catch (Exception e) when (e is not CheckException)
@@ -223,64 +244,4 @@ public static class PortCheck
         var shown = worst with { Result = worst.Result with { Evaluation = worst.Result.Evaluation with { State = state } } };
         return (shown, new NamespaceOverview([.. ordered.Select(r => r.Result)], skipped));
     }
-
-    /// <summary>The kernel's own /proc of this host, where an entered thread finds its tables (thread-self/net) and sysctls.</summary>
-    private const string ProcRootOfEnteredThreads = "/proc";
-}
-
-/// <summary>Where the check is, for the message of a timeout.</summary>
-public sealed class Progress
-{
-    private string _step = "starting";
-    private Progress? _following;
-
-    public string Step => _following?.Step ?? Volatile.Read(ref _step);
-
-    public void Report(string step) => Volatile.Write(ref _step, step);
-
-    /// <summary>From now on, where <paramref name="other"/> is (a reading this check waits for).</summary>
-    public void Follow(Progress? other) => _following = other;
-}
-
-/// <summary>
-/// A reading of this namespace started before the settings were known (<see cref="PortCheck.Prefetch"/>).
-/// It only reads; when the settings turn out to ask for another reading, it is dropped.
-/// </summary>
-public sealed class Prefetch
-{
-    private readonly ReadingSettings _reading;
-    private readonly Progress _progress = new();
-    private readonly Worker<PortCheck.Acquired> _worker;
-
-    internal Prefetch(ReadingSettings reading)
-    {
-        _reading = reading;
-        _worker = Worker<PortCheck.Acquired>.Start("early scan", () =>
-        {
-            using var root = new ProcRoot(reading.ProcRoot);
-            return PortCheck.Acquire(reading, new NamespaceView(root), _progress.Report);
-        });
-    }
-
-    /// <summary>
-    /// Whether this reading is what <paramref name="wanted"/> asks for: the same settings, or a
-    /// <c>--source</c> that auto tried first and that answered. While it is used,
-    /// <paramref name="progress"/> follows it.
-    /// </summary>
-    internal bool Fits(ReadingSettings wanted, Progress progress)
-    {
-        progress.Follow(_progress);
-        var fits = wanted == _reading
-            || (wanted.Source != SourceChoice.Auto && wanted with { Source = _reading.Source } == _reading
-                && _reading.Source == SourceChoice.Auto && _worker.Result.Chain.Notes.Count == 1
-                && _worker.Result.Chain.Source == PortCheck.SourceOrder(wanted.Source)[0]);
-        if (!fits)
-        {
-            progress.Follow(null);
-        }
-
-        return fits;
-    }
-
-    internal PortCheck.Acquired Result => _worker.Result;
 }

@@ -4,23 +4,31 @@ using EphemeralPorts.Plugin;
 
 namespace EphemeralPorts.Metrics;
 
-/// <summary>The kind of exhaustion a figure speaks about.</summary>
-public enum MetricKind
+/// <summary>
+/// What a figure speaks about: a kind of exhaustion (each kind declares its own group), the run
+/// itself, or the overview of <c>--all-namespaces</c>.
+/// </summary>
+/// <param name="Id">Its name (a kind's <see cref="Kinds.IExhaustionKind.Id"/>).</param>
+public sealed record MetricKind(string Id)
 {
     /// <summary>The run itself and the range every kind shares: up, state, the range's ends, reserved ports.</summary>
-    Check,
-
-    /// <summary>connect()'s ports per (source, destination, port) tuple.</summary>
-    TcpTuple,
-
-    /// <summary>bind(addr, 0): the ports one local address can still be given (BPF reading only).</summary>
-    Bind,
-
-    /// <summary>UDP: one port per socket, for every destination.</summary>
-    Udp,
+    public static readonly MetricKind Check = new("check") { Exposition = 0 };
 
     /// <summary>The overview of <c>--all-namespaces</c>.</summary>
-    Namespaces,
+    public static readonly MetricKind Namespaces = new("namespaces") { Option = "--all-namespaces", Exposition = 30 };
+
+    /// <summary>The option without which its figures do not exist, for <c>--help</c>; null when none.</summary>
+    public string? Option { get; init; }
+
+    /// <summary>What <c>--help</c> says of its perfdata, in parentheses after its labels; null when nothing.</summary>
+    public string? HelpNote { get; init; }
+
+    /// <summary>
+    /// Where its series stand in the Prometheus exposition, lowest first: the published order
+    /// (run 0, TCP tuples 10, bind(addr, 0) 20, the namespace overview 30, UDP 40); a new kind
+    /// takes a number of its own.
+    /// </summary>
+    public int Exposition { get; init; } = 100;
 }
 
 /// <summary>

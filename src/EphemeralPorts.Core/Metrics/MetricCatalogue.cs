@@ -60,117 +60,6 @@ public static class MetricCatalogue
         Prometheus = "reserved",
     };
 
-    public static readonly Metric TcpCapacity = new(MetricKind.TcpTuple, "Ports each (source, destination, port) tuple can use.", s => s.Tcp?.Capacity)
-    {
-        Perfdata = new("capacity", 10, "ports each TCP tuple can use", "0;") { HelpNote = "ports per TCP tuple" },
-        Json = "tcp.capacity",
-        Prometheus = "tcp_capacity",
-        PerNamespace = new("namespace_tcp_capacity", "Ports each (source, destination, port) tuple of one namespace can use.", 1),
-    };
-
-    public static readonly Metric TcpBusiestUsed = new(MetricKind.TcpTuple, "Ports used by the busiest (source, destination, port) tuple.", s => s.Tcp?.BusiestUsed)
-    {
-        Max = s => s.Tcp?.BusiestCapacity,
-        Perfdata = new("tcp_busiest_used", 2, "ports used by the busiest tuple", "0;capacity"),
-        Json = "tcp.busiestUsed",
-        Prometheus = "tcp_busiest_used",
-        PerNamespace = new("namespace_tcp_busiest_used", "Ports used by one namespace's busiest tuple.", 2),
-    };
-
-    public static readonly Metric TcpBusiestPercent = new(MetricKind.TcpTuple, "Busiest tuple's used ports over its capacity.", s => s.Tcp?.BusiestPercent)
-    {
-        Unit = "%",
-        Max = _ => 100,
-        Thresholded = true,
-        Perfdata = new("tcp_busiest_pct", 1, "the busiest tuple's used ports as a share of its capacity", "0;100"),
-        Json = "tcp.busiestPct",
-        Prometheus = "tcp_busiest_ratio",
-        PerNamespace = new("namespace_tcp_busiest_ratio", "One namespace's busiest tuple's used ports over its capacity.", 3),
-    };
-
-    // Which tuple is the busiest goes into an info metric: the series above keep one identity
-    // when the busiest tuple changes, as graphs need.
-    public static readonly Metric TcpBusiestInfo = new(MetricKind.TcpTuple, "The busiest (source, destination, port) tuple, in its labels.", s => s.Tcp?.Busiest is null ? null : 1)
-    {
-        Prometheus = "tcp_busiest_info",
-        PrometheusLabels = BusiestTupleLabels,
-    };
-
-    public static readonly Metric TcpPortsInUse = new(MetricKind.TcpTuple, "Distinct TCP local ports of the range in use by any socket.", s => s.Tcp?.PortsInUse)
-    {
-        Max = s => s.Usage.Settings.Range.Size,
-        Perfdata = new("tcp_ports_in_use", 3, "distinct TCP local ports of the range in use by any socket (`bind(0)` pressure)", "0;range size"),
-        Json = "tcp.portsInUse",
-        Prometheus = "tcp_ports_in_use",
-    };
-
-    public static readonly Metric TcpTimeWait = new(MetricKind.TcpTuple, "TIME_WAIT sockets of outbound tuples (the ones that can block connect()).", s => s.Tcp?.TimeWait)
-    {
-        Perfdata = new("tcp_time_wait", 4, "TIME_WAIT sockets of outbound tuples (the ones that can block `connect()`)", "0;"),
-        Json = "tcp.timeWait",
-        Prometheus = "tcp_time_wait",
-    };
-
-    public static readonly Metric TcpTimeWaitReusable = new(MetricKind.TcpTuple, "TIME_WAIT sockets connect() would reuse.", s => s.Tcp?.ReusableTimeWait)
-    {
-        Json = "tcp.timeWaitReusable",
-        Prometheus = "tcp_time_wait_reusable",
-    };
-
-    public static readonly Metric TcpTuples = new(MetricKind.TcpTuple, "(source, destination, port) tuples using the range.", s => s.Tcp?.TuplesInUse)
-    {
-        Perfdata = new("tcp_tuples", 5, "(source, destination, port) tuples using the range", "0;"),
-        Json = "tcp.tuples",
-        Prometheus = "tcp_tuples",
-    };
-
-    public static readonly Metric TcpExclusivePorts = new(MetricKind.TcpTuple, "Ports of the range held by listen()/bind(), lost to every tuple.", s => s.Tcp?.ExclusivePortCount)
-    {
-        Prometheus = "tcp_exclusive_ports",
-    };
-
-    public static readonly Metric BindCapacity = new(
-        MetricKind.Bind,
-        "Ports of the range, less reserved ones, that bind(addr, 0) can give an address.",
-        s => s.Tcp?.Bind is null ? null : s.Usage.Settings.Range.Size - s.Usage.ReservedInRange)
-    {
-        Prometheus = "tcp_bind_capacity",
-    };
-
-    public static readonly Metric BindBusiestUsed = new(
-        MetricKind.Bind,
-        "Ports bind(addr, 0) can no longer give the busiest address where connections took their port by bind() before connect().",
-        s => s.Tcp?.Bind is { } bind ? bind.Busiest?.Used ?? 0 : null)
-    {
-        Max = s => s.Tcp?.Bind?.Busiest?.Capacity,
-        Perfdata = new("tcp_bind_busiest_used", 7, "the ports `bind(addr, 0)` can no longer give that address", "0;capacity") { OnlyWhen = HasBindAddress },
-        Prometheus = "tcp_bind_busiest_used",
-    };
-
-    public static readonly Metric BindBusiestPercent = new(MetricKind.Bind, "Those ports over the bind(addr, 0) capacity.", s => s.Tcp?.Bind?.BusiestPercent)
-    {
-        Unit = "%",
-        Max = _ => 100,
-        Thresholded = true,
-        Perfdata = new(
-            "tcp_bind_busiest_pct",
-            6,
-            "`bind(addr, 0)` on the busiest source address where connections took their port by `bind()` before `connect()`: its used ports as a share of the range less reserved ports (BPF reading only, where such an address exists)",
-            "0;100")
-        {
-            OnlyWhen = HasBindAddress,
-        },
-        Json = "tcp.bindBeforeConnect.busiestPct",
-        Prometheus = "tcp_bind_busiest_ratio",
-        PerNamespace = new("namespace_tcp_bind_busiest_ratio", "One namespace's busiest bind(addr, 0) address: used ports over capacity (BPF reading only).", 5),
-    };
-
-    public static readonly Metric BindBusiestInfo = new(MetricKind.Bind, "The busiest address of bind(addr, 0), in its label.", s => s.Tcp?.Bind?.Busiest is null ? null : 1)
-    {
-        Prometheus = "tcp_bind_busiest_info",
-        PrometheusLabels = s => $"{{address=\"{Escape(s.Tcp!.Bind!.Busiest!.Address.ToString())}\"}}",
-    };
-
     public static readonly Metric Namespaces = new(MetricKind.Namespaces, "Network namespaces checked (--all-namespaces); the other figures are the worst one's.", s => s.Namespaces?.Checked.Count)
     {
         Perfdata = new("namespaces", 11, "namespaces checked (`--all-namespaces` only, like the three below)", "0;"),
@@ -204,45 +93,17 @@ public static class MetricCatalogue
         Prometheus = "namespace_series_dropped",
     };
 
-    public static readonly Metric UdpCapacity = new(MetricKind.Udp, "UDP ports of the range, less reserved ports.", s => s.Udp?.Capacity)
-    {
-        // The one label with two meanings: published before the catalogue, kept.
-        Perfdata = new("capacity", 10, "UDP ports of the range, less reserved ports", "0;")
-        {
-            OnlyWhen = s => s.Tcp is null,
-            Condition = "with `--protocol udp`",
-        },
-        Json = "udp.capacity",
-        Prometheus = "udp_capacity",
-    };
-
-    public static readonly Metric UdpUsed = new(MetricKind.Udp, "Distinct UDP local ports of the range in use.", s => s.Udp?.Used)
-    {
-        Max = s => s.Udp?.Capacity,
-        Perfdata = new("udp_used", 9, "distinct UDP local ports of the range in use", "0;UDP capacity"),
-        Json = "udp.used",
-        Prometheus = "udp_used",
-    };
-
-    public static readonly Metric UdpPercent = new(MetricKind.Udp, "UDP used ports over UDP capacity.", s => s.Udp?.Percent)
-    {
-        Unit = "%",
-        Max = _ => 100,
-        Thresholded = true,
-        Perfdata = new("udp_used_pct", 8, "UDP ports in use as a share of UDP capacity", "0;100"),
-        Json = "udp.usedPct",
-        Prometheus = "udp_ratio",
-        PerNamespace = new("namespace_udp_ratio", "One namespace's UDP used ports over UDP capacity.", 4),
-    };
-
-    /// <summary>Every figure, in the order of the Prometheus exposition.</summary>
+    /// <summary>
+    /// Every figure: the run's, each registered kind's (<see cref="Kinds.ExhaustionKinds.All"/>)
+    /// and the overview of <c>--all-namespaces</c>, in the order of the Prometheus exposition
+    /// (by <see cref="MetricKind.Exposition"/>, then as declared).
+    /// </summary>
     public static readonly IReadOnlyList<Metric> All =
     [
-        Up, State, RangeLow, RangeHigh, Reserved,
-        TcpCapacity, TcpBusiestUsed, TcpBusiestPercent, TcpBusiestInfo, TcpPortsInUse, TcpTimeWait, TcpTimeWaitReusable, TcpTuples, TcpExclusivePorts,
-        BindCapacity, BindBusiestUsed, BindBusiestPercent, BindBusiestInfo,
-        Namespaces, NamespacesCritical, NamespacesWarning, NamespacesSkipped, NamespaceSeriesDropped,
-        UdpCapacity, UdpUsed, UdpPercent,
+        .. new[] { Up, State, RangeLow, RangeHigh, Reserved }
+            .Concat(Kinds.ExhaustionKinds.All.SelectMany(k => k.Metrics))
+            .Concat([Namespaces, NamespacesCritical, NamespacesWarning, NamespacesSkipped, NamespaceSeriesDropped])
+            .OrderBy(m => m.Kind.Exposition),
     ];
 
     /// <summary>The figures perfdata carries, in the published perfdata order (a label may have two, see <see cref="UdpCapacity"/>).</summary>
@@ -250,21 +111,6 @@ public static class MetricCatalogue
 
     /// <summary>The per-namespace Prometheus families, in their published order.</summary>
     public static IEnumerable<Metric> PerNamespace => All.Where(m => m.PerNamespace is not null).OrderBy(m => m.PerNamespace!.Position);
-
-    /// <summary>When a kind's figures exist at all, where an option or a reading decides it (for <c>--help</c>).</summary>
-    public static string? Option(MetricKind kind) => kind == MetricKind.Namespaces ? "--all-namespaces" : null;
-
-    /// <summary>What <c>--help</c> says of a kind's perfdata, in parentheses after its labels.</summary>
-    public static string? HelpNote(MetricKind kind) =>
-        kind == MetricKind.Bind ? "bind(addr, 0), BPF reading, where connections took their port by bind() before connect()" : null;
-
-    private static string BusiestTupleLabels(MetricSource s)
-    {
-        var tuple = s.Tcp!.Busiest!.Tuple;
-        return $"{{source=\"{Escape(tuple.Source.ToString())}\",destination=\"{Escape(tuple.Destination.ToString())}\",port=\"{tuple.DestinationPort}\"}}";
-    }
-
-    private static bool HasBindAddress(MetricSource s) => s.Tcp?.Bind?.Busiest is not null;
 
     /// <summary>A Prometheus label value: backslash, double quote and newline escaped.</summary>
     public static string Escape(string value) =>

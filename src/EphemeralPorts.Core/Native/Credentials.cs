@@ -11,7 +11,7 @@ namespace EphemeralPorts.Native;
 public sealed record ActingUser(uint Uid, uint Gid, IReadOnlyList<uint> Groups, string Why);
 
 /// <summary>
-/// Runs a piece of file work with the credentials of <see cref="Invoker"/> on the calling thread
+/// Runs a piece of file work with the credentials of an <see cref="ActingUser"/> (the run's <see cref="Acquisition.Host.Invoker"/>) on the calling thread
 /// only. Linux keeps credentials per thread; glibc's setuid()/setgroups() broadcast a change to
 /// every thread of the process, the raw system calls do not. The filesystem uid and gid
 /// (setfsuid/setfsgid) are what the kernel checks for opening files; the supplementary groups
@@ -25,14 +25,6 @@ public sealed record ActingUser(uint Uid, uint Gid, IReadOnlyList<uint> Groups, 
 public static unsafe class Credentials
 {
     private const uint CapabilityVersion3 = 0x20080522;
-    private static volatile ActingUser? _invoker;
-
-    /// <summary>Set once by the executable before the check runs; null when the process's privileges are its caller's own.</summary>
-    public static ActingUser? Invoker
-    {
-        get => _invoker;
-        set => _invoker = value;
-    }
 
     /// <summary>Whether any capability is permitted to this process (root, file capabilities, ambient ones).</summary>
     public static bool HasCapabilities()
@@ -53,9 +45,6 @@ public static unsafe class Credentials
         var data = stackalloc uint[6];
         return Capget(data) && (data[0] & (1u << capability)) != 0;
     }
-
-    /// <summary><paramref name="work"/> as <see cref="Invoker"/> when there is one, else as the process.</summary>
-    public static T AsInvoker<T>(Func<T> work) => _invoker is { } user ? As(user, work) : work();
 
     /// <summary><paramref name="work"/> with <paramref name="user"/>'s filesystem credentials and no capability, on this thread.</summary>
     public static T As<T>(ActingUser user, Func<T> work)

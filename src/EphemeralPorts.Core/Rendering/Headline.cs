@@ -30,56 +30,14 @@ public static class Headline
         return text;
     }
 
-    /// <summary>The one sentence about one namespace's TCP and UDP usage.</summary>
+    /// <summary>The one sentence about one namespace: every kind's part, those at the namespace's state first.</summary>
     /// <remarks>Also the summary of a namespace in the JSON overview.</remarks>
     public static string Sentence(NamespaceResult result)
     {
-        var (_, usage, evaluation, _) = result;
-        var parts = new List<(ServiceState State, string Text)>();
-
-        // bind(addr, 0) first where it exists: when it runs out, that is what the operator changes.
-        if (usage.Tcp?.Bind?.Busiest is { } bound)
-        {
-            parts.Add((evaluation.BindState, BindSentence(bound)));
-        }
-
-        if (usage.Tcp is { } tcp)
-        {
-            parts.Add((evaluation.TcpState, TcpSentence(usage, tcp)));
-        }
-
-        if (usage.Udp is { } udp)
-        {
-            var own = udp.OwnRange is { } r ? $" of IP_LOCAL_PORT_RANGE {r}" : string.Empty;
-            parts.Add((evaluation.UdpState, $"UDP uses {udp.Used} of {udp.Capacity} ports{own} ({Numbers.Format(udp.Percent)}%){(udp.Used >= udp.Capacity ? ", new UDP sockets fail now" : string.Empty)}"));
-        }
-
         // The part that alerts comes first: it is what the operator has to read at 3 am. No ';' in
         // free text: Nagios 4 rewrites it to ':'.
-        return string.Join(" - ", parts.OrderByDescending(p => p.State == evaluation.State).Select(p => p.Text));
-    }
-
-    private static string BindSentence(AddressBindUsage bound)
-    {
-        var took = $"{bound.BoundConnections} connection{(bound.BoundConnections == 1 ? "" : "s")} took their port by bind() before connect()";
-        var bind = bound.Address.IsV4 ? $"bind({bound.Address}, 0)" : $"bind([{bound.Address}], 0)";
-        return bound.Free <= 0
-            ? $"{bind} has 0 of {bound.Capacity} ports left: {took}, set IP_BIND_ADDRESS_NO_PORT or drop the source address"
-            : $"{bind} has {bound.Free} of {bound.Capacity} ports left ({Numbers.Format(bound.Percent)}% used): {took}";
-    }
-
-    private static string TcpSentence(PortUsage usage, TcpUsage tcp)
-    {
-        if (tcp.Busiest is not { } busiest)
-        {
-            return tcp.Capacity > 0
-                ? $"no outbound TCP connection holds a port of the range {usage.Settings.Range}, {tcp.Capacity} ports free per destination"
-                : $"no port of the range {usage.Settings.Range} is left for outbound TCP connections";
-        }
-
-        var capacity = tcp.CapacityOf(busiest);
-        var text = $"busiest TCP tuple {busiest} uses {busiest.Used} of {capacity} ports ({Numbers.Format(tcp.BusiestPercent)}%)";
-        return busiest.Used >= capacity ? text + ", new connections to it fail now" : text;
+        var evaluation = result.Evaluation;
+        return string.Join(" - ", evaluation.Verdicts.OrderByDescending(v => v.State == evaluation.State).Select(v => v.Sentence));
     }
 
     /// <summary>

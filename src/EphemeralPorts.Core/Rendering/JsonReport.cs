@@ -2,6 +2,9 @@ using System.Text.Encodings.Web;
 using System.Text.Json;
 using System.Text.Json.Serialization;
 using EphemeralPorts.Check;
+using EphemeralPorts.Kinds.BindAddress;
+using EphemeralPorts.Kinds.TcpTuples;
+using EphemeralPorts.Kinds.Udp;
 using EphemeralPorts.Model;
 using EphemeralPorts.Plugin;
 
@@ -36,7 +39,7 @@ public static class JsonReport
             Sysctls = new JsonSysctls(settings.TwReuse, settings.TwReuseDelayMs, settings.Timestamps, settings.FinTimeoutSeconds),
             Thresholds = new JsonThresholds(thresholds.Warning.ToString(), thresholds.Critical.ToString()),
             Tcp = tcp is null ? null : new JsonTcp(
-                evaluation.TcpState.Label(),
+                evaluation.StateOf(TcpTupleKind.Instance).Label(),
                 Round(tcp.BusiestPercent),
                 tcp.BusiestUsed,
                 tcp.Capacity,
@@ -48,14 +51,14 @@ public static class JsonReport
                 tcp.Exclusive.Select(e => new JsonListener(e.Address.ToString(), e.Port, TcpState.Name(e.State))).ToList())
             {
                 BindBeforeConnect = tcp.Bind is { } bind ? new JsonBind(
-                    evaluation.BindState.Label(),
+                    evaluation.StateOf(BindKind.Instance).Label(),
                     Round(bind.BusiestPercent),
                     bind.Addresses.Take(report.Top).Select((a, i) => new JsonBindAddress(a.Address.ToString(), a.Used, a.Capacity, a.Free, Round(a.Percent), a.BoundConnections)
                     {
                         Holders = i == 0 && report.Processes?.Bind is { } holders ? holders.Select(x => new JsonHolder(x.Pid, x.Command, x.Sockets)).ToList() : null,
                     }).ToList()) : null,
             },
-            Udp = udp is null ? null : new JsonUdp(evaluation.UdpState.Label(), Round(udp.Percent), udp.Used, udp.Capacity, udp.Sockets),
+            Udp = udp is null ? null : new JsonUdp(evaluation.StateOf(UdpKind.Instance).Label(), Round(udp.Percent), udp.Used, udp.Capacity, udp.Sockets),
             TopDestinations = tuples.Select((t, i) => new JsonTuple(
                 t.Tuple.Source.ToString(),
                 t.Tuple.Destination.ToString(),

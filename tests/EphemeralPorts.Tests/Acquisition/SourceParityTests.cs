@@ -28,15 +28,15 @@ public class SourceParityTests
             Command.MustSucceed("ip", "netns", "exec", name, "sysctl", "-qw", "net.ipv4.tcp_tw_reuse=0");
             var sources = PortCheck.SourceOrder(SourceChoice.Auto);
             sources.Count.ShouldBeGreaterThanOrEqualTo(2);
-            var run = NamespaceRunner.RunAll([NamespaceFinder.ByNameOrPath(System.Text.Encoding.UTF8.GetBytes(name))], NamespaceFinder.OwnInode(), TimeSpan.FromSeconds(60), 1, (_, tables) =>
+            using var proc = new Host().Open();
+            var run = NamespaceRunner.RunAll([NamespaceFinder.ByNameOrPath(new Host(), System.Text.Encoding.UTF8.GetBytes(name))], proc, NamespaceFinder.OwnInode(), TimeSpan.FromSeconds(60), 1, (_, view) =>
             {
                 var held = new List<Socket>();
                 try
                 {
                     MakeSockets(held);
                     Thread.Sleep(200);
-                    var view = new NamespaceView(new ProcRoot("/proc"), tables);
-                    var kernel = new SysctlReader(view.Root, tablesDirectory: tables).ReadSettings();
+                    var kernel = new SysctlReader(view).ReadSettings();
                     var models = new List<(string Name, string Model)>();
                     foreach (var source in sources)
                     {

@@ -47,7 +47,9 @@ public class BadInputTests
         { ["--netns", "/etc/hostname"], "--netns /etc/hostname: /etc/hostname: not a network namespace" },
         { ["--netns", "no-such-netns-here"], "--netns no-such-netns-here: /run/netns/no-such-netns-here: no such namespace" },
         { ["--all-namespaces", "--pid", "1"], "--all-namespaces, --netns and --pid exclude each other: choose one" },
-        { ["--all-namespaces", "--proc-root", "/tmp"], "--all-namespaces, --netns and --pid enter namespaces of this host: they cannot go with --proc-root /tmp" },
+        { ["--netns", "x", "--proc-root", "/tmp"], "--netns and --pid enter namespaces of this host: they cannot go with --proc-root /tmp" },
+        { ["--pid", "1", "--proc-root", "/tmp"], "--netns and --pid enter namespaces of this host: they cannot go with --proc-root /tmp" },
+        { ["--all-namespaces", "--proc-root", "/etc"], "--all-namespaces found no network namespace in /etc: no process there has a PID/ns/net link naming one" },
         { ["--proc-root", "/nonexistent/proc"], "--proc-root /nonexistent/proc: no such directory" },
         { ["--proc-root", "/etc/hostname"], "--proc-root /etc/hostname: not a directory" },
     };
@@ -179,7 +181,15 @@ public sealed class TempProc : IDisposable
         {
             var target = Path.Combine(root, Path.GetRelativePath(source, file));
             Directory.CreateDirectory(Path.GetDirectoryName(target)!);
-            File.Copy(file, target);
+            if (new FileInfo(file).LinkTarget is { } link)
+            {
+                // A namespace link (net:[INODE]) leads nowhere: it is copied as the link it is.
+                File.CreateSymbolicLink(target, link);
+            }
+            else
+            {
+                File.Copy(file, target);
+            }
         }
 
         return new TempProc(root);

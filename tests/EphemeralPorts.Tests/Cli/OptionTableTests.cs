@@ -81,31 +81,4 @@ public class OptionTableTests
         usage.Split('\n').ShouldAllBe(line => line.Length <= 92);
         ArgumentParser.Parse(["--help"]).Text!.ShouldContain(usage);
     }
-
-    [Theory]
-    [MemberData(nameof(Options))]
-    public void Only_options_that_change_the_reading_hold_back_the_early_reading(string name)
-    {
-        var option = Option(name);
-        if (name is "help" or "version")
-        {
-            return;
-        }
-
-        OptionTable.MayChangeReading(Given(option)).ShouldBe(option.Plugin.ChangesReading, $"--{name}");
-        if (option.TakesValue && option.Default is { } value)
-        {
-            var text = Convert.ToString(value, System.Globalization.CultureInfo.InvariantCulture)!;
-            OptionTable.MayChangeReading(["--" + name, text]).ShouldBeFalse($"--{name} given its default");
-            OptionTable.MayChangeReading([$"--{name}={text}"]).ShouldBeFalse($"--{name}= its default");
-        }
-    }
-
-    [Fact]
-    public void A_value_that_looks_like_a_reading_option_is_not_taken_for_one()
-    {
-        OptionTable.MayChangeReading(["-w", "80", "-c", "90", "--top", "3"]).ShouldBeFalse();
-        OptionTable.MayChangeReading(["-w", "80", "--protocol=udp"]).ShouldBeTrue();
-        OptionTable.MayChangeReading(["--all-namespaces"]).ShouldBeTrue();
-    }
 }

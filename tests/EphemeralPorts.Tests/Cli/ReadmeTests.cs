@@ -110,7 +110,7 @@ public partial class ReadmeTests
             runbook.ShouldContain($"<a id=\"{part}-{state}\"></a>");
         }
 
-        EphemeralPorts.Evaluation.PortEvaluation.Runbook.ShouldBe("/usr/share/doc/check-ephemeral-ports/runbook.md");
+        EphemeralPorts.Kinds.ExhaustionKinds.Runbook.ShouldBe("/usr/share/doc/check-ephemeral-ports/runbook.md");
         File.ReadAllText(Path.Combine(Repo.Root, "src", "packaging", "manifest")).ShouldContain("docs/runbook.md");
     }
 

@@ -1,3 +1,4 @@
+using EphemeralPorts.Acquisition;
 using EphemeralPorts.Check;
 using EphemeralPorts.Cli;
 using EphemeralPorts.Model;
@@ -28,7 +29,8 @@ internal static class Reports
         args.AddRange(["--proc-root", Path.Combine(dir, "proc")]);
         args.AddRange(extra);
         var settings = ArgumentParser.Parse(args).Settings!;
-        return PortCheck.Run(settings.Check).ShouldBeOfType<CheckReport>();
+        using var run = new RunContext(new Host(settings.Check.Reading.ProcRoot), settings.Check.Timeout);
+        return PortCheck.Run(settings.Check, run).ShouldBeOfType<CheckReport>();
     }
 
     /// <summary>The report with a bind(addr, 0) figure: the reading is one that sees bind() before connect().</summary>

@@ -1,4 +1,5 @@
 using EphemeralPorts.Evaluation;
+using EphemeralPorts.Kinds;
 using EphemeralPorts.Model;
 using EphemeralPorts.Plugin;
 
@@ -232,13 +233,13 @@ public class PortUsageCalculatorTests
     {
         var thresholds = new Thresholds(NagiosRange.Parse("70"), NagiosRange.Parse("85"));
         var busyUdp = Run(Settings(twReuse: 0), Enumerable.Range(40000, 8).Select(Udp).Append(Tcp(Lo, 40001, Lo, 5000)).ToArray());
-        var evaluation = PortEvaluation.Evaluate(busyUdp, thresholds);
-        evaluation.TcpState.ShouldBe(ServiceState.Ok);
-        evaluation.UdpState.ShouldBe(ServiceState.Warning);
+        var evaluation = ExhaustionKinds.Evaluate(new Readings(busyUdp), thresholds);
+        evaluation.StateOf(EphemeralPorts.Kinds.TcpTuples.TcpTupleKind.Instance).ShouldBe(ServiceState.Ok);
+        evaluation.StateOf(EphemeralPorts.Kinds.Udp.UdpKind.Instance).ShouldBe(ServiceState.Warning);
         evaluation.State.ShouldBe(ServiceState.Warning);
         evaluation.Advice.ShouldHaveSingleItem().ShouldContain("UDP sockets");
 
-        var idle = PortEvaluation.Evaluate(Run(Settings()), thresholds);
+        var idle = ExhaustionKinds.Evaluate(new Readings(Run(Settings())), thresholds);
         idle.State.ShouldBe(ServiceState.Ok);
         idle.Advice.ShouldBeEmpty();
     }
@@ -251,7 +252,7 @@ public class PortUsageCalculatorTests
             .Concat(Enumerable.Range(40005, 4).Select(p => Tcp(Lan, p, Db, 5432, TcpState.TimeWait, 10_000)))
             .Append(Tcp(Any, 40009, Any, 0, TcpState.Listen))
             .ToArray();
-        var evaluation = PortEvaluation.Evaluate(Run(Settings(twReuse: 0), sockets), thresholds);
+        var evaluation = ExhaustionKinds.Evaluate(new Readings(Run(Settings(twReuse: 0), sockets)), thresholds);
         evaluation.State.ShouldBe(ServiceState.Critical);
         evaluation.Advice.Count.ShouldBe(4);
         evaluation.Advice.ShouldBe(

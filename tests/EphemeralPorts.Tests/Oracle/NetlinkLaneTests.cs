@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Net;
 using System.Net.Sockets;
 using System.Text;
+using EphemeralPorts.Acquisition;
 using EphemeralPorts.Acquisition.Namespaces;
 using EphemeralPorts.Model;
 using EphemeralPorts.Acquisition.ProcFs;
@@ -127,7 +128,7 @@ public class NetlinkLaneTests
             }
 
             Thread.Sleep(100);
-            var kernel = new SysctlReader(new ProcRoot("/proc"), tablesDirectory: "thread-self/net").ReadSettings();
+            var kernel = new SysctlReader(new NamespaceView(new Host().Open(), "thread-self/net")).ReadSettings();
             kernel.Range.ShouldBe(new PortRange(Low, High));
             var one = new PortUsageCalculator(kernel);
             SockDiagScanner.Scan(kernel.Range, tcp: true, udp: true, one, tcpSocketsHint: 0);

@@ -23,14 +23,16 @@ public static class NamespaceRunner
 
     /// <summary>
     /// Reads every target with a fixed pool of <paramref name="threads"/> threads, each taking the
-    /// next namespace not yet started; <paramref name="work"/> gets the namespace and the directory
-    /// below /proc where its tables are. A namespace that refuses (setns, or a
+    /// next namespace not yet started; <paramref name="work"/> gets the namespace and how to read it
+    /// below <paramref name="root"/>: a live host's namespaces are entered (their tables below
+    /// <c>thread-self/net</c>; this check's own, <paramref name="ownInode"/>, as it is), a tree's
+    /// are read through the <c>PID/net</c> of the process that led to them. A namespace that refuses (setns, or a
     /// <see cref="CheckException"/> of the work) is skipped with the reason; one not done when
     /// <paramref name="deadline"/> has passed is skipped as not read in time (a thread stuck in it
     /// is left to end on its own, the others go on). Any other failure is rethrown, with its stack.
     /// Results come in the order of <paramref name="targets"/>.
     /// </summary>
-    public static IReadOnlyList<NamespaceRun<T>> RunAll<T>(IReadOnlyList<NetworkNamespace> targets, ulong ownInode, TimeSpan deadline, int threads, Func<NetworkNamespace, string, T> work)
+    public static IReadOnlyList<NamespaceRun<T>> RunAll<T>(IReadOnlyList<NetworkNamespace> targets, ProcFs.ProcRoot root, ulong? ownInode, TimeSpan deadline, int threads, Func<NetworkNamespace, NamespaceView, T> work)
         where T : class
     {
         var clock = System.Diagnostics.Stopwatch.StartNew();
@@ -50,7 +52,7 @@ public static class NamespaceRunner
                     // Started past the deadline: not worth entering.
                     Volatile.Write(ref done[i], clock.Elapsed >= deadline
                         ? new NamespaceRun<T>(target, null, "not read within the timeout")
-                        : new NamespaceRun<T>(target, Enter(target, ownInode, work), null));
+                        : new NamespaceRun<T>(target, Enter(target, root, ownInode, work), null));
                 }
                 catch (CheckException e)
                 {
@@ -89,16 +91,25 @@ public static class NamespaceRunner
         return runs;
     }
 
-    private static T Enter<T>(NetworkNamespace target, ulong ownInode, Func<NetworkNamespace, string, T> work)
+    private static T Enter<T>(NetworkNamespace target, ProcFs.ProcRoot root, ulong? ownInode, Func<NetworkNamespace, NamespaceView, T> work)
     {
+        if (ownInode is null)
+        {
+            // A tree: the kernel showed each process's namespace's tables below PID/net; the
+            // sysctls are the tree's own, or a fixture's PID/sys.
+            var pid = target.Pid ?? throw new CheckException($"{target.Path}: no process of the tree leads to it");
+            var sys = root.ListDirectory($"{pid}/sys", out _) is null ? "sys" : $"{pid}/sys";
+            return work(target, new NamespaceView(root, $"{pid}/net", sys));
+        }
+
         if (target.Inode == ownInode)
         {
-            return work(target, "net");
+            return work(target, new NamespaceView(root));
         }
 
         // The inode looked at when the namespace was found: a path swapped since is refused.
         using var entered = (target.RawPath is { } raw ? NamespaceSwitch.Enter(raw, out var errno, target.Inode) : NamespaceSwitch.Enter(target.Path, out errno, target.Inode))
             ?? throw new CheckException($"setns: {NamespaceFinder.Describe(errno)}");
-        return work(target, "thread-self/net");
+        return work(target, new NamespaceView(root, "thread-self/net"));
     }
 }

@@ -17,46 +17,51 @@ public sealed record NetworkNamespace(string Path, ulong Inode, string Name)
 
     /// <summary>The Kubernetes pod's UID from that process's cgroup, where it has one.</summary>
     public string? Pod { get; init; }
+
+    /// <summary>The process that led to it, where one did (a tree's namespace is read through its PID/net).</summary>
+    public int? Pid { get; init; }
 }
 
 /// <summary>A namespace or process that could not be looked at, and why.</summary>
 public sealed record Skipped(string What, string Why);
 
 /// <summary>
-/// Finds network namespaces from /proc/*/ns/net and /run/netns (ip netns add), one entry per
-/// distinct namespace inode, and names each. Reading another process's ns link needs ptrace
-/// access: as an unprivileged user, processes of other users are skipped and counted.
+/// Finds network namespaces of a <see cref="Host"/>: from PID/ns/net of its /proc tree and, on a
+/// live host, /run/netns (ip netns add), one entry per distinct namespace inode, and names each.
+/// Reading another process's ns link needs ptrace access: as an unprivileged user, processes of
+/// other users are skipped and counted.
 /// </summary>
 public static partial class NamespaceFinder
 {
-    public const string NamedNetnsDirectory = "/run/netns";
+    public const string NamedNetnsDirectory = Host.NamedNetnsDirectory;
 
     /// <summary>The inode of the calling thread's own network namespace.</summary>
     public static ulong OwnInode() => Inode("/proc/thread-self/ns/net") ?? throw new InvalidOperationException("/proc/thread-self/ns/net is not readable");
 
-    public static (List<NetworkNamespace> Found, List<Skipped> Skipped) FindAll()
+    public static (List<NetworkNamespace> Found, List<Skipped> Skipped) FindAll(Host host)
     {
-        const string procRoot = "/proc";
-        var named = NamedNamespaces();
+        using var root = host.Open();
+        var named = host.NamedNamespaces is { } directory ? NamedNamespaces(directory) : [];
         var byInode = new Dictionary<ulong, NetworkNamespace>();
         var skipped = new List<Skipped>();
-        var own = OwnInode();
-        var host = HostInode(procRoot);
+
+        // A tree is nobody's own namespace: its PID 1's is the host's, the others are named.
+        ulong? own = host.IsLive ? OwnInode() : null;
+        var hostInode = HostInode(root);
         foreach (var (name, path, inode, raw) in named)
         {
             byInode.TryAdd(inode, new NetworkNamespace(path, inode, $"netns {name}") { RawPath = raw });
         }
 
-        var pids = Directory.EnumerateDirectories(procRoot)
-            .Select(d => int.TryParse(System.IO.Path.GetFileName(d), out var pid) ? pid : 0)
+        var pids = (root.ListDirectory(string.Empty, out _) ?? [])
+            .Select(d => int.TryParse(d, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var pid) ? pid : 0)
             .Where(pid => pid > 0)
             .Order()
             .ToList();
         var denied = 0;
         foreach (var pid in pids)
         {
-            var path = $"{procRoot}/{pid}/ns/net";
-            var inode = Inode(path, out var errno);
+            var inode = InodeOf(root, pid, out var errno);
             if (inode is null)
             {
                 // A process that ended while we looked is not worth a word; a refusal is.
@@ -66,9 +71,9 @@ public static partial class NamespaceFinder
 
             if (!byInode.ContainsKey(inode.Value))
             {
-                var name = inode.Value == host ? "host" : inode.Value == own ? "this check's namespace" : NameOf(procRoot, pid);
-                var (container, pod) = inode.Value == host || inode.Value == own ? (null, null) : ContainerOf(procRoot, pid);
-                byInode[inode.Value] = new NetworkNamespace(path, inode.Value, name) { Container = container, Pod = pod };
+                var name = inode.Value == hostInode ? "host" : inode.Value == own ? "this check's namespace" : NameOf(root, pid);
+                var (container, pod) = inode.Value == hostInode || inode.Value == own ? (null, null) : ContainerOf(root, pid);
+                byInode[inode.Value] = new NetworkNamespace(root.Describe($"{pid}/ns/net"), inode.Value, name) { Container = container, Pod = pod, Pid = pid };
             }
         }
 
@@ -77,18 +82,40 @@ public static partial class NamespaceFinder
             skipped.Add(new Skipped(denied == 1 ? "the namespace of 1 process" : $"the namespaces of {denied} processes", "/proc/PID/ns/net: permission denied"));
         }
 
-        if (!byInode.ContainsKey(own))
+        if (own is { } self && !byInode.ContainsKey(self))
         {
-            byInode[own] = new NetworkNamespace("/proc/thread-self/ns/net", own, own == host ? "host" : "this check's namespace");
+            byInode[self] = new NetworkNamespace("/proc/thread-self/ns/net", self, self == hostInode ? "host" : "this check's namespace");
         }
 
         // The host's namespace first, then by name.
-        var found = byInode.Values.OrderBy(n => n.Inode == host ? 0 : 1).ThenBy(n => n.Name, StringComparer.Ordinal).ToList();
+        var found = byInode.Values.OrderBy(n => n.Inode == hostInode ? 0 : 1).ThenBy(n => n.Name, StringComparer.Ordinal).ToList();
         return (found, skipped);
     }
 
     /// <summary>The host's namespace is init's; kthreadd (pid 2) lives there too, where init is hidden.</summary>
-    private static ulong? HostInode(string procRoot) => Inode($"{procRoot}/1/ns/net") ?? Inode($"{procRoot}/2/ns/net");
+    private static ulong? HostInode(ProcFs.ProcRoot root) => InodeOf(root, 1, out _) ?? InodeOf(root, 2, out _);
+
+    /// <summary>
+    /// The inode of a process's network namespace, from its link (<c>net:[INODE]</c>, as the kernel's
+    /// ns_get_name writes it); null with the errno where it cannot be read or is no such link.
+    /// </summary>
+    public static ulong? InodeOf(ProcFs.ProcRoot root, int pid, out int errno)
+    {
+        var target = root.ReadLink($"{pid}/ns", "net", out errno);
+        if (target is null)
+        {
+            return null;
+        }
+
+        if (target.StartsWith("net:[", StringComparison.Ordinal) && target.EndsWith(']')
+            && ulong.TryParse(target.AsSpan(5, target.Length - 6), System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var inode))
+        {
+            return inode;
+        }
+
+        errno = Native.Errno.Einval;
+        return null;
+    }
 
     /// <summary>
     /// <c>--netns NAME|PATH</c>: a name under /run/netns, or any nsfs path. It must be an nsfs
@@ -97,13 +124,13 @@ public static partial class NamespaceFinder
     /// name through the plugin a path they could not reach themselves (another user's
     /// /proc/PID/ns/net: use --pid, which reads the kernel's own /proc).
     /// </summary>
-    public static NetworkNamespace ByNameOrPath(byte[] nameOrPath)
+    public static NetworkNamespace ByNameOrPath(Host host, byte[] nameOrPath)
     {
         // Shown escaped: a name may hold any byte but '/'.
         var shown = ProcFs.Excerpt.Escape(nameOrPath);
         if (nameOrPath is [(byte)'.'] or [(byte)'.', (byte)'.'])
         {
-            throw new Plugin.CheckException($"--netns {shown}: not a namespace name");
+            throw new Plugin.CheckException(Plugin.Input.Netns, $"{shown}: not a namespace name");
         }
 
         byte[] path = Array.IndexOf(nameOrPath, (byte)'/') >= 0 ? nameOrPath : [.. System.Text.Encoding.UTF8.GetBytes(NamedNetnsDirectory + "/"), .. nameOrPath];
@@ -111,7 +138,7 @@ public static partial class NamespaceFinder
 
         // O_PATH opens nothing (a FIFO there answers at once); the file system and the inode are
         // read from that descriptor.
-        var (type, inode, errno) = Native.Credentials.AsInvoker(() =>
+        var (type, inode, errno) = host.AsInvoker(() =>
         {
             var fd = Native.Libc.Openat(Native.Libc.AtFdcwd, path, Native.Libc.OPath | Native.Libc.OCloexec, 0);
             if (fd < 0)
@@ -132,39 +159,39 @@ public static partial class NamespaceFinder
         if (type is null || inode is null)
         {
             // Under sudo, root is not what was missing: the invoking user may not reach the path.
-            var why = errno is Native.Errno.Eacces or Native.Errno.Eperm && Native.Credentials.Invoker is { } user
+            var why = errno is Native.Errno.Eacces or Native.Errno.Eperm && host.Invoker is { } user
                 ? $"permission denied to uid {user.Uid} ({user.Why})"
                 : Describe(errno);
-            throw new Plugin.CheckException($"--netns {shown}: {shownPath}: {why}");
+            throw new Plugin.CheckException(Plugin.Input.Netns, $"{shown}: {shownPath}: {why}");
         }
 
         if (type != Native.Libc.NsfsMagic)
         {
-            throw new Plugin.CheckException($"--netns {shown}: {shownPath}: not a network namespace");
+            throw new Plugin.CheckException(Plugin.Input.Netns, $"{shown}: {shownPath}: not a network namespace");
         }
 
-        var named = NamedNamespaces().FirstOrDefault(n => n.Inode == inode);
+        var named = NamedNamespaces(NamedNetnsDirectory).FirstOrDefault(n => n.Inode == inode);
         var plain = System.Text.Encoding.UTF8.GetString(path) == shownPath;
         return new NetworkNamespace(shownPath, inode.Value, named.Name is { } n ? $"netns {n}" : shownPath) { RawPath = plain ? null : path };
     }
 
     /// <summary><c>--pid PID</c>: the namespace that process lives in.</summary>
-    public static NetworkNamespace ByPid(int pid, string procRoot = "/proc")
+    public static NetworkNamespace ByPid(Host host, int pid)
     {
-        var path = $"{procRoot}/{pid}/ns/net";
-        var inode = Inode(path, out var errno) ?? throw new Plugin.CheckException($"--pid {pid}: {path}: {Describe(errno)}");
-        var named = NamedNamespaces().FirstOrDefault(n => n.Inode == inode);
-        var name = named.Name is { } n ? $"netns {n}" : inode == HostInode(procRoot) ? "host" : NameOf(procRoot, pid);
-        return new NetworkNamespace(path, inode, name);
+        using var root = host.Open();
+        var path = root.Describe($"{pid}/ns/net");
+        var inode = InodeOf(root, pid, out var errno) ?? throw new Plugin.CheckException(Plugin.Input.Pid, $"{pid}: {path}: {Describe(errno)}");
+        var named = host.NamedNamespaces is { } directory ? NamedNamespaces(directory).FirstOrDefault(n => n.Inode == inode) : default;
+        var name = named.Name is { } n ? $"netns {n}" : inode == HostInode(root) ? "host" : NameOf(root, pid);
+        return new NetworkNamespace(path, inode, name) { Pid = pid };
     }
 
     /// <summary>
     /// What an operator recognises: a container id from the cgroup path (docker, containerd,
     /// cri-o, podman, kubepods), else the command and pid.
     /// </summary>
-    public static string NameOf(string procRoot, int pid)
+    public static string NameOf(ProcFs.ProcRoot root, int pid)
     {
-        using var root = new ProcFs.ProcRoot(procRoot);
         var comm = ProcFs.SocketOwners.Command(root, pid);
         string? cgroup;
         try
@@ -180,12 +207,11 @@ public static partial class NamespaceFinder
     }
 
     /// <summary>The container (12 hex digits) and pod UID of a process, from its cgroup; null where it has none.</summary>
-    public static (string? Container, string? Pod) ContainerOf(string procRoot, int pid)
+    public static (string? Container, string? Pod) ContainerOf(ProcFs.ProcRoot root, int pid)
     {
         string? cgroup;
         try
         {
-            using var root = new ProcFs.ProcRoot(procRoot);
             cgroup = root.ReadSmallFile($"{pid}/cgroup", optional: true);
         }
         catch (Plugin.CheckException)
@@ -206,10 +232,10 @@ public static partial class NamespaceFinder
     /// need not be UTF-8 and a name that cannot be decoded must still be found and checked. The
     /// name shown is escaped (<see cref="ProcFs.Excerpt.Escape(ReadOnlySpan{byte})"/>).
     /// </summary>
-    private static List<(string Name, string Path, ulong Inode, byte[]? Raw)> NamedNamespaces()
+    private static List<(string Name, string Path, ulong Inode, byte[]? Raw)> NamedNamespaces(string directory)
     {
         var list = new List<(string, string, ulong, byte[]?)>();
-        var dir = Native.Libc.Openat(Native.Libc.AtFdcwd, NamedNetnsDirectory, Native.Libc.ORdonly | Native.Libc.ODirectory | Native.Libc.OCloexec, 0);
+        var dir = Native.Libc.Openat(Native.Libc.AtFdcwd, directory, Native.Libc.ORdonly | Native.Libc.ODirectory | Native.Libc.OCloexec, 0);
         if (dir < 0)
         {
             return list;
@@ -226,7 +252,7 @@ public static partial class NamespaceFinder
 
                 var name = ProcFs.Excerpt.Escape(raw);
                 var text = IsPlainUtf8(raw) ? System.Text.Encoding.UTF8.GetString(raw) : null;
-                list.Add((name, $"{NamedNetnsDirectory}/{text ?? name}", status.Inode, text is null ? [.. System.Text.Encoding.UTF8.GetBytes(NamedNetnsDirectory + "/"), .. raw] : null));
+                list.Add((name, $"{directory}/{text ?? name}", status.Inode, text is null ? [.. System.Text.Encoding.UTF8.GetBytes(directory + "/"), .. raw] : null));
             }
         }
         finally

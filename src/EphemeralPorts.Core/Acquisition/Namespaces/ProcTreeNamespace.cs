@@ -21,14 +21,15 @@ public static class ProcTreeNamespace
     /// copy), or a procfs whose PID 1 lives in this check's namespace. Otherwise the namespace of
     /// that PID 1, to be entered. Throws when the namespace cannot be told.
     /// </summary>
-    public static NetworkNamespace? Foreign(string procRoot)
+    public static NetworkNamespace? Foreign(Host host)
     {
-        if (NamespaceView.IsLiveProc(procRoot))
+        var procRoot = host.ProcRoot;
+        if (host.IsLive)
         {
             return null;
         }
 
-        var type = Credentials.AsInvoker(() => Libc.FileSystemType(procRoot, out _));
+        var type = host.AsInvoker(() => Libc.FileSystemType(procRoot, out _));
         if (type != ProcSuperMagic)
         {
             return null;
@@ -36,13 +37,13 @@ public static class ProcTreeNamespace
 
         var init = System.IO.Path.Join(procRoot, "1/ns/net");
         var errno = 0;
-        var inode = Credentials.AsInvoker(() => NamespaceFinder.Inode(init, out errno));
-        if (inode is null && IsKthreadd(procRoot))
+        var inode = host.AsInvoker(() => NamespaceFinder.Inode(init, out errno));
+        if (inode is null && IsKthreadd(host))
         {
             // Init may refuse being looked at (not dumpable); in the host's tree kthreadd, PID 2,
             // always lives in the initial network namespace with it.
             var kthreadd = System.IO.Path.Join(procRoot, "2/ns/net");
-            if (Credentials.AsInvoker(() => NamespaceFinder.Inode(kthreadd, out _)) is { } found)
+            if (host.AsInvoker(() => NamespaceFinder.Inode(kthreadd, out _)) is { } found)
             {
                 (init, inode) = (kthreadd, found);
             }
@@ -50,8 +51,8 @@ public static class ProcTreeNamespace
 
         if (inode is null)
         {
-            throw new CheckException($"--proc-root {procRoot} is a live /proc, but which network namespace it shows cannot be told ({init}: {NamespaceFinder.Describe(errno)}). "
-                + "Its tables would be this process's own: " + Fix);
+            throw new CheckException(Input.ProcRoot, $"{procRoot} is a live /proc, but which network namespace it shows cannot be told ({init}: {NamespaceFinder.Describe(errno)}). "
+                + "Its tables would be this process's own", Remedy.EnterTheNamespace);
         }
 
         if (inode == NamespaceFinder.OwnInode())
@@ -62,17 +63,20 @@ public static class ProcTreeNamespace
         // Reading it means entering it: say up front what is missing instead of a bare setns error.
         if (!Credentials.HasEffective(Credentials.CapSysAdmin))
         {
-            throw new CheckException($"--proc-root {procRoot} shows network namespace net:[{inode}], this process runs in another one and may not enter it (needs CAP_SYS_ADMIN): " + Fix);
+            throw new CheckException(Input.ProcRoot, $"{procRoot} shows network namespace net:[{inode}], this process runs in another one and may not enter it (needs CAP_SYS_ADMIN)", Remedy.EnterTheNamespace);
         }
 
         return new NetworkNamespace(init, inode.Value, $"{(init.EndsWith("/2/ns/net", StringComparison.Ordinal) ? "PID 2 (kthreadd)" : "PID 1")} of {procRoot}");
     }
 
-    private static bool IsKthreadd(string procRoot)
+    /// <summary>Whether the host's tree is a procfs (a live /proc, here or mounted elsewhere), not a plain directory.</summary>
+    public static bool IsLiveProcfs(Host host) => host.AsInvoker(() => Libc.FileSystemType(host.ProcRoot, out _)) == ProcSuperMagic;
+
+    private static bool IsKthreadd(Host host)
     {
         try
         {
-            using var root = new ProcFs.ProcRoot(procRoot);
+            using var root = host.Open();
             return root.ReadSmallFile("2/comm", optional: true)?.TrimEnd('\n') == "kthreadd";
         }
         catch (CheckException)
@@ -80,6 +84,4 @@ public static class ProcTreeNamespace
             return false;
         }
     }
-
-    private const string Fix = "run the check in that namespace (host networking: hostNetwork: true, --network host), as root, or name it with --netns or --pid";
 }

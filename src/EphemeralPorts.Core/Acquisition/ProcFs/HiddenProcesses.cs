@@ -11,10 +11,10 @@ namespace EphemeralPorts.Acquisition.ProcFs;
 /// </summary>
 public static class HiddenProcesses
 {
-    /// <summary>Why processes may be missing from <paramref name="procRoot"/>, or null when none are hidden.</summary>
-    public static string? Why(string procRoot)
+    /// <summary>Why processes may be missing from the host's /proc tree, or null when none are hidden.</summary>
+    public static string? Why(Host host)
     {
-        if (Credentials.HasEffective(Credentials.CapSysPtrace) && Credentials.Invoker is null)
+        if (Credentials.HasEffective(Credentials.CapSysPtrace) && host.Invoker is null)
         {
             return null;
         }
@@ -22,7 +22,7 @@ public static class HiddenProcesses
         string? mountinfo;
         try
         {
-            using var proc = new ProcRoot("/proc");
+            using var proc = host.OpenKernel();
             mountinfo = proc.ReadSmallFile("self/mountinfo", optional: true, limit: 4 * 1024 * 1024);
         }
         catch (Plugin.CheckException)
@@ -30,8 +30,8 @@ public static class HiddenProcesses
             return null;
         }
 
-        var where = System.IO.Path.TrimEndingDirectorySeparator(System.IO.Path.GetFullPath(procRoot));
-        var groups = Credentials.Invoker?.Groups ?? Credentials.CurrentGroups();
+        var where = System.IO.Path.TrimEndingDirectorySeparator(System.IO.Path.GetFullPath(host.ProcRoot));
+        var groups = host.Invoker?.Groups ?? Credentials.CurrentGroups();
         string? found = null;
         foreach (var line in (mountinfo ?? string.Empty).Split('\n'))
         {

@@ -17,7 +17,7 @@ namespace EphemeralPorts.Acquisition.ProcFs;
 /// walked one component at a time with the same rules (<see cref="BeneathWalk"/>). Files are opened
 /// non-blocking and must be regular files (a FIFO answers at once, it does not hang the read), and
 /// every read has a bound. A tree other than the kernel's own /proc is opened as the invoking
-/// user when the plugin runs with privileges they lack (<see cref="Credentials.Invoker"/>): it
+/// user when the plugin runs with privileges they lack (<see cref="Host.Invoker"/>): it
 /// cannot make the plugin read, or quote in an error, what that user could not read.
 /// </remarks>
 public sealed class ProcRoot : IDisposable
@@ -26,16 +26,18 @@ public sealed class ProcRoot : IDisposable
     public const int MaxSmallFileBytes = 64 * 1024;
 
     private const int SmallFileFirstRead = 1024;
-    private static volatile bool _noOpenat2;
     private readonly SafeFileHandle _root;
+    private readonly Host _host;
 
-    public ProcRoot(string path)
+    /// <summary>Opens <paramref name="path"/> of <paramref name="host"/> (<see cref="Host.Open"/>).</summary>
+    internal ProcRoot(string path, Host host)
     {
         if (string.IsNullOrWhiteSpace(path))
         {
-            throw new CheckException("--proc-root: empty path");
+            throw new CheckException(Input.ProcRoot, "empty path");
         }
 
+        _host = host;
         Path = path;
         Trusted = NamespaceView.IsLiveProc(path);
         var errno = 0;
@@ -47,12 +49,12 @@ public sealed class ProcRoot : IDisposable
         });
         if (fd < 0)
         {
-            throw new CheckException(errno switch
+            throw new CheckException(Input.ProcRoot, errno switch
             {
-                Errno.Enotdir => $"--proc-root {path}: not a directory",
-                Errno.Enoent => $"--proc-root {path}: no such directory",
-                Errno.Eacces or Errno.Eperm => $"--proc-root {path}: permission denied",
-                _ => $"--proc-root {path}: cannot open: {Errno.Describe(errno)}",
+                Errno.Enotdir => $"{path}: not a directory",
+                Errno.Enoent => $"{path}: no such directory",
+                Errno.Eacces or Errno.Eperm => $"{path}: permission denied",
+                _ => $"{path}: cannot open: {Errno.Describe(errno)}",
             });
         }
 
@@ -63,9 +65,6 @@ public sealed class ProcRoot : IDisposable
 
     /// <summary>The kernel's own /proc: read with the process's privileges (other users' /proc/PID/fd for <c>--processes</c>).</summary>
     public bool Trusted { get; }
-
-    /// <summary>For tests: walk paths as on a kernel without openat2 (before 5.6).</summary>
-    public static bool ForceWalk { get; set; }
 
     /// <summary>Closes the root's descriptor (a root that is not disposed closes it when collected).</summary>
     public void Dispose() => _root.Dispose();
@@ -183,6 +182,37 @@ public sealed class ProcRoot : IDisposable
         return links;
     }
 
+    /// <summary>
+    /// Where one link of the tree points (readlinkat on its directory, never followed), or null
+    /// with the errno. For /proc/PID/ns/net the kernel checks ptrace access as for stat(2), so a
+    /// tree's namespace links and the kernel's are read the same way.
+    /// </summary>
+    public string? ReadLink(string directory, string name, out int errno)
+    {
+        var error = 0;
+        var target = AsReader(() =>
+        {
+            var fd = OpenBeneath(directory, Libc.OPath | Libc.ODirectory, out error);
+            if (fd < 0)
+            {
+                return null;
+            }
+
+            try
+            {
+                var link = Libc.ReadLink(fd, name);
+                error = link is null ? Libc.LastError : 0;
+                return link;
+            }
+            finally
+            {
+                Libc.Close(fd);
+            }
+        });
+        errno = error;
+        return target;
+    }
+
     /// <summary>A regular file of the tree, opened for reading; -1 when it is optional and absent.</summary>
     private int OpenFile(string relative, bool optional)
     {
@@ -220,7 +250,7 @@ public sealed class ProcRoot : IDisposable
     }
 
     /// <summary>Runs an open as the invoking user unless this is the kernel's own /proc.</summary>
-    private T AsReader<T>(Func<T> open) => Trusted ? open() : Credentials.AsInvoker(open);
+    private T AsReader<T>(Func<T> open) => Trusted ? open() : _host.AsInvoker(open);
 
     /// <summary>
     /// Opens <paramref name="relative"/> below the root, never leaving it and never through a magic
@@ -228,10 +258,11 @@ public sealed class ProcRoot : IDisposable
     /// </summary>
     private int OpenBeneath(string relative, int flags, out int errno)
     {
-        flags |= Libc.ONonblock | Libc.ONoctty | Libc.OCloexec;
+        // openat2 refuses O_PATH with flags that only mean something to an open file (EINVAL).
+        flags |= (flags & Libc.OPath) != 0 ? Libc.OCloexec : Libc.ONonblock | Libc.ONoctty | Libc.OCloexec;
         var path = relative.Length == 0 ? "." : relative;
         var root = (int)_root.DangerousGetHandle();
-        if (!_noOpenat2 && !ForceWalk)
+        if (!_host.WalkPaths)
         {
             for (var attempt = 0; attempt < 3; attempt++)
             {
@@ -249,7 +280,7 @@ public sealed class ProcRoot : IDisposable
                 if (errno == Errno.Enosys || (errno == Errno.Eperm && Openat2Filtered(root)))
                 {
                     // Walk the path ourselves, with the same rules.
-                    _noOpenat2 = true;
+                    _host.WalkPaths = true;
                     break;
                 }
 

@@ -14,9 +14,9 @@ public static class SocketOwners
 {
     /// <summary>For each set of inodes, the processes holding them, most sockets first.</summary>
     public static (List<List<SocketHolder>> Holders, int Unreadable) Find(
-        IReadOnlyList<IReadOnlySet<long>> inodeSets, string procRoot, Action<string>? progress = null)
+        IReadOnlyList<IReadOnlySet<long>> inodeSets, Host host, Action<string>? progress = null)
     {
-        progress?.Invoke($"{procRoot}/*/fd (--processes)");
+        progress?.Invoke($"{host.ProcRoot}/*/fd (the processes holding the sockets)");
         var wanted = new Dictionary<long, int>();
         for (var set = 0; set < inodeSets.Count; set++)
         {
@@ -28,7 +28,7 @@ public static class SocketOwners
 
         var counts = new Dictionary<(int Set, int Pid), int>();
         var unreadable = 0;
-        using var root = new ProcRoot(procRoot);
+        using var root = host.Open();
         foreach (var name in wanted.Count == 0 ? [] : root.ListDirectory(string.Empty, out _) ?? [])
         {
             if (!int.TryParse(name, NumberStyles.None, CultureInfo.InvariantCulture, out var pid) || pid < 1)
@@ -72,12 +72,6 @@ public static class SocketOwners
     public const int MaxCommandBytes = 17;
 
     /// <summary>The command name of a process (/proc/PID/comm), "?" once it is gone, hidden or not a command name.</summary>
-    public static string Command(string procRoot, int pid)
-    {
-        using var root = new ProcRoot(procRoot);
-        return Command(root, pid);
-    }
-
     public static string Command(ProcRoot root, int pid)
     {
         try

@@ -5,14 +5,15 @@ namespace EphemeralPorts.Acquisition.ProcFs;
 
 /// <summary>
 /// The sysctls of a namespace that decide its ports (under <c>sys/net/ipv4</c> of a /proc tree:
-/// /proc/sys follows the namespace of the calling thread) and the sockstat hint. Reports each file
-/// it opens through <paramref name="progress"/> so that a timeout can say where the read hung.
+/// /proc/sys follows the namespace of the calling thread) and the sockstat hint, where the
+/// <see cref="NamespaceView"/> says they are. Reports each file it opens through
+/// <paramref name="progress"/> so that a timeout can say where the read hung.
 /// </summary>
-/// <paramref name="tablesDirectory"/> is where the namespace's net files are, below the root:
-/// <c>net</c>, or <c>thread-self/net</c> for a thread that entered another network namespace.
-public sealed class SysctlReader(ProcRoot root, Action<string>? progress = null, string tablesDirectory = "net")
+public sealed class SysctlReader(NamespaceView view, Action<string>? progress = null)
 {
-    private const string Ipv4Sysctl = "sys/net/ipv4/";
+    private readonly ProcRoot _root = view.Root;
+    private readonly string _tables = view.TablesDirectory;
+    private readonly string _ipv4Sysctl = view.SysctlDirectory + "/net/ipv4/";
 
     public KernelSettings ReadSettings()
     {
@@ -37,8 +38,8 @@ public sealed class SysctlReader(ProcRoot root, Action<string>? progress = null,
     {
         try
         {
-            return root.ReadSmallFile($"{tablesDirectory}/sockstat", optional: true) is { } sockstat
-                ? SockstatParser.Parse(sockstat, root.ReadSmallFile($"{tablesDirectory}/sockstat6", optional: true))
+            return _root.ReadSmallFile($"{_tables}/sockstat", optional: true) is { } sockstat
+                ? SockstatParser.Parse(sockstat, _root.ReadSmallFile($"{_tables}/sockstat6", optional: true))
                 : null;
         }
         catch (CheckException)
@@ -47,18 +48,18 @@ public sealed class SysctlReader(ProcRoot root, Action<string>? progress = null,
         }
     }
 
-    private string Where(string name) => root.Describe(Ipv4Sysctl + name);
+    private string Where(string name) => _root.Describe(_ipv4Sysctl + name);
 
     private string Required(string name)
     {
         progress?.Invoke(Where(name));
-        return root.ReadSmallFile(Ipv4Sysctl + name, optional: false)!;
+        return _root.ReadSmallFile(_ipv4Sysctl + name, optional: false)!;
     }
 
     private string? Optional(string name)
     {
         progress?.Invoke(Where(name));
-        return root.ReadSmallFile(Ipv4Sysctl + name, optional: true);
+        return _root.ReadSmallFile(_ipv4Sysctl + name, optional: true);
     }
 
     private int IntOrDefault(string name, int fallback, int min, int max)

@@ -18,7 +18,8 @@ public sealed class NamespaceNameTests : IDisposable
         Directory.CreateDirectory(dir);
         File.WriteAllText(Path.Combine(dir, "comm"), comm + "\n");
         File.WriteAllText(Path.Combine(dir, "cgroup"), cgroup);
-        return NamespaceFinder.NameOf(_proc, 4242);
+        using var root = new EphemeralPorts.Acquisition.Host(_proc).Open();
+        return NamespaceFinder.NameOf(root, 4242);
     }
 
     [Theory]
@@ -43,12 +44,12 @@ public sealed class NamespaceNameTests : IDisposable
     public void The_labels_of_a_namespace_are_its_container_and_pod(string cgroup, string? pod)
     {
         Name("envoy", cgroup);
-        NamespaceFinder.ContainerOf(_proc, 4242).ShouldBe(("3f2a9c1b7d4e", pod));
+        NamespaceFinder.ContainerOf(new EphemeralPorts.Acquisition.Host(_proc).Open(), 4242).ShouldBe(("3f2a9c1b7d4e", pod));
     }
 
     [Fact]
     public void A_process_that_is_gone_still_gets_a_name() =>
-        NamespaceFinder.NameOf(_proc, 999999).ShouldBe("? (pid 999999)");
+        NamespaceFinder.NameOf(new EphemeralPorts.Acquisition.Host(_proc).Open(), 999999).ShouldBe("? (pid 999999)");
 
     public void Dispose() => Directory.Delete(_proc, recursive: true);
 }

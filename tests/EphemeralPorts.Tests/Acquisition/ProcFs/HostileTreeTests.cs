@@ -1,3 +1,4 @@
+using EphemeralPorts.Acquisition;
 using System.Diagnostics;
 using EphemeralPorts.Acquisition.ProcFs;
 using EphemeralPorts.Plugin;
@@ -78,16 +79,12 @@ public sealed class HostileTreeTests : IDisposable
         Directory.Move(net, _tree.PathOf("4242/net"));
         File.CreateSymbolicLink(_tree.PathOf("self"), "4242");
         File.CreateSymbolicLink(net, "self/net");
-        var root = new ProcRoot(_tree.Root);
-        WithWalk(walk, () =>
-        {
-            using var reader = root.OpenLines("net/tcp", optional: false)!;
-            reader.TryReadLine(out var header).ShouldBeTrue();
-            SocketTableParser.IsHeader(header).ShouldBeTrue();
-            root.OpenLines("net/../net/./tcp", optional: false)!.Dispose();
-            Should.Throw<CheckException>(() => root.OpenLines("net/../../../x", optional: false)).Message.ShouldEndWith("a symbolic link leads out of the tree");
-            return 0;
-        });
+        using var root = new Host(_tree.Root, walkPaths: walk).Open();
+        using var reader = root.OpenLines("net/tcp", optional: false)!;
+        reader.TryReadLine(out var header).ShouldBeTrue();
+        SocketTableParser.IsHeader(header).ShouldBeTrue();
+        root.OpenLines("net/../net/./tcp", optional: false)!.Dispose();
+        Should.Throw<CheckException>(() => root.OpenLines("net/../../../x", optional: false)).Message.ShouldEndWith("a symbolic link leads out of the tree");
     }
 
     [Theory]
@@ -96,8 +93,8 @@ public sealed class HostileTreeTests : IDisposable
     {
         // /proc/self/root is a magic link to "/": reading /proc/self/root/etc/hostname through it
         // would leave the tree.
-        var root = new ProcRoot("/proc");
-        var e = WithWalk(walk, () => Should.Throw<CheckException>(() => root.ReadSmallFile("self/root/etc/hostname", optional: false)));
+        var root = new Host("/proc", walkPaths: walk).Open();
+        var e = Should.Throw<CheckException>(() => root.ReadSmallFile("self/root/etc/hostname", optional: false));
         e.Message.ShouldBeOneOf(
             "/proc/self/root/etc/hostname: too many symbolic links, or a link into another process's files",
             "/proc/self/root/etc/hostname: a symbolic link leads out of the tree");
@@ -201,8 +198,8 @@ public sealed class HostileTreeTests : IDisposable
 
     private string Refusal(bool walk)
     {
-        var root = new ProcRoot(_tree.Root);
-        var message = WithWalk(walk, () => Should.Throw<CheckException>(() => root.ReadSmallFile("sys/net/ipv4/ip_local_port_range", optional: false)).Message);
+        var root = new Host(_tree.Root, walkPaths: walk).Open();
+        var message = Should.Throw<CheckException>(() => root.ReadSmallFile("sys/net/ipv4/ip_local_port_range", optional: false)).Message;
         message.ShouldNotContain("TOPSECRET");
         if (!walk)
         {
@@ -212,22 +209,6 @@ public sealed class HostileTreeTests : IDisposable
         }
 
         return message;
-    }
-
-    private static T WithWalk<T>(bool walk, Func<T> work)
-    {
-        lock (typeof(ProcRoot))
-        {
-            ProcRoot.ForceWalk = walk;
-            try
-            {
-                return work();
-            }
-            finally
-            {
-                ProcRoot.ForceWalk = false;
-            }
-        }
     }
 
     public void Dispose()
