@@ -27,6 +27,7 @@ public sealed class HostileTreeTests : IDisposable
 
     public static TheoryData<bool> Walks => new() { false, true };
 
+    [Trait(Tier.Key, Tier.Full)]
     [Theory]
     [MemberData(nameof(Walks))]
     public void An_absolute_link_out_of_the_tree_is_refused(bool walk)
@@ -36,6 +37,7 @@ public sealed class HostileTreeTests : IDisposable
         Refusal(walk).ShouldBe($"{Range}: a symbolic link leads out of the tree");
     }
 
+    [Trait(Tier.Key, Tier.Full)]
     [Theory]
     [MemberData(nameof(Walks))]
     public void A_relative_link_climbing_out_of_the_tree_is_refused(bool walk)
@@ -45,6 +47,7 @@ public sealed class HostileTreeTests : IDisposable
         Refusal(walk).ShouldBe($"{Range}: a symbolic link leads out of the tree");
     }
 
+    [Trait(Tier.Key, Tier.Full)]
     [Theory]
     [MemberData(nameof(Walks))]
     public void A_directory_link_out_of_the_tree_is_refused(bool walk)
@@ -103,6 +106,7 @@ public sealed class HostileTreeTests : IDisposable
             "/proc/self/root/etc/hostname: a symbolic link leads out of the tree");
     }
 
+    [Trait(Tier.Key, Tier.Full)]
     [Fact]
     public void A_comm_linked_to_a_secret_names_no_secret()
     {
@@ -111,6 +115,7 @@ public sealed class HostileTreeTests : IDisposable
         run.Stdout.ShouldContain("held by pid 4242 (?) 1");
     }
 
+    [Trait(Tier.Key, Tier.Full)]
     [Fact]
     public void A_comm_longer_than_the_kernels_is_not_read_past_its_bound()
     {
@@ -120,6 +125,7 @@ public sealed class HostileTreeTests : IDisposable
         run.Stdout.ShouldContain("held by pid 4242 (?) 1");
     }
 
+    [Trait(Tier.Key, Tier.Full)]
     [Fact]
     public void A_comm_linked_to_dev_zero_costs_neither_memory_nor_time()
     {
@@ -140,6 +146,7 @@ public sealed class HostileTreeTests : IDisposable
         run.Stdout.ShouldBe($"EPHEMERAL PORTS UNKNOWN - {_tree.PathOf("net/udp")}: not a regular file (a character device)\n");
     }
 
+    [Trait(Tier.Key, Tier.Full)]
     [Fact]
     public void A_quoted_excerpt_is_short_and_escaped()
     {
