@@ -24,20 +24,20 @@ public class TierTests
 
     private static readonly MethodInfo NativeBinaryGetter = typeof(Repo).GetProperty(nameof(Repo.NativeBinary))!.GetMethod!;
 
-    private static readonly string FixHint = $"[Trait(Tier.Key, Tier.Full)] on the test or its class";
+    private const string FixHint = "[Trait(Tier.Key, Tier.Full)] on the test or its class";
 
-    public sealed record TestMethod(Type Class, MethodInfo Method)
+    public sealed record Test(Type Class, MethodInfo Method)
     {
         public override string ToString() => $"{Class.Name}.{Method.Name}";
     }
 
     /// <summary>Every test method of this assembly, as xunit finds them: a [Fact] (a [Theory] is one) on a concrete class.</summary>
-    public static IReadOnlyList<TestMethod> All() =>
+    public static IReadOnlyList<Test> All() =>
         [.. Tests.GetTypes()
             .Where(t => t.IsClass && !t.IsAbstract)
             .SelectMany(t => t.GetMethods(BindingFlags.Public | BindingFlags.NonPublic | BindingFlags.Instance | BindingFlags.Static)
                 .Where(m => m.IsDefined(typeof(FactAttribute), inherit: true))
-                .Select(m => new TestMethod(t, m)))];
+                .Select(m => new Test(t, m)))];
 
     [Fact]
     public void No_test_that_needs_root_the_native_binary_or_another_program_is_in_the_quick_tier()
@@ -118,31 +118,31 @@ public class TierTests
     public void The_needs_of_a_test_are_found_wherever_its_code_has_them(string method, params string[] needs)
     {
         // Plugin.Native is a program started: the native binary comes with another program.
-        var found = Needs(new TestMethod(typeof(Samples), typeof(Samples).GetMethod(method)!));
+        var found = Needs(new Test(typeof(Samples), typeof(Samples).GetMethod(method)!));
         found.Keys.Order(StringComparer.Ordinal).ShouldBe(needs, ignoreOrder: false, string.Join("; ", found.Select(n => $"{n.Key}: {n.Value}")));
     }
 
     [Fact]
     public void The_needs_of_a_class_s_constructor_and_of_its_fixtures_are_each_test_s()
     {
-        Needs(new TestMethod(typeof(NeedyConstructor), typeof(NeedyConstructor).GetMethod(nameof(NeedyConstructor.Nothing))!))
+        Needs(new Test(typeof(NeedyConstructor), typeof(NeedyConstructor).GetMethod(nameof(NeedyConstructor.Nothing))!))
             .Keys.ShouldBe([AnotherProgram]);
-        Needs(new TestMethod(typeof(NeedyFixture), typeof(NeedyFixture).GetMethod(nameof(NeedyFixture.Nothing))!))
+        Needs(new Test(typeof(NeedyFixture), typeof(NeedyFixture).GetMethod(nameof(NeedyFixture.Nothing))!))
             .Keys.ShouldBe([AnotherProgram]);
     }
 
-    private static Dictionary<string, List<string>> Traits(TestMethod test)
+    private static Dictionary<string, List<string>> Traits(Test test)
     {
         var collection = new TestCollection(new TestAssembly(Reflector.Wrap(Tests)), null, "tiers");
-        var method = new Xunit.Sdk.TestMethod(new TestClass(collection, Reflector.Wrap(test.Class)), Reflector.Wrap(test.Method));
+        var method = new TestMethod(new TestClass(collection, Reflector.Wrap(test.Class)), Reflector.Wrap(test.Method));
         return new XunitTestCase(new NullMessageSink(), TestMethodDisplay.ClassAndMethod, TestMethodDisplayOptions.None, method).Traits;
     }
 
-    private static bool InQuickTier(TestMethod test) =>
+    private static bool InQuickTier(Test test) =>
         !(Traits(test).TryGetValue(Tier.Key, out var values) && values.Contains(Tier.Full));
 
     /// <summary>What a test needs beyond the test process, each with where it was found.</summary>
-    private static Dictionary<string, string> Needs(TestMethod test)
+    private static Dictionary<string, string> Needs(Test test)
     {
         var needs = new Dictionary<string, string>();
         if (test.Method.IsDefined(typeof(RootFactAttribute)))
@@ -164,7 +164,7 @@ public class TierTests
     }
 
     /// <summary>What runs for one test: the method, and its class's and fixtures' set-up and tear-down.</summary>
-    private static IEnumerable<MethodBase> Roots(TestMethod test)
+    private static IEnumerable<MethodBase> Roots(Test test)
     {
         yield return test.Method;
         var types = new List<Type>();
