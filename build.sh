@@ -3,6 +3,10 @@
 #   ./build.sh          restore, build and publish the native AOT binaries: dist/linux-x64/ and
 #                       dist/linux-arm64/, and dist/check_ephemeral_ports for this machine
 #   ./build.sh test     the above, then every test (unit, fixtures in-process and native, kernel oracle)
+#   ./build.sh test quick
+#                       only the quick tier: the tests that run in the test process alone (no root, no
+#                       native binary, no other program) after a plain build; nothing published or
+#                       installed (see the README, "Tests")
 #   ./build.sh package  the above, then .deb (amd64, arm64) and .rpm (x86_64, aarch64) packages in dist/
 #   ./build.sh release  the above, then apt and yum repositories of both architectures' packages and their
 #                       SHA256SUMS in dist/repo/ (see the README, "Releasing")
@@ -190,6 +194,25 @@ run_tests() {
     return $status
 }
 
+# The quick tier (tests/EphemeralPorts.Tests/Support/Tier.cs; TierTests holds each test's mark to
+# what it does): a JIT build of the tests and the plugin, no AOT publish, no apt. The native binary's
+# path points nowhere, so that a test that would run it fails here instead of running a stale dist/.
+run_quick_tests() {
+    require_dotnet
+    local results=$ROOT/artifacts/test-results/quick status=0
+    rm -rf "$results"
+    mkdir -p "$results"
+    log "dotnet build (tests)"
+    dotnet build tests/EphemeralPorts.Tests/EphemeralPorts.Tests.csproj -c Release --nologo -v quiet -clp:ErrorsOnly
+    log "dotnet test (quick tier)"
+    CHECK_EPHEMERAL_PORTS_BIN=/nonexistent/the-quick-tier-runs-no-native-binary \
+        dotnet test tests/EphemeralPorts.Tests/EphemeralPorts.Tests.csproj -c Release --no-build --nologo \
+        --filter "Tier!=full" --logger "trx;LogFileName=unit.trx" --results-directory "$results" 2>&1 |
+        tee "$results/dotnet-test.log" || status=$?
+    summarize "$results"
+    return $status
+}
+
 # One plain closing line from the TRX file and the TAP-like logs, because CI reads no runner
 # summary of dotnet's.
 summarize() {
@@ -236,7 +259,13 @@ release() {
 
 case "${1:-build}" in
     build) publish ;;
-    test) run_tests ;;
+    test)
+        case "${2:-}" in
+            '') run_tests ;;
+            quick) run_quick_tests ;;
+            *) echo "usage: $0 test [quick]" >&2; exit 2 ;;
+        esac
+        ;;
     package) package ;;
     release) release ;;
     bench)
@@ -260,5 +289,5 @@ case "${1:-build}" in
         require_dotnet
         bash tests/fuzz/run.sh "${@:2}"
         ;;
-    *) echo "usage: $0 [build|test|package|release|bench [N...]|fuzz [SECONDS]]" >&2; exit 2 ;;
+    *) echo "usage: $0 [build|test [quick]|package|release|bench [N...]|fuzz [SECONDS]]" >&2; exit 2 ;;
 esac

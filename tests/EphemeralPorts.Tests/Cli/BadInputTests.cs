@@ -63,6 +63,7 @@ public class BadInputTests
         run.Stdout.ShouldBe($"EPHEMERAL PORTS UNKNOWN - {message}\n");
     }
 
+    [Trait(Tier.Key, Tier.Full)]
     [Theory]
     [MemberData(nameof(BadArguments))]
     public void Native_binary(string[] args, string message)
@@ -72,6 +73,7 @@ public class BadInputTests
         run.Stdout.ShouldBe($"EPHEMERAL PORTS UNKNOWN - {message}\n");
     }
 
+    [Trait(Tier.Key, Tier.Full)]
     [Fact]
     public void Option_order_does_not_matter_and_equals_forms_work()
     {
@@ -83,6 +85,7 @@ public class BadInputTests
         Support.Plugin.InProcess(b).Stdout.ShouldBe(first.Stdout);
     }
 
+    [Trait(Tier.Key, Tier.Full)]
     [Fact]
     public void Help_and_version_go_to_stdout_and_exit_3()
     {
@@ -105,6 +108,7 @@ public class BadInputTests
         version.Stdout.ShouldMatch(@"^check_ephemeral_ports \d+\.\d+\.\d+\n$");
     }
 
+    [Trait(Tier.Key, Tier.Full)]
     [Fact]
     public void A_sysctl_file_larger_than_any_sysctl_is_refused()
     {
@@ -115,6 +119,7 @@ public class BadInputTests
         run.Stdout.ShouldBe($"EPHEMERAL PORTS UNKNOWN - {tree.PathOf("sys/net/ipv4/ip_local_reserved_ports")}: larger than 65536 bytes, not a sysctl file\n");
     }
 
+    [Trait(Tier.Key, Tier.Full)]
     [Fact]
     public void A_binary_file_is_refused()
     {
@@ -123,6 +128,7 @@ public class BadInputTests
         Support.Plugin.Native(["--proc-root", tree.Root]).Stdout.ShouldBe($"EPHEMERAL PORTS UNKNOWN - {tree.PathOf("sys/net/ipv4/ip_local_port_range")}: binary content (NUL byte)\n");
     }
 
+    [Trait(Tier.Key, Tier.Full)]
     [Fact]
     public void A_directory_where_a_table_should_be_is_named()
     {
@@ -142,6 +148,7 @@ public class BadInputTests
         run.Stdout.ShouldBe($"EPHEMERAL PORTS UNKNOWN - {tree.PathOf("net/tcp")}: permission denied\n");
     }
 
+    [Trait(Tier.Key, Tier.Full)]
     [Theory]
     [InlineData("1")]
     [InlineData("1:critical")]

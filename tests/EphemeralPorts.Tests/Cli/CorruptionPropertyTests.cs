@@ -10,6 +10,7 @@ namespace EphemeralPorts.Tests.Cli;
 /// nothing on stderr. CsCheck generates the cases from a fixed seed (the same cases every run;
 /// a failure prints the seed of the case that failed, to replay it).
 /// </summary>
+[Trait(Tier.Key, Tier.Full)]
 public class CorruptionPropertyTests
 {
     private const int Cases = 150;

@@ -11,6 +11,7 @@ public class DeliveryTimeoutTests
 {
     private static readonly string Sound = Path.Combine(Repo.Fixtures, "tuple-at-80-percent-warns", "proc");
 
+    [Trait(Tier.Key, Tier.Full)]
     [Theory]
     [InlineData("1", 3)]
     [InlineData("1:critical", 2)]

@@ -47,6 +47,7 @@ public class FixtureTests
         Expect(scenario, new PluginRun(run.ExitCode, stdout, run.Stderr));
     }
 
+    [Trait(Tier.Key, Tier.Full)]
     [Theory]
     [MemberData(nameof(Scenarios))]
     public void Native_binary(string scenario) =>

@@ -8,6 +8,7 @@ namespace EphemeralPorts.Tests.Cli;
 /// at -v, with the same figures; --source netlink is UNKNOWN instead. The refusal is made for real
 /// with strace's syscall fault injection (build.sh test installs strace).
 /// </summary>
+[Trait(Tier.Key, Tier.Full)]
 public class NetlinkFallbackTests
 {
     private static PluginRun Refused(string syscall, params string[] args)

@@ -24,6 +24,7 @@ public sealed class OutputFileTests : IDisposable
         File.SetUnixFileMode(_victim, UnixFileMode.UserRead | UnixFileMode.UserWrite);
     }
 
+    [Trait(Tier.Key, Tier.Full)]
     [Fact]
     public void Links_planted_at_every_name_the_old_temporary_file_could_take_redirect_nothing()
     {
@@ -47,6 +48,7 @@ public sealed class OutputFileTests : IDisposable
         Directory.GetFiles(_dir, ".ports.prom.*").Length.ShouldBe(3001, "the planted links are left alone, and no temporary file is left behind");
     }
 
+    [Trait(Tier.Key, Tier.Full)]
     [Fact]
     public void A_link_at_the_target_itself_is_replaced_not_followed()
     {
@@ -88,6 +90,7 @@ public sealed class OutputFileTests : IDisposable
         Directory.GetFiles(_dir, ".*.tmp").ShouldBeEmpty();
     }
 
+    [Trait(Tier.Key, Tier.Full)]
     [Fact]
     public void A_name_that_is_not_utf8_is_written_byte_for_byte()
     {
@@ -115,6 +118,7 @@ public sealed class OutputFileTests : IDisposable
         names.ShouldAllBe(n => Regex.IsMatch(n, "^\\.ports\\.prom\\.[0-9a-f]{32}\\.tmp$"));
     }
 
+    [Trait(Tier.Key, Tier.Full)]
     [Fact]
     public void The_temporary_file_is_created_with_O_EXCL_under_a_name_no_other_run_used()
     {

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Globalization;
 using EphemeralPorts.Plugin;
+using EphemeralPorts.Tests.Support;
 
 namespace EphemeralPorts.Tests.Plugin;
 
@@ -87,6 +88,7 @@ public class NagiosRangeTests
     /// The same ranges and values through python3-nagiosplugin's Range (an independent
     /// implementation, installed by build.sh test): every alert decision must agree.
     /// </summary>
+    [Trait(Tier.Key, Tier.Full)]
     [Fact]
     public void Agrees_with_python_nagiosplugin()
     {

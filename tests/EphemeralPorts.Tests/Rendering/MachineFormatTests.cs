@@ -9,6 +9,7 @@ namespace EphemeralPorts.Tests.Rendering;
 /// Native AOT) hold together: the JSON's figures match the perfdata of the Nagios output of the
 /// same tree, and the Prometheus text passes a strict reading of the exposition format.
 /// </summary>
+[Trait(Tier.Key, Tier.Full)]
 public partial class MachineFormatTests
 {
     private static readonly string Tree = Path.Combine(Repo.Fixtures, "format-json", "proc");

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using Xunit.Sdk;
 
 [assembly: System.Runtime.Versioning.SupportedOSPlatform("linux")]
 
@@ -6,9 +7,11 @@ namespace EphemeralPorts.Tests.Support;
 
 /// <summary>
 /// A test that needs root (to switch users, or to make network namespaces). Where it cannot run it
-/// is reported as skipped with the reason, never passed silently. CI runs as root.
+/// is reported as skipped with the reason, never passed silently. CI runs as root. It is in the
+/// full tier only (<see cref="Tier"/>).
 /// </summary>
-public sealed class RootFactAttribute : FactAttribute
+[TraitDiscoverer(FullTierDiscoverer.TypeName, FullTierDiscoverer.AssemblyName)]
+public sealed class RootFactAttribute : FactAttribute, ITraitAttribute
 {
     public RootFactAttribute()
     {
@@ -19,8 +22,12 @@ public sealed class RootFactAttribute : FactAttribute
     }
 }
 
-/// <summary>A kernel-oracle test: root and network namespaces (<c>unshare -n</c>) are both needed.</summary>
-public sealed class NamespaceFactAttribute : FactAttribute
+/// <summary>
+/// A kernel-oracle test: root and network namespaces (<c>unshare -n</c>) are both needed. It is in
+/// the full tier only (<see cref="Tier"/>).
+/// </summary>
+[TraitDiscoverer(FullTierDiscoverer.TypeName, FullTierDiscoverer.AssemblyName)]
+public sealed class NamespaceFactAttribute : FactAttribute, ITraitAttribute
 {
     public NamespaceFactAttribute()
     {

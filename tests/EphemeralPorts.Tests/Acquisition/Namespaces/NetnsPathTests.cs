@@ -4,6 +4,7 @@ using EphemeralPorts.Tests.Support;
 namespace EphemeralPorts.Tests.Acquisition.Namespaces;
 
 /// <summary><c>--netns PATH</c> must be an nsfs inode before anything opens it: a FIFO there answers at once.</summary>
+[Trait(Tier.Key, Tier.Full)]
 public sealed class NetnsPathTests : IDisposable
 {
     private readonly string _dir = Directory.CreateTempSubdirectory("cep-netns-").FullName;

@@ -28,6 +28,7 @@ public sealed class HostileTreeTests : IDisposable
 
     public static TheoryData<bool> Walks => new() { false, true };
 
+    [Trait(Tier.Key, Tier.Full)]
     [Theory]
     [MemberData(nameof(Walks))]
     public void An_absolute_link_out_of_the_tree_is_refused(bool walk)
@@ -37,6 +38,7 @@ public sealed class HostileTreeTests : IDisposable
         Refusal(walk).ShouldBe($"{Range}: a symbolic link leads out of the tree");
     }
 
+    [Trait(Tier.Key, Tier.Full)]
     [Theory]
     [MemberData(nameof(Walks))]
     public void A_relative_link_climbing_out_of_the_tree_is_refused(bool walk)
@@ -46,6 +48,7 @@ public sealed class HostileTreeTests : IDisposable
         Refusal(walk).ShouldBe($"{Range}: a symbolic link leads out of the tree");
     }
 
+    [Trait(Tier.Key, Tier.Full)]
     [Theory]
     [MemberData(nameof(Walks))]
     public void A_directory_link_out_of_the_tree_is_refused(bool walk)
@@ -100,6 +103,7 @@ public sealed class HostileTreeTests : IDisposable
             "/proc/self/root/etc/hostname: a symbolic link leads out of the tree");
     }
 
+    [Trait(Tier.Key, Tier.Full)]
     [Fact]
     public void A_comm_linked_to_a_secret_names_no_secret()
     {
@@ -108,6 +112,7 @@ public sealed class HostileTreeTests : IDisposable
         run.Stdout.ShouldContain("held by pid 4242 (?) 1");
     }
 
+    [Trait(Tier.Key, Tier.Full)]
     [Fact]
     public void A_comm_longer_than_the_kernels_is_not_read_past_its_bound()
     {
@@ -117,6 +122,7 @@ public sealed class HostileTreeTests : IDisposable
         run.Stdout.ShouldContain("held by pid 4242 (?) 1");
     }
 
+    [Trait(Tier.Key, Tier.Full)]
     [Fact]
     public void A_comm_linked_to_dev_zero_costs_neither_memory_nor_time()
     {
@@ -137,6 +143,7 @@ public sealed class HostileTreeTests : IDisposable
         run.Stdout.ShouldBe($"EPHEMERAL PORTS UNKNOWN - {_tree.PathOf("net/udp")}: not a regular file (a character device)\n");
     }
 
+    [Trait(Tier.Key, Tier.Full)]
     [Fact]
     public void A_quoted_excerpt_is_short_and_escaped()
     {
