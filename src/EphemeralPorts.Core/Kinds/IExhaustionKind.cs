@@ -35,6 +35,16 @@ public interface IExhaustionKind
 
     /// <summary>Its verdict on one namespace's readings; null where the readings have nothing of it (a protocol not checked).</summary>
     KindVerdict? Evaluate(Readings readings, Thresholds thresholds);
+
+    /// <summary>
+    /// Its detail lines in the Nagios text, after the sockets' (those of TCP tuples, bind(addr, 0)
+    /// and UDP are the renderer's own, published before kinds were values): each with how
+    /// readily it goes when the output must fit 1 KB (0 never, 5 first).
+    /// </summary>
+    IEnumerable<(string Text, int Expendable)> Details(Readings readings, int verbosity) => [];
+
+    /// <summary>Its section of the JSON document, under its <see cref="Id"/>; null for none.</summary>
+    System.Text.Json.Nodes.JsonNode? Json(Readings readings, int top) => null;
 }
 
 /// <summary>

@@ -77,6 +77,7 @@ public static class JsonReport
             Perfdata = Headline.PerfData(report).ToDictionary(p => p.Label, p => Round(p.Value)),
             Advice = evaluation.Advice,
             Runbook = evaluation.RunbookSection,
+            Kinds = KindSections(report),
 
             // The "system-ports" fields. usedPercent is our headline (the worse of the busiest TCP
             // tuple and UDP), usedPorts the ports behind it; totalPorts is the size of the range.
@@ -111,6 +112,20 @@ public static class JsonReport
     });
 
     private static string Version => ProductInfo.Version;
+
+    private static System.Text.Json.Nodes.JsonObject? KindSections(CheckReport report)
+    {
+        var sections = new System.Text.Json.Nodes.JsonObject();
+        foreach (var kind in EphemeralPorts.Kinds.ExhaustionKinds.All)
+        {
+            if (kind.Json(report.Shown.Readings, report.Top) is { } section)
+            {
+                sections[kind.Id] = section;
+            }
+        }
+
+        return sections.Count > 0 ? sections : null;
+    }
 
     private static double Round(double value) => Math.Round(value, 2);
 
@@ -157,6 +172,10 @@ public sealed class JsonDocumentModel
 
     /// <summary>The runbook's section for what alerts (docs/runbook.md, as installed); absent when nothing does.</summary>
     public string? Runbook { get; init; }
+
+    /// <summary>The sections of the kinds that write their own (<see cref="Kinds.IExhaustionKind.Json"/>), each under its id, after the fields above.</summary>
+    [JsonExtensionData]
+    public System.Text.Json.Nodes.JsonObject? Kinds { get; set; }
 
     public int? PortMin { get; init; }
 

@@ -135,6 +135,11 @@ public static class NagiosReport
             lines.Add(new($"UDP: {Count(udp.Sockets, "socket")} on {udp.Used} of {udp.Capacity} ports", 4));
         }
 
+        foreach (var kind in Kinds.ExhaustionKinds.All)
+        {
+            lines.AddRange(kind.Details(report.Shown.Readings, verbosity).Select(d => new Detail(d.Text, d.Expendable)));
+        }
+
         if (verbosity >= 1 && settings.RangeSizeIsOdd && tcp is not null)
         {
             lines.Add(new($"odd-sized range: {settings.Range.Size} ports; __inet_hash_connect() scans {settings.Range.Size - 1} of them, one parity then the other, and never offers one end port ({settings.Range.Low} or {settings.Range.High}, by a per-boot hash) to some destinations: each is guaranteed {tcp.Capacity} ports, and that is what the figures count against", 0));
