@@ -28,7 +28,10 @@ public static class PluginMain
     {
         // The run's clock starts here: -t counts the parsing and the writing too.
         var clock = Stopwatch.StartNew();
-        var defaults = SettingsBinder.Bind(OptionTable.Defaults());
+
+        // Help, version and refused command lines are delivered with the default timeout: bound
+        // only then, so a run binds its settings once.
+        static Settings Defaults() => SettingsBinder.Bind(OptionTable.Defaults());
         Settings settings;
         ActingUser? invoker;
         try
@@ -38,7 +41,7 @@ public static class PluginMain
             var invocation = ArgumentParser.Parse(args, invoker);
             if (invocation.Text is not null)
             {
-                return Deliver(defaults, new RenderedOutput(invocation.Text, (int)ServiceState.Unknown), stdout, clock, toFile: false);
+                return Deliver(Defaults(), new RenderedOutput(invocation.Text, (int)ServiceState.Unknown), stdout, clock, toFile: false);
             }
 
             settings = invocation.Settings!;
@@ -46,12 +49,12 @@ public static class PluginMain
         catch (CheckException e)
         {
             // The arguments themselves are wrong, the format among them: plain plugin text.
-            return Deliver(defaults, Unknown(Reasons.Say(e)), stdout, clock, toFile: false);
+            return Deliver(Defaults(), Unknown(Reasons.Say(e)), stdout, clock, toFile: false);
         }
         catch (Exception e)
         {
             // CommandLineParser's own failures: still one UNKNOWN line, never a stack trace.
-            return Deliver(defaults, Unknown($"internal error: {e.GetType().Name}: {e.Message}"), stdout, clock, toFile: false);
+            return Deliver(Defaults(), Unknown($"internal error: {e.GetType().Name}: {e.Message}"), stdout, clock, toFile: false);
         }
 
         CheckOutcome outcome;
