@@ -221,8 +221,13 @@ public sealed record ConntrackStatistics
                     continue;
                 }
 
-                // Checked: a sum past 2^64 is not a counter any kernel printed.
-                sums[c] = checked(sums[c] + value);
+                // A sum past 2^64 is not a counter any kernel printed (each row is a u32).
+                if (sums[c] > ulong.MaxValue - value)
+                {
+                    throw new CheckException(string.Create(CultureInfo.InvariantCulture, $"{where}: line {i + 1}, column {header[c]}: the sum over the CPUs passes 2^64"));
+                }
+
+                sums[c] += value;
             }
 
             rows++;
