@@ -162,7 +162,12 @@ public sealed record ConntrackQuery
     }
 }
 
-/// <summary>What a dump delivered: the entries that reached the sink, the bytes received, and whether the kernel filtered.</summary>
+/// <summary>
+/// What a dump delivered: the entries that reached the sink (after the query's conditions) and the
+/// bytes received. <see cref="KernelFiltered"/>: the request carried the query's filter attributes
+/// and the kernel took it (a kernel older than the attributes may have ignored them; the entries
+/// are the same either way, only <see cref="BytesReceived"/> tells).
+/// </summary>
 public sealed record ConntrackDumpResult(int Entries, long BytesReceived, bool KernelFiltered);
 
 /// <summary>
