@@ -342,3 +342,125 @@ public partial class CtNetlinkParserTests
             }, seed: "0N0XIzNsQ0O2", iter: 3000, threads: 1);
     }
 }
+
+/// <summary>
+/// What the capture does not hold, built the way ctnetlink_fill_info() writes it: a zone of the
+/// reply direction only, ICMPv6, entries typed IPCTNL_MSG_CT_GET, NLMSG_NOOP between entries.
+/// </summary>
+public class CtNetlinkShapeTests
+{
+    private static byte[] Attr(int type, params byte[][] payload)
+    {
+        var body = payload.SelectMany(p => p).ToArray();
+        var a = new byte[(4 + body.Length + 3) & ~3];
+        BinaryPrimitives.WriteUInt16LittleEndian(a, (ushort)(4 + body.Length));
+        BinaryPrimitives.WriteUInt16LittleEndian(a.AsSpan(2), (ushort)type);
+        body.CopyTo(a, 4);
+        return a;
+    }
+
+    private static byte[] Be16(int v) => [(byte)(v >> 8), (byte)v];
+
+    private static byte[] Tuple(string src, string dst, byte protocol, byte[][] proto, int? zone = null)
+    {
+        var s = System.Net.IPAddress.Parse(src).GetAddressBytes();
+        var d = System.Net.IPAddress.Parse(dst).GetAddressBytes();
+        var v6 = s.Length == 16;
+        var parts = new List<byte[]>
+        {
+            Attr(CtNetlink.CtaTupleIp | CtNetlink.NlaFNested, Attr(v6 ? CtNetlink.CtaIpV6Src : CtNetlink.CtaIpV4Src, s), Attr(v6 ? CtNetlink.CtaIpV6Dst : CtNetlink.CtaIpV4Dst, d)),
+            Attr(CtNetlink.CtaTupleProto | CtNetlink.NlaFNested, [Attr(CtNetlink.CtaProtoNum, [protocol]), .. proto]),
+        };
+        if (zone is { } z)
+        {
+            parts.Add(Attr(CtNetlink.CtaTupleZone, Be16(z)));
+        }
+
+        return [.. parts.SelectMany(p => p)];
+    }
+
+    private static byte[] Message(ushort type, byte family, params byte[][] attributes)
+    {
+        var body = new byte[] { family, 0, 0, 0 }.Concat(attributes.SelectMany(a => a)).ToArray();
+        var m = new byte[16 + body.Length];
+        BinaryPrimitives.WriteUInt32LittleEndian(m, (uint)m.Length);
+        BinaryPrimitives.WriteUInt16LittleEndian(m.AsSpan(4), type);
+        body.CopyTo(m, 16);
+        return m;
+    }
+
+    private static readonly byte[] Done = [20, 0, 0, 0, 3, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+
+    private static byte[] Status(ConntrackStatus s) => Attr(CtNetlink.CtaStatus, [(byte)((uint)s >> 24), (byte)((uint)s >> 16), (byte)((uint)s >> 8), (byte)s]);
+
+    [Fact]
+    public void A_zone_of_the_reply_direction_only_comes_from_the_reply_tuple()
+    {
+        var ports = new[] { Attr(CtNetlink.CtaProtoSrcPort, Be16(5000)), Attr(CtNetlink.CtaProtoDstPort, Be16(53)) };
+        var reply = new[] { Attr(CtNetlink.CtaProtoSrcPort, Be16(53)), Attr(CtNetlink.CtaProtoDstPort, Be16(61000)) };
+        var entry = Message(CtNetlink.MsgCtGet, CtNetlink.AfInet,
+            Attr(CtNetlink.CtaTupleOrig | CtNetlink.NlaFNested, Tuple("10.0.0.2", "192.0.2.9", 17, ports, zone: 3)),
+            Attr(CtNetlink.CtaTupleReply | CtNetlink.NlaFNested, Tuple("192.0.2.9", "192.0.2.1", 17, reply, zone: 4)),
+            Status(ConntrackStatus.SourceNat | ConntrackStatus.Confirmed));
+        var noop = new byte[16];
+        BinaryPrimitives.WriteUInt32LittleEndian(noop, 16);
+        BinaryPrimitives.WriteUInt16LittleEndian(noop.AsSpan(4), CtNetlink.NlmsgNoop);
+        var sink = new ListSink();
+        CtNetlinkParser.ParseDump([.. entry, .. noop, .. Done], sink).ShouldBe(1);
+        var e = sink.Entries.Single();
+        e.Key.ShouldBe(new NatKey(CtAddress.Parse("192.0.2.1"), CtAddress.Parse("192.0.2.9"), 53, 17, 4));
+        e.NatPort.ShouldBe((ushort)61000);
+        e.ClientPort.ShouldBe((ushort)5000);
+        e.TcpState.ShouldBeNull();
+        e.IsSourceNat.ShouldBeTrue();
+        e.IsAssured.ShouldBeFalse();
+
+        // CTA_ZONE holds for both directions and wins over a tuple's own.
+        var both = Message(CtNetlink.MsgCtNew, CtNetlink.AfInet,
+            Attr(CtNetlink.CtaTupleOrig | CtNetlink.NlaFNested, Tuple("10.0.0.2", "192.0.2.9", 17, ports)),
+            Attr(CtNetlink.CtaTupleReply | CtNetlink.NlaFNested, Tuple("192.0.2.9", "192.0.2.1", 17, reply, zone: 4)),
+            Attr(CtNetlink.CtaZone, Be16(9)),
+            Status(ConntrackStatus.None));
+        var zoned = new ListSink();
+        CtNetlinkParser.ParseDump([.. both, .. Done], zoned);
+        zoned.Entries.Single().Zone.ShouldBe((ushort)9);
+    }
+
+    [Fact]
+    public void An_icmpv6_entry_uses_its_echo_id_as_the_port()
+    {
+        var id = new[] { Attr(CtNetlink.CtaProtoIcmpv6Id, Be16(777)), Attr(8, [128]), Attr(9, [0]) };
+        var entry = Message(CtNetlink.MsgCtNew, CtNetlink.AfInet6,
+            Attr(CtNetlink.CtaTupleOrig | CtNetlink.NlaFNested, Tuple("2001:db8:1::2", "2001:db8:2::2", 58, id)),
+            Attr(CtNetlink.CtaTupleReply | CtNetlink.NlaFNested, Tuple("2001:db8:2::2", "2001:db8:2::1", 58, id)),
+            Status(ConntrackStatus.SourceNat));
+        var sink = new ListSink();
+        CtNetlinkParser.ParseDump([.. entry, .. Done], sink);
+        var e = sink.Entries.Single();
+        (e.IsIPv6, e.Protocol, e.NatPort, e.ClientPort, e.DestinationPort).ShouldBe((true, (byte)58, (ushort)777, (ushort)777, (ushort)0));
+        e.NatAddress.ToString().ShouldBe("2001:db8:2::1");
+    }
+
+    [Fact]
+    public void A_tcp_tuple_without_ports_is_refused()
+    {
+        var entry = Message(CtNetlink.MsgCtNew, CtNetlink.AfInet,
+            Attr(CtNetlink.CtaTupleOrig | CtNetlink.NlaFNested, Tuple("10.0.0.2", "192.0.2.9", 6, [Attr(CtNetlink.CtaProtoSrcPort, Be16(1))])),
+            Attr(CtNetlink.CtaTupleReply | CtNetlink.NlaFNested, Tuple("192.0.2.9", "192.0.2.1", 6, [])),
+            Status(ConntrackStatus.None));
+        Should.Throw<CheckException>(() => CtNetlinkParser.ParseDump([.. entry, .. Done], new ListSink()))
+            .Message.ShouldBe("ctnetlink dump malformed: CTA_TUPLE_ORIG of protocol 6 without its ports at byte 24 (message at byte 0)");
+    }
+
+    [Fact]
+    public void Tuples_that_differ_in_protocol_are_refused()
+    {
+        var ports = new[] { Attr(CtNetlink.CtaProtoSrcPort, Be16(1)), Attr(CtNetlink.CtaProtoDstPort, Be16(2)) };
+        var entry = Message(CtNetlink.MsgCtNew, CtNetlink.AfInet,
+            Attr(CtNetlink.CtaTupleOrig | CtNetlink.NlaFNested, Tuple("10.0.0.2", "192.0.2.9", 6, ports)),
+            Attr(CtNetlink.CtaTupleReply | CtNetlink.NlaFNested, Tuple("192.0.2.9", "192.0.2.1", 17, ports)),
+            Status(ConntrackStatus.None));
+        Should.Throw<CheckException>(() => CtNetlinkParser.ParseDump([.. entry, .. Done], new ListSink()))
+            .Message.ShouldBe("ctnetlink dump malformed: conntrack entry whose tuples differ in protocol (6, 17) at byte 16 (message at byte 0)");
+    }
+}
