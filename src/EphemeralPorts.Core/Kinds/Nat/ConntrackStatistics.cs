@@ -11,7 +11,11 @@ namespace EphemeralPorts.Kinds.Nat;
 /// "chaintoolong" by that name). What a failure of source NAT or a full table moves:
 /// <see cref="InsertFailed"/> and <see cref="Drop"/> for each SYN or datagram nf_nat finds no
 /// port for (also for clash races that are not exhaustion), <see cref="Drop"/> and
-/// <see cref="EarlyDrop"/> for a full table.
+/// <see cref="EarlyDrop"/> for a full table. Two sources, the same numbers (held equal by a test):
+/// /proc/net/stat/nf_conntrack (<see cref="ParseProcStat"/>; readable without privileges, absent
+/// when CONFIG_NF_CONNTRACK_PROCFS is off; for a thread inside another namespace read
+/// /proc/thread-self/net/stat/nf_conntrack, as /proc/net is the process's) and ctnetlink
+/// (<see cref="ConntrackDump.ReadStatistics"/>; always built, needs CAP_NET_ADMIN). Prefer the file.
 /// </summary>
 public sealed record ConntrackStatistics
 {

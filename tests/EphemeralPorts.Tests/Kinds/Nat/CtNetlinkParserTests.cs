@@ -18,7 +18,7 @@ internal sealed class ListSink : IConntrackSink
 
 /// <summary>
 /// <see cref="CtNetlinkParser"/> on a real ctnetlink dump of a router's namespace, captured by
-/// tests/fixtures/conntrack/capture.py (see PROVENANCE there), held against what
+/// tests/fixtures/conntrack/capture.py (see the README there), held against what
 /// <c>conntrack -L -o extended</c> printed at the same moment; and on that dump corrupted in each way
 /// the parser must refuse, by hand and at random.
 /// </summary>
