@@ -163,6 +163,21 @@ public sealed record ConntrackQuery
 }
 
 /// <summary>
+/// The link under <see cref="ConntrackDump"/>: requests out, the kernel's replies in, one datagram
+/// per <see cref="Receive"/>. The kernel's is a NETLINK_NETFILTER socket
+/// (<see cref="ConntrackDump.OpenSocket"/>); a test gives recorded replies to drive the reader's own
+/// logic (fallbacks, refusals, offsets) without a kernel that behaves that way.
+/// </summary>
+public interface ICtNetlinkTransport : IDisposable
+{
+    /// <summary>Sends one request; 0 or the errno.</summary>
+    int Send(ReadOnlySpan<byte> request);
+
+    /// <summary>Receives one datagram into <paramref name="buffer"/>; its length, 0 at end of stream, or -errno.</summary>
+    int Receive(Span<byte> buffer);
+}
+
+/// <summary>
 /// What a dump delivered: the entries that reached the sink (after the query's conditions) and the
 /// bytes received. <see cref="KernelFiltered"/>: the request carried the query's filter attributes
 /// and the kernel took it (a kernel older than the attributes may have ignored them; the entries
@@ -191,11 +206,18 @@ public static class ConntrackDump
     /// </summary>
     public static ConntrackDumpResult Read(IConntrackSink sink, ConntrackQuery? query = null, byte[]? buffer = null)
     {
+        using var socket = OpenSocket();
+        return Read(socket, sink, query, buffer);
+    }
+
+    /// <summary>As <see cref="Read(IConntrackSink, ConntrackQuery?, byte[]?)"/>, over a given link (which the caller disposes).</summary>
+    public static ConntrackDumpResult Read(ICtNetlinkTransport socket, IConntrackSink sink, ConntrackQuery? query = null, byte[]? buffer = null)
+    {
+        ArgumentNullException.ThrowIfNull(socket);
         ArgumentNullException.ThrowIfNull(sink);
         query ??= ConntrackQuery.All;
         buffer ??= GC.AllocateUninitializedArray<byte>(BufferBytes);
         var filtered = new FilteringSink(sink, query);
-        using var socket = Open();
         if (query.HasKernelFilter)
         {
             // A kernel that knows the filter attributes but not these flags (or a build without
@@ -223,8 +245,15 @@ public static class ConntrackDump
     /// </summary>
     public static ConntrackStatistics ReadStatistics(byte[]? buffer = null)
     {
+        using var socket = OpenSocket();
+        return ReadStatistics(socket, buffer);
+    }
+
+    /// <summary>As <see cref="ReadStatistics(byte[]?)"/>, over a given link (which the caller disposes).</summary>
+    public static ConntrackStatistics ReadStatistics(ICtNetlinkTransport socket, byte[]? buffer = null)
+    {
+        ArgumentNullException.ThrowIfNull(socket);
         buffer ??= GC.AllocateUninitializedArray<byte>(BufferBytes);
-        using var socket = Open();
         var request = new byte[CtNetlink.NlmsgHeaderLength + CtNetlink.NfgenmsgLength];
         BinaryPrimitives.WriteUInt32LittleEndian(request, (uint)request.Length);
         BinaryPrimitives.WriteUInt16LittleEndian(request.AsSpan(4), CtNetlink.MsgCtGetStatsCpu);
@@ -253,7 +282,7 @@ public static class ConntrackDump
     private const int Eopnotsupp = 95;
 
     /// <summary>Sends one request and reads its dump; null with the errno when the kernel refused it before any entry.</summary>
-    private static ConntrackDumpResult? Run(NetlinkSocket socket, byte[] request, byte[] buffer, FilteringSink sink, out int refusedWith)
+    private static ConntrackDumpResult? Run(ICtNetlinkTransport socket, byte[] request, byte[] buffer, FilteringSink sink, out int refusedWith)
     {
         refusedWith = 0;
         Send(socket, request);
@@ -279,12 +308,17 @@ public static class ConntrackDump
         }
     }
 
-    private static NetlinkSocket Open()
+    /// <summary>
+    /// A NETLINK_NETFILTER socket in the calling thread's network namespace; a
+    /// <see cref="ConntrackRefusedException"/> (<see cref="ConntrackRefusal.NotAvailable"/>) where the
+    /// kernel has no nfnetlink.
+    /// </summary>
+    public static ICtNetlinkTransport OpenSocket()
     {
         var socket = NetlinkSocket.Open(CtNetlink.NetlinkNetfilter, out var errno);
         if (socket is not null)
         {
-            return socket;
+            return new SocketTransport(socket);
         }
 
         if (errno is Errno.EprotoNoSupport or Errno.EafNoSupport)
@@ -295,7 +329,7 @@ public static class ConntrackDump
         throw new CheckException($"socket(AF_NETLINK, NETLINK_NETFILTER) failed: {Errno.Describe(errno)}");
     }
 
-    private static void Send(NetlinkSocket socket, byte[] request)
+    private static void Send(ICtNetlinkTransport socket, byte[] request)
     {
         var error = socket.Send(request);
         if (error != 0)
@@ -304,7 +338,7 @@ public static class ConntrackDump
         }
     }
 
-    private static int Receive(NetlinkSocket socket, byte[] buffer)
+    private static int Receive(ICtNetlinkTransport socket, byte[] buffer)
     {
         var n = socket.Receive(buffer);
         return n switch
@@ -323,6 +357,15 @@ public static class ConntrackDump
         Errno.Enoent or Errno.Einval or Eopnotsupp or Errno.EprotoNoSupport => new ConntrackRefusedException(ConntrackRefusal.NotAvailable, errno, $"{what}: ctnetlink is not available: the kernel answered {Errno.Describe(errno)}"),
         _ => new CheckException($"{what}: the kernel refused the request: {Errno.Describe(errno)}"),
     };
+
+    private sealed class SocketTransport(NetlinkSocket socket) : ICtNetlinkTransport
+    {
+        public int Send(ReadOnlySpan<byte> request) => socket.Send(request);
+
+        public int Receive(Span<byte> buffer) => socket.Receive(buffer);
+
+        public void Dispose() => socket.Dispose();
+    }
 
     /// <summary>Applies the query's conditions in user space (the kernel may not have), counting what passes.</summary>
     private sealed class FilteringSink(IConntrackSink inner, ConntrackQuery query) : IConntrackSink
