@@ -3,7 +3,8 @@
 tables and sysctls, and, for what the fixtures do not hold, inputs in the kernel's own formats:
 sockstat as net/ipv4/proc.c prints it, cgroup lines of Docker, containerd, podman and cgroup v1,
 and sock_diag replies (nlmsghdr + inet_diag_msg, include/uapi/linux/inet_diag.h) ending in
-NLMSG_DONE or NLMSG_ERROR."""
+NLMSG_DONE or NLMSG_ERROR; and the captured ctnetlink dumps of tests/fixtures/conntrack
+(capture.py), whole and cut into their messages."""
 import hashlib
 import pathlib
 import struct
@@ -65,3 +66,17 @@ put("netlink", nlmsg(SOCK_DIAG_BY_FAMILY, diag(10, 1, 50000, 8080, lo6, lo6, ino
     + nlmsg(NLMSG_DONE, struct.pack("<i", 0)))
 put("netlink", nlmsg(NLMSG_ERROR, struct.pack("<i", -1) + nlmsg(SOCK_DIAG_BY_FAMILY, b"")[:16]))
 put("netlink", nlmsg(18, diag(2, 7, 53, 0, lo4, bytes(4))) + nlmsg(NLMSG_DONE, b""))
+
+# ctnetlink: the captured dump and statistics, and each message of the dump alone followed by
+# NLMSG_DONE (small seeds mutate faster than the whole 3 KiB dump).
+conntrack = fixtures / "conntrack"
+for name in ("ct-dump.bin", "ct-stats-cpu.bin"):
+    put("ctnetlink", (conntrack / name).read_bytes())
+dump = (conntrack / "ct-dump.bin").read_bytes()
+done = dump[-20:]
+offset = 0
+while offset < len(dump) - 20:
+    length = struct.unpack_from("<I", dump, offset)[0]
+    put("ctnetlink", dump[offset:offset + length] + done)
+    offset += (length + 3) & ~3
+put("ctnetlink", nlmsg(NLMSG_ERROR, struct.pack("<i", -1) + nlmsg(0x0101, b"")[:16]))

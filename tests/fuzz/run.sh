@@ -10,7 +10,7 @@ cd "$(dirname "$0")/../.."
 ROOT=$PWD
 SECONDS_EACH=${1:-60}
 WORK=$ROOT/artifacts/fuzz
-TARGETS=(socket-table sysctl sockstat netlink cgroup)
+TARGETS=(socket-table sysctl sockstat netlink cgroup ctnetlink)
 # ./build.sh fuzz SECONDS TARGET... runs only those.
 [ $# -gt 1 ] && TARGETS=("${@:2}")
 case "$SECONDS_EACH" in ''|*[!0-9]*) echo "fuzz: SECONDS must be a number" >&2; exit 2 ;; esac

@@ -2,6 +2,7 @@ using System.Text;
 using EphemeralPorts.Acquisition.Namespaces;
 using EphemeralPorts.Acquisition.ProcFs;
 using EphemeralPorts.Acquisition.SockDiag;
+using EphemeralPorts.Kinds.Nat;
 using EphemeralPorts.Model;
 using EphemeralPorts.Plugin;
 
@@ -9,7 +10,7 @@ namespace EphemeralPorts.Fuzz;
 
 /// <summary>
 /// One target per parser of outside input. A parser may refuse its input the way it documents
-/// (CheckException for /proc text, InvalidDataException for a netlink buffer, a false TryParse
+/// (CheckException for /proc text and ctnetlink dumps, InvalidDataException for a sock_diag buffer, a false TryParse
 /// with an error); anything else it throws is a finding, and so is a result that breaks what the
 /// model relies on (a port outside 0-65535, a container id that is not 64 hex digits).
 /// </summary>
@@ -22,6 +23,7 @@ public static class Targets
         ["sockstat"] = Sockstat,
         ["netlink"] = Netlink,
         ["cgroup"] = Cgroup,
+        ["ctnetlink"] = Ctnetlink,
     };
 
     private static KernelSettings Kernel() => new(new PortRange(32768, 60999), new PortSet(), 2, KernelSettings.DefaultTwReuseDelayMs, false, 1, 60);
@@ -130,6 +132,40 @@ public static class Targets
         if (NamespaceFinder.ContainerIdIn(text) is { } id && (id.Length != 64 || !id.All(char.IsAsciiHexDigitLower)))
         {
             throw new InvalidOperationException($"container id '{id}'");
+        }
+    }
+
+    /// <summary>
+    /// A stored ctnetlink dump (conntrack entries, then NLMSG_DONE) and the same bytes as per-CPU
+    /// statistics: entries or a CheckException, and every entry what the NAT model relies on.
+    /// </summary>
+    public static void Ctnetlink(byte[] data)
+    {
+        Refusable(() => CtNetlinkParser.ParseDump(data, new CheckingConntrackSink()));
+        Refusable(() =>
+        {
+            var stats = ConntrackStatistics.ParseCpuStatsDump(data);
+            if (stats.Cpus < 0)
+            {
+                throw new InvalidOperationException($"{stats.Cpus} CPUs");
+            }
+        });
+    }
+
+    private sealed class CheckingConntrackSink : IConntrackSink
+    {
+        public void Add(in ConntrackEntry entry)
+        {
+            // An IPv4 entry's addresses are all IPv4; a key is made of the entry's own fields.
+            if (!entry.IsIPv6 && !(entry.NatAddress.IsV4Mapped && entry.Destination.IsV4Mapped && entry.Client.IsV4Mapped))
+            {
+                throw new InvalidOperationException($"IPv4 entry with address {entry.NatAddress}, {entry.Destination} or {entry.Client}");
+            }
+
+            if (entry.Key.NatAddress != entry.NatAddress || entry.Key.DestinationPort != entry.DestinationPort)
+            {
+                throw new InvalidOperationException("key differs from the entry");
+            }
         }
     }
 
