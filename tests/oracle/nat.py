@@ -12,12 +12,14 @@ client flow to the server is one key (NAT address, server address, 8080, TCP, zo
 Scenarios:
   fill  --range N          client connections one by one, each held open, until the first whose SYN
                            the router drops (reported per attempt, with the NAT port each one got)
-  rate  --range N --used U [--layout random|contiguous|blocks] [--attempts K]
+  rate  --range N --used U [--layout random|contiguous|blocks] [--attempts K] [--soft S]
                            holds U chosen ports of the key (client connections bound to those ports:
                            nf_nat keeps a port that is in range and free), then K new flows from
                            client ports outside the range, each undone before the next (RST, its
                            conntrack entry deleted), and reports how many the router dropped with
-                           the held set read back from the conntrack table
+                           the held set read back from the conntrack table; with --soft, S of
+                           the held ports are closing SNAT entries (conntrack -I, TIME_WAIT) that
+                           6.5+ kernels may evict, each evicted one put back
   local --range N --local L
                            L connections of the router itself from the NAT address to the server,
                            on ports of the range, then fill: they hold ports of the same key
@@ -280,13 +282,26 @@ class Lab:
 
     def undo(self, s, port):
         """Takes a flow back: RST from the client, then its conntrack entry deleted, so the next
-        flow meets the same held set."""
+        flow meets the same held set. Returns whether an entry was deleted and the NAT ports the
+        server saw."""
         if s is not None:
             s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, LINGER_RST)
             s.close()
-        for conn, _ in self.drain():
+        seen = []
+        for conn, peer in self.drain():
+            seen.append(peer[1])
             conn.close()
-        return self.netlink.delete(CLIENT, SERVER, port, SERVER_PORT)
+        return self.netlink.delete(CLIENT, SERVER, port, SERVER_PORT), seen
+
+    def soft_entry(self, nat_port, client_port):
+        """A closing SNAT entry holding `nat_port` of the key: what a 6.5+ kernel may evict
+        (TIME_WAIT, SRC_NAT set by nf_nat_setup_info through ctnetlink's CTA_NAT_SRC). Made with
+        conntrack -I, its original-direction td_end is 0, so a new SYN passes nf_seq_has_advanced
+        exactly when its end sequence is in the upper half of the signed 32-bit circle from 0:
+        one coin per flow, the same for every such entry."""
+        run("ip", "netns", "exec", self.router, "conntrack", "-I", "-p", "tcp", "-s", CLIENT, "-d", SERVER,
+            "--sport", str(client_port), "--dport", str(SERVER_PORT), "--state", "TIME_WAIT", "-t", "600",
+            "-u", "SEEN_REPLY,ASSURED", "--src-nat", "%s:%d" % (NAT_ADDR, nat_port))
 
 
 def fill(lab, limit):
@@ -349,7 +364,12 @@ def layout(a):
 def scenario_rate(lab):
     a = lab.args
     wanted = layout(a)
+    soft = set(random.Random(a.seed + 1).sample(wanted, a.soft))
+    entries = SOFT_CLIENT_PORTS
     for port in wanted:
+        if port in soft:
+            lab.soft_entry(port, next(entries))
+            continue
         s, _, how = lab.connect(bind_port=port)
         if s is None:
             raise RuntimeError("holding port %d: %s" % (port, how))
@@ -358,20 +378,32 @@ def scenario_rate(lab):
             lab.keep.append(conn)
     held_before = lab.held()
     outcomes = {}
-    failed = late = 0
+    failed = late = evicted = 0
     for _ in range(a.attempts):
         s, port, how = lab.connect()
-        deleted = lab.undo(s, port)
+        deleted, nat_ports = lab.undo(s, port)
         if s is None:
             failed += 1
             if deleted:      # a flow that got through after all: counted failed, reported apart
                 late += 1
+        for nat_port in nat_ports:
+            if nat_port in soft:   # the kernel evicted a soft entry to give its port: put one back
+                evicted += 1
+                lab.soft_entry(nat_port, next(entries))
         outcomes[how] = outcomes.get(how, 0) + 1
     held_after = lab.held()
-    return {"layout": a.layout, "seed": a.seed, "wanted": len(wanted), "held": sorted(held_before), "held_after": len(held_after),
-            "changed": sorted(set(held_before) ^ set(held_after)),
-            "attempts": a.attempts, "failed": failed, "late": late, "outcomes": outcomes,
+    closing = ("TIME_WAIT", "CLOSE")
+    return {"layout": a.layout, "seed": a.seed, "wanted": len(wanted), "held": sorted(held_before),
+            "soft": sorted(p for p, state in held_before.items() if state in closing),
+            "held_after": len(held_after),
+            "changed": sorted(set(held_before.items()) ^ set(held_after.items())),
+            "attempts": a.attempts, "failed": failed, "late": late, "evicted": evicted, "outcomes": outcomes,
             "insert_failed_seen": lab.stats is not None}
+
+
+# Client ports of the soft entries made with conntrack -I: clear of the client's own ports and of
+# the NAT range, never reused within a run (an evicted entry is replaced under a new one).
+SOFT_CLIENT_PORTS = iter(range(30000, 40000))
 
 
 SCENARIOS = {"fill": scenario_fill, "rate": scenario_rate, "local": scenario_local}
@@ -389,6 +421,7 @@ def main():
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--attempts", type=int, default=1000)
     parser.add_argument("--local", type=int, default=0)
+    parser.add_argument("--soft", type=int, default=0, help="rate: how many of the held ports are closing SNAT entries (TIME_WAIT)")
     parser.add_argument("--timeout", type=float, default=0.3, help="seconds a connect may take (below the 1 s SYN retransmission)")
     a = parser.parse_args()
     if a.scenario == "cleanup":
@@ -401,7 +434,7 @@ def main():
             and not (a.low <= CLIENT_EPHEMERAL[1] and a.low + a.range - 1 >= CLIENT_EPHEMERAL[0])):
         print("nat.py: the range must be 1-20000 ports in 1024-65535, clear of %d-%d" % CLIENT_EPHEMERAL, file=sys.stderr)
         return 2
-    if not (0 <= a.used <= a.range and 0 <= a.local <= a.range and 1 <= a.attempts <= 20000 and 0 < a.timeout < 1):
+    if not (0 <= a.used <= a.range and 0 <= a.soft <= a.used and 0 <= a.local <= a.range and 1 <= a.attempts <= 20000 and 0 < a.timeout < 1):
         print("nat.py: --used/--local within the range, 1-20000 attempts, a timeout under 1 s", file=sys.stderr)
         return 2
     for tool in ("ip", "conntrack", "nft" if a.rule in ("snat", "masquerade") else "iptables"):
