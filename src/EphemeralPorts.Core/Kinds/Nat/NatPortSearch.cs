@@ -205,6 +205,15 @@ public sealed class NatPortSearch
     }
 
     /// <summary>
+    /// The probability for one flow whose original source port is known: 0 when <c>get_unique_tuple</c>
+    /// keeps that port (the rule is not <c>random</c>/<c>random-fully</c>, the port is in the range and
+    /// no entry holds it), else that of the search. The kept-port check is <c>nf_nat_used_tuple</c>,
+    /// which never evicts, so a soft port counts as held there whatever <paramref name="softPorts"/> says.
+    /// </summary>
+    public double FailureProbability(int originalPort, bool randomFully, SoftPorts softPorts = SoftPorts.Used) =>
+        !randomFully && Range.Contains(originalPort) && !IsHeld(originalPort) ? 0 : FailureProbability(softPorts);
+
+    /// <summary>
     /// For each window of <see cref="Windows"/>, how many of the 65,536 start offsets give a window
     /// with no free candidate. Exact integers (the tests hold them to a transcription of the kernel's
     /// loop); stops early with a zero once a window cannot fail.

@@ -156,6 +156,23 @@ public class NatPortSearchTests(ITestOutputHelper output)
         s.IsHeld(99).ShouldBeFalse();
     }
 
+    [Fact]
+    public void A_flow_whose_own_port_is_in_range_and_free_keeps_it_unless_the_rule_randomises()
+    {
+        // 100-249 held, 250-299 free; 350 is out of the range.
+        var s = Search(100, 299, Enumerable.Range(100, 150));
+        var search = s.FailureProbability();
+        search.ShouldBeGreaterThan(0);
+        s.FailureProbability(originalPort: 250, randomFully: false).ShouldBe(0);        // kept
+        s.FailureProbability(originalPort: 250, randomFully: true).ShouldBe(search);    // random-fully: always a search
+        s.FailureProbability(originalPort: 150, randomFully: false).ShouldBe(search);   // its port is taken
+        s.FailureProbability(originalPort: 350, randomFully: false).ShouldBe(search);   // out of range
+
+        // A soft holder still blocks the kept port: that check does not evict.
+        s.Hold(260, soft: true);
+        s.FailureProbability(originalPort: 260, randomFully: false, SoftPorts.Free).ShouldBe(s.FailureProbability(SoftPorts.Free));
+    }
+
     /// <summary>Ranges of 128 ports or fewer: one window over the whole range.</summary>
     [Theory]
     [InlineData(1)]
