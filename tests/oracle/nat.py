@@ -12,7 +12,7 @@ client flow to the server is one key (NAT address, server address, 8080, TCP, zo
 Scenarios:
   fill  --range N          client connections one by one, each held open, until the first whose SYN
                            the router drops (reported per attempt, with the NAT port each one got)
-  rate  --range N --used U [--layout random|contiguous|blocks] [--attempts K] [--soft S]
+  rate  --range N --used U [--layout random|contiguous|blocks] [--attempts K] [--soft S [--soft-layout random|first|spaced]]
                            holds U chosen ports of the key (client connections bound to those ports:
                            nf_nat keeps a port that is in range and free), then K new flows from
                            client ports outside the range, each undone before the next (RST, its
@@ -364,7 +364,12 @@ def layout(a):
 def scenario_rate(lab):
     a = lab.args
     wanted = layout(a)
-    soft = set(random.Random(a.seed + 1).sample(wanted, a.soft))
+    if a.soft_layout == "first":
+        soft = set(wanted[:a.soft])
+    elif a.soft_layout == "spaced":
+        soft = set(wanted[len(wanted) // a.soft // 2::len(wanted) // a.soft][:a.soft]) if a.soft else set()
+    else:
+        soft = set(random.Random(a.seed + 1).sample(wanted, a.soft))
     entries = SOFT_CLIENT_PORTS
     for port in wanted:
         if port in soft:
@@ -422,6 +427,8 @@ def main():
     parser.add_argument("--attempts", type=int, default=1000)
     parser.add_argument("--local", type=int, default=0)
     parser.add_argument("--soft", type=int, default=0, help="rate: how many of the held ports are closing SNAT entries (TIME_WAIT)")
+    parser.add_argument("--soft-layout", default="random", choices=["random", "first", "spaced"],
+                        help="rate: the soft ports at random among the held, the lowest ones, or evenly spaced")
     parser.add_argument("--timeout", type=float, default=0.3, help="seconds a connect may take (below the 1 s SYN retransmission)")
     a = parser.parse_args()
     if a.scenario == "cleanup":
