@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Text.Json;
 using EphemeralPorts.Kinds.Nat;
+using EphemeralPorts.Tests.Oracle;
 using EphemeralPorts.Tests.Support;
 using Xunit.Abstractions;
 
@@ -10,8 +11,10 @@ namespace EphemeralPorts.Tests.Kinds.Nat;
 /// The kernel is the oracle for <see cref="NatPortSearch"/>: tests/oracle/nat.py builds client,
 /// router and server namespaces with a source-NAT rule in the router, makes the kernel's nf_nat
 /// search for ports of one key, and reports what the router dropped together with the ports the
-/// key held, read back from the conntrack table. The model is fed that held set.
+/// key held, read back from the conntrack table. The model is fed that held set. In the collection
+/// of the tests that count every namespace of the host: the three made here would be counted.
 /// </summary>
+[Collection(NamespaceCollection.Name)]
 public class NatOracleTests(ITestOutputHelper output)
 {
     private static readonly TimeSpan Limit = TimeSpan.FromSeconds(60);
