@@ -23,6 +23,9 @@ Scenarios:
   local --range N --local L
                            L connections of the router itself from the NAT address to the server,
                            on ports of the range, then fill: they hold ports of the same key
+  classes [--rule R]       a rule without ports: nine flows from each of a few original ports
+                           (from nine client addresses), all but the first made to search: the
+                           NAT ports show the class default ranges
   cleanup                  deletes every namespace this script names (epnat-*)
 
 A dropped SYN is seen at once as a rise of the router's insert_failed counter
@@ -48,6 +51,8 @@ import time
 
 PREFIX = "epnat-"
 CLIENT, ROUTER_IN = "10.211.1.2", "10.211.1.1"
+EXTRA_CLIENTS = ["10.211.1.%d" % i for i in range(3, 11)]   # more client addresses: flows from one port number
+CLIENTS = "10.211.1.0/24"           # what the rule matches
 NAT_ADDR, SERVER = "10.211.2.1", "10.211.2.2"
 SERVER_PORT = 8080
 CLIENT_EPHEMERAL = (20000, 29999)   # the client's own ports: never inside a NAT range used here
@@ -156,6 +161,8 @@ class Lab:
                               (self.router, "s0", NAT_ADDR), (self.server, "eth0", SERVER)):
             self.ip(ns, "addr", "add", addr + "/24", "dev", dev)
             self.ip(ns, "link", "set", dev, "up")
+        for extra in EXTRA_CLIENTS:
+            self.ip(self.client, "addr", "add", extra + "/24", "dev", "eth0")
         self.ip(self.client, "route", "add", "default", "via", ROUTER_IN)
         self.ip(self.server, "route", "add", "default", "via", NAT_ADDR)
         self.sysctl(self.router, "net.ipv4.ip_forward", 1)
@@ -174,22 +181,25 @@ class Lab:
                 self.stats = open("/proc/self/net/stat/nf_conntrack")
 
     def rule(self):
+        """The router's source-NAT rule for the clients' TCP flows; without ports (--range 0) the
+        kernel picks from the class default of each flow's original port."""
         a = self.args
         lo, hi = a.low, a.low + a.range - 1
-        self.range = (lo, hi)
-        fully = a.random_fully
+        self.range = (lo, hi) if a.range else None
+        ports = "%d-%d" % (lo, hi)
+        fully = " fully-random" if a.random_fully else ""
         if a.rule == "snat":
-            verdict = "snat to %s:%d-%d%s" % (NAT_ADDR, lo, hi, " fully-random" if fully else "")
+            verdict = "snat to %s%s%s" % (NAT_ADDR, ":" + ports if a.range else "", fully)
         elif a.rule == "masquerade":
-            verdict = "masquerade to :%d-%d%s" % (lo, hi, " fully-random" if fully else "")
+            verdict = "masquerade%s%s" % (" to :" + ports if a.range else "", fully)
         else:
-            target = (["-j", "SNAT", "--to-source", "%s:%d-%d" % (NAT_ADDR, lo, hi)] if a.rule == "iptables-snat"
-                      else ["-j", "MASQUERADE", "--to-ports", "%d-%d" % (lo, hi)])
+            target = (["-j", "SNAT", "--to-source", NAT_ADDR + (":" + ports if a.range else "")] if a.rule == "iptables-snat"
+                      else ["-j", "MASQUERADE"] + (["--to-ports", ports] if a.range else []))
             run("ip", "netns", "exec", self.router, "iptables", "-t", "nat", "-A", "POSTROUTING",
-                "-s", CLIENT + "/32", "-o", "s0", "-p", "tcp", *target, *(["--random-fully"] if fully else []))
+                "-s", CLIENTS, "-o", "s0", "-p", "tcp", *target, *(["--random-fully"] if a.random_fully else []))
             return
         ruleset = ("table ip epnat {\n chain post {\n  type nat hook postrouting priority srcnat; policy accept;\n"
-                   "  ip saddr %s oifname \"s0\" meta l4proto tcp %s\n }\n}\n" % (CLIENT, verdict))
+                   "  ip saddr %s oifname \"s0\" meta l4proto tcp %s\n }\n}\n" % (CLIENTS, verdict))
         run("ip", "netns", "exec", self.router, "nft", "-f", "-", stdin=ruleset)
 
     def down(self):
@@ -246,7 +256,7 @@ class Lab:
         return accepted
 
     # --- flows ------------------------------------------------------------------------------
-    def connect(self, bind_port=None, local=False):
+    def connect(self, bind_port=None, local=False, source=CLIENT):
         """One flow to the server, from the client (or from the router itself when `local`),
         bound to `bind_port` where given. Returns (socket or None, client port, how it ended)."""
         before = self.insert_failed()
@@ -255,7 +265,7 @@ class Lab:
         s.setblocking(False)
         if bind_port is not None:
             s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            s.bind((NAT_ADDR if local else CLIENT, bind_port))
+            s.bind((NAT_ADDR if local else source, bind_port))
         try:
             s.connect((SERVER, SERVER_PORT))
         except BlockingIOError:
@@ -343,6 +353,25 @@ def scenario_local(lab):
             "connected": sum(1 for x in attempts if x["ok"]), "held": sorted(lab.held())}
 
 
+def scenario_classes(lab):
+    """Without ports in the rule: for each original port, a flow from it (kept, being free) and eight
+    more from the same port number on the other client addresses (each a clash: the kernel searches
+    the class default range of that port)."""
+    pairs = []
+    for port in (1, 300, 511, 512, 599, 700, 1023, 1024, 40000, 65535):
+        got = []
+        for source in [CLIENT] + EXTRA_CLIENTS:
+            s, _, how = lab.connect(bind_port=port, source=source)
+            if s is None:
+                raise RuntimeError("flow from %s:%d: %s" % (source, port, how))
+            lab.keep.append(s)
+            for conn, peer in lab.drain():
+                lab.keep.append(conn)
+                got.append(peer[1])
+        pairs.append({"original": port, "nat_ports": got})
+    return {"pairs": pairs}
+
+
 def layout(a):
     lo = a.low
     rng = random.Random(a.seed)
@@ -411,7 +440,7 @@ def scenario_rate(lab):
 SOFT_CLIENT_PORTS = iter(range(30000, 40000))
 
 
-SCENARIOS = {"fill": scenario_fill, "rate": scenario_rate, "local": scenario_local}
+SCENARIOS = {"fill": scenario_fill, "rate": scenario_rate, "local": scenario_local, "classes": scenario_classes}
 
 
 def main():
@@ -437,7 +466,9 @@ def main():
     if os.geteuid() != 0:
         print("nat.py: needs root", file=sys.stderr)
         return 2
-    if not (1 <= a.range <= 20000 and 1024 <= a.low and a.low + a.range - 1 <= 65535
+    if a.scenario == "classes":
+        a.range = 0
+    elif not (1 <= a.range <= 20000 and 1024 <= a.low and a.low + a.range - 1 <= 65535
             and not (a.low <= CLIENT_EPHEMERAL[1] and a.low + a.range - 1 >= CLIENT_EPHEMERAL[0])):
         print("nat.py: the range must be 1-20000 ports in 1024-65535, clear of %d-%d" % CLIENT_EPHEMERAL, file=sys.stderr)
         return 2
@@ -456,7 +487,7 @@ def main():
     try:
         lab.up()
         doc = {"scenario": a.scenario, "rule": a.rule, "random_fully": a.random_fully,
-               "range": list(lab.range), "kernel": os.uname().release}
+               "range": list(lab.range) if lab.range else None, "kernel": os.uname().release}
         doc.update(SCENARIOS[a.scenario](lab))
     finally:
         lab.down()

@@ -93,6 +93,34 @@ public class NatOracleTests(ITestOutputHelper output)
         }
     }
 
+    /// <summary>
+    /// A rule without ports: a flow keeps its own port when free; eight more from the same port
+    /// number (other client addresses) each search the class default range of that port.
+    /// </summary>
+    [NatNamespaceFact]
+    public void Without_ports_in_the_rule_a_clash_searches_the_class_default_of_the_original_port()
+    {
+        foreach (var rule in new[] { "snat", "masquerade", "iptables-snat", "iptables-masquerade" })
+        {
+            var doc = Nat("classes", "--rule", rule);
+            foreach (var pair in doc.GetProperty("pairs").EnumerateArray())
+            {
+                var original = pair.GetProperty("original").GetInt32();
+                var ports = Ints(pair.GetProperty("nat_ports"));
+                ports.Length.ShouldBe(9, $"{rule} {original}");
+                ports[0].ShouldBe(original, $"{rule}: a free original port is kept");
+                var range = NatPortRange.ClassDefault(original);
+                foreach (var port in ports.Skip(1))
+                {
+                    range.Contains(port).ShouldBeTrue($"{rule}: a clash on {original} got {port}, outside {range}");
+                    port.ShouldNotBe(original, rule);
+                }
+
+                ports.Distinct().Count().ShouldBe(9, $"{rule} {original}");
+            }
+        }
+    }
+
     [NatNamespaceFact]
     public void Connections_of_the_router_itself_hold_ports_of_the_same_key()
     {
