@@ -4,7 +4,7 @@
 Run as root:  python3 nat.py SCENARIO [options]     (prints one JSON document on stdout)
 
 It makes three network namespaces joined by veth pairs, with addresses that exist only there:
-    client 10.211.1.2  --  10.211.1.1 router 10.211.2.1  --  10.211.2.2 server (TCP 8080)
+    client 10.211.1.2 (.3-.10 too)  --  10.211.1.1 router 10.211.2.1  --  10.211.2.2 server (TCP 8080)
 and in the router a source-NAT rule for the client's TCP flows to the NAT address 10.211.2.1 with
 a port range (nft `snat to` or `masquerade to`, or the same through iptables-nft), so every
 client flow to the server is one key (NAT address, server address, 8080, TCP, zone 0).
