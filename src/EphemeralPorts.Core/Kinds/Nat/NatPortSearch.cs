@@ -60,10 +60,14 @@ public sealed record NatOdds(double SoftUsed, double SoftEvictable, double SoftF
 /// (248 candidates) for a range over 128 ports, a single window of <c>R</c> for 128 or fewer
 /// (<see cref="Windows"/>). The offsets are independent, so the odds of finding nothing are the
 /// product over the windows of the share of offsets whose window is all held.
-/// (Commit a504b703bb1d "netfilter: nat: limit port clash resolution attempts", 2022, also in the
-/// 4.9, 4.14, 4.19, 5.4, 5.10 and 5.15 stable series. Before it the whole range was walked, so a flow
-/// failed only when every port was held: <see cref="AllHeld"/>. In 4.x <c>--random</c> started the
-/// first window at a hash of the addresses and port, the same for every flow of one client.)</item>
+/// (Commit a504b703bb1d "netfilter: nat: limit port clash resolution attempts": mainline in the 5.x
+/// series, taken into 4.9.y (4.9.300), 4.14.y and 4.19.y in February 2022; 4.4 never had it. Before
+/// it the whole range was walked, from a shared rover in old 4.x, so a flow failed only when every
+/// port was held, <see cref="AllHeld"/>, short of the same u16-wrap edge. In 4.x <c>--random</c>
+/// (<c>NF_NAT_RANGE_PROTO_RANDOM</c>, not <c>-fully</c>) started the first window at
+/// <c>secure_port</c>, a keyed hash of the tuple's source address (already the NAT address),
+/// destination address and destination port: the same start for every flow of a key, so there the
+/// first window is one fixed set of ports, not a fresh draw. Since 5.0 <c>--random</c> is random.)</item>
 /// <item>Since 6.5 (commit 4589725502871 "netfilter: snat: evict closing tcp entries on reply tuple
 /// collision") the check is <c>nf_nat_used_tuple_harder(tuple, ct, attempts - i)</c>: for the last
 /// 32 candidates of a window (<c>NF_NAT_HARDER_THRESH</c>, <c>attempts - i &lt;= 32</c>), and only when
