@@ -192,10 +192,15 @@ public sealed record ConntrackDumpResult(int Entries, long BytesReceived, bool K
 /// (nfnetlink_rcv_msg() checks it against the namespace's owner): without it, a
 /// <see cref="ConntrackRefusedException"/>. Run it on a thread that entered the namespace to
 /// read (NamespaceSwitch / NamespaceRunner); the socket belongs to the namespace it was opened in.
+/// The overloads taking an <see cref="ICtNetlinkTransport"/> run the same logic over any link.
 /// </summary>
 public static class ConntrackDump
 {
-    /// <summary>Large enough for the biggest skb a dump sends (netlink_dump() allocates up to 32 KiB, more with a larger receive buffer).</summary>
+    /// <summary>
+    /// The receive buffer: netlink_dump() sizes its skbs by the largest recv() seen, capped near
+    /// 32 KiB, so this is room to spare; a datagram cut short by a smaller buffer is refused as a
+    /// truncated message, never read as a shorter dump.
+    /// </summary>
     public const int BufferBytes = 256 * 1024;
 
     /// <summary>
