@@ -47,8 +47,9 @@ public sealed record ConntrackQuery
 
     /// <summary>
     /// Status bits that must be set (<c>(status &amp; StatusMask) == StatusValue</c>): CTA_STATUS with
-    /// CTA_STATUS_MASK in the request, honoured since Linux 5.19 ("netfilter: ctnetlink: allow to
-    /// filter dump by status bits"). 0 for none.
+    /// CTA_STATUS_MASK in the request ("netfilter: ctnetlink: allow to filter dump by status bits",
+    /// 2022; 5.19 by this reading, 5.15+ in nat-model.md: not pinned down, and it need not be, as
+    /// the condition also holds here). Taken and applied by 6.18 (tested). 0 for none.
     /// </summary>
     public ConntrackStatus StatusMask { get; init; }
 
