@@ -47,8 +47,9 @@ public sealed record ConntrackQuery
 
     /// <summary>
     /// Status bits that must be set (<c>(status &amp; StatusMask) == StatusValue</c>): CTA_STATUS with
-    /// CTA_STATUS_MASK in the request, honoured since Linux 5.19 ("netfilter: ctnetlink: allow to
-    /// filter dump by status bits"). 0 for none.
+    /// CTA_STATUS_MASK in the request ("netfilter: ctnetlink: allow to filter dump by status bits",
+    /// 2022; 5.19 by this reading, 5.15+ in nat-model.md: not pinned down, and it need not be, as
+    /// the condition also holds here). Taken and applied by 6.18 (tested). 0 for none.
     /// </summary>
     public ConntrackStatus StatusMask { get; init; }
 
@@ -192,10 +193,15 @@ public sealed record ConntrackDumpResult(int Entries, long BytesReceived, bool K
 /// (nfnetlink_rcv_msg() checks it against the namespace's owner): without it, a
 /// <see cref="ConntrackRefusedException"/>. Run it on a thread that entered the namespace to
 /// read (NamespaceSwitch / NamespaceRunner); the socket belongs to the namespace it was opened in.
+/// The overloads taking an <see cref="ICtNetlinkTransport"/> run the same logic over any link.
 /// </summary>
 public static class ConntrackDump
 {
-    /// <summary>Large enough for the biggest skb a dump sends (netlink_dump() allocates up to 32 KiB, more with a larger receive buffer).</summary>
+    /// <summary>
+    /// The receive buffer: netlink_dump() sizes its skbs by the largest recv() seen, capped near
+    /// 32 KiB, so this is room to spare; a datagram cut short by a smaller buffer is refused as a
+    /// truncated message, never read as a shorter dump.
+    /// </summary>
     public const int BufferBytes = 256 * 1024;
 
     /// <summary>
