@@ -244,19 +244,30 @@ class Lab:
                 ports[int(dports[1])] = fields[3]
         return ports
 
-    def drain(self):
-        """Accepts and closes what reached the server (the held connections keep their client side)."""
+    def drain(self, listener=None):
+        """What reached the server since the last call: the accepted sockets and their peers."""
         accepted = []
         for _ in range(10000):
             try:
-                s, peer = self.listener.accept()
+                s, peer = (listener or self.listener).accept()
             except BlockingIOError:
                 break
             accepted.append((s, peer))
         return accepted
 
+    def listen(self, port):
+        """One more listener on the server: another destination port is another key."""
+        with self.inside(self.server):
+            s = socket.socket()
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            s.bind((SERVER, port))
+            s.listen(64)
+            s.setblocking(False)
+        self.keep.append(s)
+        return s
+
     # --- flows ------------------------------------------------------------------------------
-    def connect(self, bind_port=None, local=False, source=CLIENT):
+    def connect(self, bind_port=None, local=False, source=CLIENT, dport=SERVER_PORT):
         """One flow to the server, from the client (or from the router itself when `local`),
         bound to `bind_port` where given. Returns (socket or None, client port, how it ended)."""
         before = self.insert_failed()
@@ -267,7 +278,7 @@ class Lab:
             s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             s.bind((NAT_ADDR if local else source, bind_port))
         try:
-            s.connect((SERVER, SERVER_PORT))
+            s.connect((SERVER, dport))
         except BlockingIOError:
             pass
         port = s.getsockname()[1]
@@ -356,19 +367,22 @@ def scenario_local(lab):
 def scenario_classes(lab):
     """Without ports in the rule: for each original port, a flow from it (kept, being free) and eight
     more from the same port number on the other client addresses (each a clash: the kernel searches
-    the class default range of that port)."""
+    the class default range of that port). Each original port has a destination port of its own, so
+    a port one pair's searches took cannot be the next pair's original port."""
     pairs = []
-    for port in (1, 300, 511, 512, 599, 700, 1023, 1024, 40000, 65535):
+    for n, port in enumerate((1, 300, 511, 512, 599, 700, 1023, 1024, 40000, 65535)):
+        dport = 9000 + n
+        listener = lab.listen(dport)
         got = []
         for source in [CLIENT] + EXTRA_CLIENTS:
-            s, _, how = lab.connect(bind_port=port, source=source)
+            s, _, how = lab.connect(bind_port=port, source=source, dport=dport)
             if s is None:
                 raise RuntimeError("flow from %s:%d: %s" % (source, port, how))
             lab.keep.append(s)
-            for conn, peer in lab.drain():
+            for conn, peer in lab.drain(listener):
                 lab.keep.append(conn)
                 got.append(peer[1])
-        pairs.append({"original": port, "nat_ports": got})
+        pairs.append({"original": port, "dport": dport, "nat_ports": got})
     return {"pairs": pairs}
 
 
