@@ -64,11 +64,12 @@ public class NatOracleTests(ITestOutputHelper output)
     }
 
     [NatNamespaceFact]
-    public void A_ten_port_range_fails_at_the_eleventh_flow_under_every_kind_of_rule()
+    public void A_ten_port_range_fails_at_the_eleventh_flow_under_every_kind_of_rule_tcp_and_udp()
     {
-        foreach (var rule in new[] { "snat", "masquerade", "iptables-snat", "iptables-masquerade" })
+        foreach (var (kind, proto) in new[] { ("snat", "tcp"), ("masquerade", "tcp"), ("iptables-snat", "tcp"), ("iptables-masquerade", "tcp"), ("snat", "udp"), ("iptables-masquerade", "udp") })
         {
-            var doc = Nat("fill", "--range", "10", "--rule", rule);
+            var doc = Nat("fill", "--range", "10", "--rule", kind, "--proto", proto);
+            var rule = $"{kind}/{proto}";
             var attempts = doc.GetProperty("attempts").EnumerateArray().ToList();
             doc.GetProperty("first_failure").GetInt32().ShouldBe(11, rule);
             attempts[^1].GetProperty("how").GetString().ShouldBeOneOf(["insert_failed", "timeout"]);
@@ -136,7 +137,7 @@ public class NatOracleTests(ITestOutputHelper output)
     }
 
     /// <summary>
-    /// 950 of 1000 ports held in three layouts; 2000 new flows each. Each flow is a Bernoulli trial
+    /// 950 of 1000 ports held in three layouts (one also for UDP); 2000 new flows each. Each flow is a Bernoulli trial
     /// with the model's probability p (the kernel draws its offsets afresh, and nat.py undoes every
     /// flow before the next, checked by <c>changed</c> being empty), so the observed share has a
     /// standard deviation of sqrt(p(1 - p) / 2000): at most 1.1 points. The tolerance is 4.5 of those
@@ -148,9 +149,10 @@ public class NatOracleTests(ITestOutputHelper output)
     public void The_observed_failure_rate_is_the_models_for_the_same_held_ports()
     {
         const int Attempts = 2000;
-        foreach (var layout in new[] { "blocks", "contiguous", "random" })
+        foreach (var (shape, proto) in new[] { ("blocks", "tcp"), ("contiguous", "tcp"), ("random", "tcp"), ("blocks", "udp") })
         {
-            var doc = Nat("rate", "--range", "1000", "--used", "950", "--layout", layout, "--attempts", Attempts.ToString(System.Globalization.CultureInfo.InvariantCulture));
+            var doc = Nat("rate", "--range", "1000", "--used", "950", "--layout", shape, "--proto", proto, "--attempts", Attempts.ToString(System.Globalization.CultureInfo.InvariantCulture));
+            var layout = $"{shape}/{proto}";
             doc.GetProperty("changed").GetArrayLength().ShouldBe(0, $"{layout}: the held set drifted during the run");
             doc.GetProperty("late").GetInt32().ShouldBe(0, $"{layout}: a flow counted failed got through later");
             var model = Model(doc);
