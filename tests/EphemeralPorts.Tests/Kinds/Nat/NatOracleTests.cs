@@ -95,6 +95,29 @@ public class NatOracleTests(ITestOutputHelper output)
     }
 
     /// <summary>
+    /// 128 ports, the largest single window: 65,536 is a multiple of 128, so every window covers the
+    /// whole range and the flows fail exactly at 129, as the model says.
+    /// </summary>
+    [NatNamespaceFact]
+    public void A_128_port_range_fails_exactly_when_every_port_is_held()
+    {
+        var doc = Nat("fill", "--range", "128");
+        doc.GetProperty("first_failure").GetInt32().ShouldBe(129);
+        var model = Model(doc);
+        model.AllHeld.ShouldBeTrue();
+        model.FailureProbability().ShouldBe(1.0);
+
+        var attempts = doc.GetProperty("attempts").EnumerateArray().Take(128).Select(a => a.GetProperty("nat_port").GetInt32()).ToList();
+        var before = new NatPortSearch(new NatPortRange(40000, 40127));
+        foreach (var port in attempts.Take(127))
+        {
+            before.Hold(port);
+        }
+
+        before.FailureProbability().ShouldBe(0, "with one port free a 128-candidate window always finds it");
+    }
+
+    /// <summary>
     /// A rule without ports: a flow keeps its own port when free; eight more from the same port
     /// number (other client addresses) each search the class default range of that port.
     /// </summary>
