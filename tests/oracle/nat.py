@@ -5,9 +5,10 @@ Run as root:  python3 nat.py SCENARIO [options]     (prints one JSON document on
 
 It makes three network namespaces joined by veth pairs, with addresses that exist only there:
     client 10.211.1.2 (.3-.10 too)  --  10.211.1.1 router 10.211.2.1  --  10.211.2.2 server (TCP 8080)
-and in the router a source-NAT rule for the client's TCP flows to the NAT address 10.211.2.1 with
-a port range (nft `snat to` or `masquerade to`, or the same through iptables-nft), so every
-client flow to the server is one key (NAT address, server address, 8080, TCP, zone 0).
+and in the router a source-NAT rule for the clients' TCP (or, with --proto udp, UDP) flows to the
+NAT address 10.211.2.1 with a port range (nft `snat to` or `masquerade to`, or the same through
+iptables-nft: --rule), so every client flow to the server is one key (NAT address, server address,
+8080, protocol, zone 0). A UDP flow is one datagram; it got through when the server receives it.
 
 Scenarios:
   fill  --range N          client connections one by one, each held open, until the first whose SYN
@@ -130,6 +131,9 @@ class Lab:
         self.stats = None
         self.netlink = None
         self.listener = None
+        self.datagrams = None
+        self.arrived = []
+        self.proto = socket.IPPROTO_UDP if args.proto == "udp" else socket.IPPROTO_TCP
 
     # --- namespaces -------------------------------------------------------------------------
     @contextlib.contextmanager
@@ -175,6 +179,9 @@ class Lab:
             self.listener.bind((SERVER, SERVER_PORT))
             self.listener.listen(4096)
             self.listener.setblocking(False)
+            self.datagrams = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            self.datagrams.bind((SERVER, SERVER_PORT))
+            self.datagrams.setblocking(False)
         with self.inside(self.router):
             self.netlink = Netlink()
             if os.path.exists("/proc/self/net/stat/nf_conntrack"):
@@ -196,17 +203,17 @@ class Lab:
             target = (["-j", "SNAT", "--to-source", NAT_ADDR + (":" + ports if a.range else "")] if a.rule == "iptables-snat"
                       else ["-j", "MASQUERADE"] + (["--to-ports", ports] if a.range else []))
             run("ip", "netns", "exec", self.router, "iptables", "-t", "nat", "-A", "POSTROUTING",
-                "-s", CLIENTS, "-o", "s0", "-p", "tcp", *target, *(["--random-fully"] if a.random_fully else []))
+                "-s", CLIENTS, "-o", "s0", "-p", a.proto, *target, *(["--random-fully"] if a.random_fully else []))
             return
         ruleset = ("table ip epnat {\n chain post {\n  type nat hook postrouting priority srcnat; policy accept;\n"
-                   "  ip saddr %s oifname \"s0\" meta l4proto tcp %s\n }\n}\n" % (CLIENTS, verdict))
+                   "  ip saddr %s oifname \"s0\" meta l4proto %s %s\n }\n}\n" % (CLIENTS, a.proto, verdict))
         run("ip", "netns", "exec", self.router, "nft", "-f", "-", stdin=ruleset)
 
     def down(self):
         for s in self.keep:
             with contextlib.suppress(OSError):
                 s.close()
-        for f in (self.listener, self.stats):
+        for f in (self.listener, self.datagrams, self.stats):
             if f is not None:
                 with contextlib.suppress(OSError):
                     f.close()
@@ -229,7 +236,7 @@ class Lab:
     def held(self):
         """The ports of the key held in the router's conntrack table (reply tuple server:8080 →
         NAT address), each with its TCP state: the table, not what this script believes."""
-        p = run("ip", "netns", "exec", self.router, "conntrack", "-L", "-p", "tcp", check=False)
+        p = run("ip", "netns", "exec", self.router, "conntrack", "-L", "-p", self.args.proto, check=False)
         ports = {}
         for line in p.stdout.splitlines():
             fields = line.split()
@@ -241,24 +248,41 @@ class Lab:
             if len(srcs) < 2 or len(dports) < 2:
                 continue
             if srcs[1] == SERVER and dsts[1] == NAT_ADDR and sports[1] == str(SERVER_PORT):
-                ports[int(dports[1])] = fields[3]
+                ports[int(dports[1])] = fields[3] if "=" not in fields[3] else "-"   # TCP state; UDP has none
         return ports
 
-    def drain(self):
-        """Accepts and closes what reached the server (the held connections keep their client side)."""
+    def drain(self, listener=None):
+        """What reached the server since the last call: the accepted sockets and their peers (for
+        UDP no socket, the peers of the datagrams connect() saw arrive)."""
+        if self.proto == socket.IPPROTO_UDP:
+            arrived, self.arrived = self.arrived, []
+            return [(None, peer) for peer in arrived]
         accepted = []
         for _ in range(10000):
             try:
-                s, peer = self.listener.accept()
+                s, peer = (listener or self.listener).accept()
             except BlockingIOError:
                 break
             accepted.append((s, peer))
         return accepted
 
+    def listen(self, port):
+        """One more listener on the server: another destination port is another key."""
+        with self.inside(self.server):
+            s = socket.socket()
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            s.bind((SERVER, port))
+            s.listen(64)
+            s.setblocking(False)
+        self.keep.append(s)
+        return s
+
     # --- flows ------------------------------------------------------------------------------
-    def connect(self, bind_port=None, local=False, source=CLIENT):
+    def connect(self, bind_port=None, local=False, source=CLIENT, dport=SERVER_PORT):
         """One flow to the server, from the client (or from the router itself when `local`),
         bound to `bind_port` where given. Returns (socket or None, client port, how it ended)."""
+        if self.proto == socket.IPPROTO_UDP:
+            return self.send(bind_port, local, source, dport)
         before = self.insert_failed()
         with self.inside(self.router if local else self.client):
             s = socket.socket()
@@ -267,7 +291,7 @@ class Lab:
             s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             s.bind((NAT_ADDR if local else source, bind_port))
         try:
-            s.connect((SERVER, SERVER_PORT))
+            s.connect((SERVER, dport))
         except BlockingIOError:
             pass
         port = s.getsockname()[1]
@@ -290,18 +314,49 @@ class Lab:
                 s.close()
                 return None, port, "timeout"
 
+    def send(self, bind_port, local, source, dport):
+        """The UDP flow: one datagram, which got through when the server receives it (the server
+        answers, so the entry has seen a reply, like a real exchange)."""
+        before = self.insert_failed()
+        with self.inside(self.router if local else self.client):
+            s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        if bind_port is not None:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            s.bind((NAT_ADDR if local else source, bind_port))
+        s.connect((SERVER, dport))
+        port = s.getsockname()[1]
+        s.send(b"flow")
+        deadline = time.monotonic() + self.args.timeout
+        poller = select.poll()
+        poller.register(self.datagrams, select.POLLIN)
+        while True:
+            if poller.poll(1):
+                _, peer = self.datagrams.recvfrom(64)
+                self.datagrams.sendto(b"reply", peer)
+                self.arrived.append(peer)
+                return s, port, "delivered"
+            after = self.insert_failed()
+            if before is not None and after is not None and after > before:
+                s.close()
+                return None, port, "insert_failed"
+            if time.monotonic() > deadline:
+                s.close()
+                return None, port, "timeout"
+
     def undo(self, s, port):
         """Takes a flow back: RST from the client, then its conntrack entry deleted, so the next
         flow meets the same held set. Returns whether an entry was deleted and the NAT ports the
         server saw."""
         if s is not None:
-            s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, LINGER_RST)
+            if self.proto == socket.IPPROTO_TCP:
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, LINGER_RST)
             s.close()
         seen = []
         for conn, peer in self.drain():
             seen.append(peer[1])
-            conn.close()
-        return self.netlink.delete(CLIENT, SERVER, port, SERVER_PORT), seen
+            if conn is not None:
+                conn.close()
+        return self.netlink.delete(CLIENT, SERVER, port, SERVER_PORT, self.proto), seen
 
     def soft_entry(self, nat_port, client_port):
         """A closing SNAT entry holding `nat_port` of the key: what a 6.5+ kernel may evict
@@ -322,7 +377,7 @@ def fill(lab, limit):
         if s is not None:
             lab.keep.append(s)
             for conn, peer in lab.drain():
-                lab.keep.append(conn)
+                lab.keep += [conn] if conn else []
                 nat_port = peer[1]
         attempts.append({"n": n, "ok": s is not None, "how": how, "client_port": port, "nat_port": nat_port})
         if s is None:
@@ -347,7 +402,7 @@ def scenario_local(lab):
         lab.keep.append(s)
         local.append(port)
     for conn, _ in lab.drain():
-        lab.keep.append(conn)
+        lab.keep += [conn] if conn else []
     attempts, first = fill(lab, min(a.range + 5, 300))
     return {"local_ports": local, "attempts": attempts, "first_failure": first,
             "connected": sum(1 for x in attempts if x["ok"]), "held": sorted(lab.held())}
@@ -356,19 +411,22 @@ def scenario_local(lab):
 def scenario_classes(lab):
     """Without ports in the rule: for each original port, a flow from it (kept, being free) and eight
     more from the same port number on the other client addresses (each a clash: the kernel searches
-    the class default range of that port)."""
+    the class default range of that port). Each original port has a destination port of its own, so
+    a port one pair's searches took cannot be the next pair's original port."""
     pairs = []
-    for port in (1, 300, 511, 512, 599, 700, 1023, 1024, 40000, 65535):
+    for n, port in enumerate((1, 300, 511, 512, 599, 700, 1023, 1024, 40000, 65535)):
+        dport = 9000 + n
+        listener = lab.listen(dport)
         got = []
         for source in [CLIENT] + EXTRA_CLIENTS:
-            s, _, how = lab.connect(bind_port=port, source=source)
+            s, _, how = lab.connect(bind_port=port, source=source, dport=dport)
             if s is None:
                 raise RuntimeError("flow from %s:%d: %s" % (source, port, how))
             lab.keep.append(s)
-            for conn, peer in lab.drain():
+            for conn, peer in lab.drain(listener):
                 lab.keep.append(conn)
                 got.append(peer[1])
-        pairs.append({"original": port, "nat_ports": got})
+        pairs.append({"original": port, "dport": dport, "nat_ports": got})
     return {"pairs": pairs}
 
 
@@ -409,7 +467,7 @@ def scenario_rate(lab):
             raise RuntimeError("holding port %d: %s" % (port, how))
         lab.keep.append(s)
         for conn, _ in lab.drain():
-            lab.keep.append(conn)
+            lab.keep += [conn] if conn else []
     held_before = lab.held()
     outcomes = {}
     failed = late = evicted = 0
@@ -448,6 +506,7 @@ def main():
     parser.add_argument("scenario", choices=sorted(SCENARIOS) + ["cleanup"])
     parser.add_argument("--range", type=int, default=10, help="ports in the NAT range (1-20000)")
     parser.add_argument("--low", type=int, default=40000, help="first port of the NAT range")
+    parser.add_argument("--proto", default="tcp", choices=["tcp", "udp"], help="the flows' protocol (classes and --soft: tcp only)")
     parser.add_argument("--rule", default="snat", choices=["snat", "masquerade", "iptables-snat", "iptables-masquerade"])
     parser.add_argument("--random-fully", action="store_true")
     parser.add_argument("--used", type=int, default=0)
@@ -465,6 +524,9 @@ def main():
         return 0
     if os.geteuid() != 0:
         print("nat.py: needs root", file=sys.stderr)
+        return 2
+    if a.proto == "udp" and (a.scenario == "classes" or a.soft):
+        print("nat.py: classes and --soft are TCP only", file=sys.stderr)
         return 2
     if a.scenario == "classes":
         a.range = 0
@@ -486,7 +548,7 @@ def main():
     started = time.monotonic()
     try:
         lab.up()
-        doc = {"scenario": a.scenario, "rule": a.rule, "random_fully": a.random_fully,
+        doc = {"scenario": a.scenario, "proto": a.proto, "rule": a.rule, "random_fully": a.random_fully,
                "range": list(lab.range) if lab.range else None, "kernel": os.uname().release}
         doc.update(SCENARIOS[a.scenario](lab))
     finally:

@@ -97,14 +97,37 @@ public sealed class NatPortSearch
     /// <summary>The values of the <c>u16</c> start offset.</summary>
     public const int Offsets = 65536;
 
-    private readonly ulong[] held;
-    private readonly ulong[] soft;
+    /// <summary>
+    /// Ranges up to this many ports get their bitsets at once (at most 1 KiB); larger ones start
+    /// with a short list and grow bitsets only past <see cref="FewPorts"/> held ports.
+    /// </summary>
+    private const int EagerBits = 4096;
+
+    /// <summary>
+    /// A key holding fewer than 64 ports of a range over 128 cannot fail (see
+    /// <see cref="FailingOffsets"/>), and most keys of a host are such keys: they cost a list of 64
+    /// ints, not the 16 KiB of bitsets a 64,512-port range needs.
+    /// </summary>
+    private const int FewPorts = 64;
+
+    private ulong[]? held;
+    private ulong[]? soft;
+
+    // Until the bitsets exist: the held ports as offsets into the range, a soft one stored as its
+    // complement (negative).
+    private int[]? few;
 
     public NatPortSearch(NatPortRange range)
     {
         Range = range;
-        held = new ulong[(range.Size + 63) / 64];
-        soft = new ulong[held.Length];
+        if (range.Size <= EagerBits)
+        {
+            Grow();
+        }
+        else
+        {
+            few = new int[FewPorts];
+        }
     }
 
     public NatPortRange Range { get; }
@@ -139,19 +162,43 @@ public sealed class NatPortSearch
         }
 
         var index = port - Range.Low;
+        if (few is not null)
+        {
+            var at = Find(index);
+            if (at >= 0)
+            {
+                if (!soft && few[at] < 0)
+                {
+                    few[at] = index;
+                    Soft--;
+                }
+
+                return true;
+            }
+
+            if (Held < FewPorts)
+            {
+                few[Held++] = soft ? ~index : index;
+                Soft += soft ? 1 : 0;
+                return true;
+            }
+
+            Grow();
+        }
+
         var word = index >> 6;
         var bit = 1UL << (index & 63);
-        if ((held[word] & bit) == 0)
+        if ((held![word] & bit) == 0)
         {
             held[word] |= bit;
             Held++;
             if (soft)
             {
-                this.soft[word] |= bit;
+                this.soft![word] |= bit;
                 Soft++;
             }
         }
-        else if (!soft && (this.soft[word] & bit) != 0)
+        else if (!soft && (this.soft![word] & bit) != 0)
         {
             this.soft[word] &= ~bit;
             Soft--;
@@ -160,9 +207,60 @@ public sealed class NatPortSearch
         return true;
     }
 
-    public bool IsHeld(int port) => Range.Contains(port) && Bit(held, port - Range.Low);
+    public bool IsHeld(int port) =>
+        Range.Contains(port) && (few is null ? Bit(held!, port - Range.Low) : Find(port - Range.Low) >= 0);
 
-    public bool IsSoft(int port) => Range.Contains(port) && Bit(soft, port - Range.Low);
+    public bool IsSoft(int port)
+    {
+        if (!Range.Contains(port))
+        {
+            return false;
+        }
+
+        if (few is null)
+        {
+            return Bit(soft!, port - Range.Low);
+        }
+
+        var at = Find(port - Range.Low);
+        return at >= 0 && few[at] < 0;
+    }
+
+    private int Find(int index)
+    {
+        for (var i = 0; i < Held; i++)
+        {
+            if (few![i] == index || few[i] == ~index)
+            {
+                return i;
+            }
+        }
+
+        return -1;
+    }
+
+    /// <summary>Makes the bitsets and moves the short list into them.</summary>
+    private void Grow()
+    {
+        held = new ulong[(Range.Size + 63) / 64];
+        soft = new ulong[held.Length];
+        if (few is null)
+        {
+            return;
+        }
+
+        foreach (var entry in few.AsSpan(0, Held))
+        {
+            var index = entry < 0 ? ~entry : entry;
+            held[index >> 6] |= 1UL << (index & 63);
+            if (entry < 0)
+            {
+                soft[index >> 6] |= 1UL << (index & 63);
+            }
+        }
+
+        few = null;
+    }
 
     /// <summary>
     /// The sizes of the windows a search tries, in order: the <c>attempts</c> arithmetic of
@@ -210,12 +308,19 @@ public sealed class NatPortSearch
 
     /// <summary>
     /// The probability for one flow whose original source port is known: 0 when <c>get_unique_tuple</c>
-    /// keeps that port (the rule is not <c>random</c>/<c>random-fully</c>, the port is in the range and
-    /// no entry holds it), else that of the search. The kept-port check is <c>nf_nat_used_tuple</c>,
-    /// which never evicts, so a soft port counts as held there whatever <paramref name="softPorts"/> says.
+    /// keeps that port, else that of the search. It keeps it when the rule is not
+    /// <c>random</c>/<c>random-fully</c> (<c>NF_NAT_RANGE_PROTO_RANDOM_ALL</c>) and no entry of the key
+    /// holds it, and, when the rule names ports (<paramref name="portsInRule"/>), the port is in
+    /// them; a rule without ports keeps any free port, even one outside its class default (512-599,
+    /// seen kept). Such a port is not tracked here (<see cref="Hold"/> refuses it), so it counts as
+    /// free. The kept-port check is <c>nf_nat_used_tuple</c>, which never evicts, so a soft port
+    /// counts as held there whatever <paramref name="softPorts"/> says.
     /// </summary>
-    public double FailureProbability(int originalPort, bool randomFully, SoftPorts softPorts = SoftPorts.Used) =>
-        !randomFully && Range.Contains(originalPort) && !IsHeld(originalPort) ? 0 : FailureProbability(softPorts);
+    public double FailureProbability(int originalPort, bool randomFully, bool portsInRule = true, SoftPorts softPorts = SoftPorts.Used)
+    {
+        var kept = !randomFully && (Range.Contains(originalPort) ? !IsHeld(originalPort) : !portsInRule);
+        return kept ? 0 : FailureProbability(softPorts);
+    }
 
     /// <summary>
     /// For each window of <see cref="Windows"/>, how many of the 65,536 start offsets give a window
@@ -234,6 +339,11 @@ public sealed class NatPortSearch
         {
             counts.Add(0);
             return counts;
+        }
+
+        if (few is not null)
+        {
+            Grow();
         }
 
         // Runs of consecutive held ports (and of hard ones) starting at each position of the range
@@ -271,8 +381,8 @@ public sealed class NatPortSearch
         for (var j = length - 1; j >= 0; j--)
         {
             var index = j < size ? j : j % size;
-            var isHeld = Bit(held, index);
-            var isHard = isHeld && !Bit(soft, index);
+            var isHeld = Bit(held!, index);
+            var isHard = isHeld && !Bit(soft!, index);
             nextHeld = isHeld ? Math.Min(nextHeld + 1, byte.MaxValue) : 0;
             nextHard = isHard ? Math.Min(nextHard + 1, byte.MaxValue) : 0;
             runHeld[j] = (byte)nextHeld;
@@ -314,7 +424,7 @@ public sealed class NatPortSearch
             for (var i = 0; i < window && all; i++)
             {
                 var index = ((off + i) & 0xffff) % size;
-                all = Bit(held, index) && (i < head || softPorts == SoftPorts.Used || !Bit(soft, index));
+                all = Bit(held!, index) && (i < head || softPorts == SoftPorts.Used || !Bit(soft!, index));
             }
 
             if (all)

@@ -64,11 +64,12 @@ public class NatOracleTests(ITestOutputHelper output)
     }
 
     [NatNamespaceFact]
-    public void A_ten_port_range_fails_at_the_eleventh_flow_under_every_kind_of_rule()
+    public void A_ten_port_range_fails_at_the_eleventh_flow_under_every_kind_of_rule_tcp_and_udp()
     {
-        foreach (var rule in new[] { "snat", "masquerade", "iptables-snat", "iptables-masquerade" })
+        foreach (var (kind, proto) in new[] { ("snat", "tcp"), ("masquerade", "tcp"), ("iptables-snat", "tcp"), ("iptables-masquerade", "tcp"), ("snat", "udp"), ("iptables-masquerade", "udp") })
         {
-            var doc = Nat("fill", "--range", "10", "--rule", rule);
+            var doc = Nat("fill", "--range", "10", "--rule", kind, "--proto", proto);
+            var rule = $"{kind}/{proto}";
             var attempts = doc.GetProperty("attempts").EnumerateArray().ToList();
             doc.GetProperty("first_failure").GetInt32().ShouldBe(11, rule);
             attempts[^1].GetProperty("how").GetString().ShouldBeOneOf(["insert_failed", "timeout"]);
@@ -91,6 +92,29 @@ public class NatOracleTests(ITestOutputHelper output)
 
             nine.FailureProbability().ShouldBeLessThanOrEqualTo(9 / 65536.0, rule);
         }
+    }
+
+    /// <summary>
+    /// 128 ports, the largest single window: 65,536 is a multiple of 128, so every window covers the
+    /// whole range and the flows fail exactly at 129, as the model says.
+    /// </summary>
+    [NatNamespaceFact]
+    public void A_128_port_range_fails_exactly_when_every_port_is_held()
+    {
+        var doc = Nat("fill", "--range", "128");
+        doc.GetProperty("first_failure").GetInt32().ShouldBe(129);
+        var model = Model(doc);
+        model.AllHeld.ShouldBeTrue();
+        model.FailureProbability().ShouldBe(1.0);
+
+        var attempts = doc.GetProperty("attempts").EnumerateArray().Take(128).Select(a => a.GetProperty("nat_port").GetInt32()).ToList();
+        var before = new NatPortSearch(new NatPortRange(40000, 40127));
+        foreach (var port in attempts.Take(127))
+        {
+            before.Hold(port);
+        }
+
+        before.FailureProbability().ShouldBe(0, "with one port free a 128-candidate window always finds it");
     }
 
     /// <summary>
@@ -136,7 +160,7 @@ public class NatOracleTests(ITestOutputHelper output)
     }
 
     /// <summary>
-    /// 950 of 1000 ports held in three layouts; 2000 new flows each. Each flow is a Bernoulli trial
+    /// 950 of 1000 ports held in three layouts (one also for UDP); 2000 new flows each. Each flow is a Bernoulli trial
     /// with the model's probability p (the kernel draws its offsets afresh, and nat.py undoes every
     /// flow before the next, checked by <c>changed</c> being empty), so the observed share has a
     /// standard deviation of sqrt(p(1 - p) / 2000): at most 1.1 points. The tolerance is 4.5 of those
@@ -148,9 +172,10 @@ public class NatOracleTests(ITestOutputHelper output)
     public void The_observed_failure_rate_is_the_models_for_the_same_held_ports()
     {
         const int Attempts = 2000;
-        foreach (var layout in new[] { "blocks", "contiguous", "random" })
+        foreach (var (shape, proto) in new[] { ("blocks", "tcp"), ("contiguous", "tcp"), ("random", "tcp"), ("blocks", "udp") })
         {
-            var doc = Nat("rate", "--range", "1000", "--used", "950", "--layout", layout, "--attempts", Attempts.ToString(System.Globalization.CultureInfo.InvariantCulture));
+            var doc = Nat("rate", "--range", "1000", "--used", "950", "--layout", shape, "--proto", proto, "--attempts", Attempts.ToString(System.Globalization.CultureInfo.InvariantCulture));
+            var layout = $"{shape}/{proto}";
             doc.GetProperty("changed").GetArrayLength().ShouldBe(0, $"{layout}: the held set drifted during the run");
             doc.GetProperty("late").GetInt32().ShouldBe(0, $"{layout}: a flow counted failed got through later");
             var model = Model(doc);

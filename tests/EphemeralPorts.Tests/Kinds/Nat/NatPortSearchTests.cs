@@ -170,7 +170,69 @@ public class NatPortSearchTests(ITestOutputHelper output)
 
         // A soft holder still blocks the kept port: that check does not evict.
         s.Hold(260, soft: true);
-        s.FailureProbability(originalPort: 260, randomFully: false, SoftPorts.Free).ShouldBe(s.FailureProbability(SoftPorts.Free));
+        s.FailureProbability(originalPort: 260, randomFully: false, softPorts: SoftPorts.Free).ShouldBe(s.FailureProbability(SoftPorts.Free));
+    }
+
+    [Fact]
+    public void A_rule_without_ports_keeps_a_free_port_even_outside_its_class_default()
+    {
+        // Port 550 searches 600-1023 on a clash, but is kept as it is when free (seen in nat.py classes).
+        var range = NatPortRange.ClassDefault(550);
+        range.Contains(550).ShouldBeFalse();
+        var s = Search(range.Low, range.High, Enumerable.Range(range.Low, range.Size));
+        s.FailureProbability().ShouldBe(1.0);
+        s.FailureProbability(originalPort: 550, randomFully: false, portsInRule: false).ShouldBe(0);
+        s.FailureProbability(originalPort: 550, randomFully: false, portsInRule: true).ShouldBe(1.0);
+        s.FailureProbability(originalPort: 550, randomFully: true, portsInRule: false).ShouldBe(1.0);
+    }
+
+    [Fact]
+    public void A_large_range_keeps_a_short_list_until_a_key_holds_many_ports()
+    {
+        // Across the change from list to bitsets: duplicates, soft turned hard, soft beside hard.
+        var range = NatPortRange.ClassDefault(40000);
+        var s = new NatPortSearch(range);
+        var random = new Random(11);
+        var expected = new Dictionary<int, bool>();
+        for (var n = 0; n < 300; n++)
+        {
+            var port = 60000 + random.Next(0, 200);
+            var soft = random.Next(3) == 0;
+            s.Hold(port, soft);
+            expected[port] = expected.TryGetValue(port, out var was) ? was && soft : soft;
+            (s.Held, s.Soft).ShouldBe((expected.Count, expected.Values.Count(v => v)), $"after {n + 1}");
+        }
+
+        foreach (var port in Enumerable.Range(59990, 220))
+        {
+            s.IsHeld(port).ShouldBe(expected.ContainsKey(port));
+            s.IsSoft(port).ShouldBe(expected.TryGetValue(port, out var soft) && soft);
+        }
+
+        MatchesKernel(s);
+    }
+
+    [Fact]
+    public void Sparse_keys_of_the_default_range_cost_no_bitsets()
+    {
+        var range = NatPortRange.ClassDefault(40000);
+        var keys = new NatPortSearch[1000];
+        var before = GC.GetAllocatedBytesForCurrentThread();
+        for (var k = 0; k < keys.Length; k++)
+        {
+            keys[k] = new NatPortSearch(range);
+            for (var p = 0; p < 10; p++)
+            {
+                keys[k].Hold(30000 + (k * 10) + p);
+            }
+
+            keys[k].FailureProbability().ShouldBe(0);
+        }
+
+        // Two 1008-word bitsets would be 16 KiB a key; the short list is 64 ints (with the object and
+        // the small lists of the computation, about 1 KiB in all).
+        var perKey = (GC.GetAllocatedBytesForCurrentThread() - before) / keys.Length;
+        perKey.ShouldBeLessThan(4096);
     }
 
     /// <summary>Ranges of 128 ports or fewer: one window over the whole range.</summary>
