@@ -95,8 +95,17 @@ public sealed record Metric(MetricKind Kind, string Help, Func<MetricSource, dou
     /// <summary>Its greatest value where one is known (perfdata's max field).</summary>
     public Func<MetricSource, double?> Max { get; init; } = _ => null;
 
-    /// <summary>Whether -w and -c apply to it (perfdata's warn and crit fields).</summary>
+    /// <summary>Whether thresholds apply to it (perfdata's warn and crit fields): -w and -c, or the set <see cref="ThresholdSet"/> names.</summary>
     public bool Thresholded { get; init; }
+
+    /// <summary>The name of the threshold set that applies (<see cref="Thresholds.For"/>); null for -w and -c.</summary>
+    public string? ThresholdSet { get; init; }
+
+    /// <summary>
+    /// A count that only grows (the kernel's counters): perfdata's unit <c>c</c>, a Prometheus
+    /// counter (whose name then ends in <c>_total</c>, as the exposition format asks).
+    /// </summary>
+    public bool Counter { get; init; }
 
     /// <summary>The perfdata label and its documentation; null where perfdata does not carry it.</summary>
     public PerfdataName? Perfdata { get; init; }
@@ -127,8 +136,10 @@ public sealed record Metric(MetricKind Kind, string Help, Func<MetricSource, dou
             return null;
         }
 
+        var unit = Counter ? "c" : Unit;
+        var set = thresholds.For(ThresholdSet);
         return Thresholded
-            ? new PerfDatum(perf.Label, value, Unit, thresholds.Warning.PerfDataValue, thresholds.Critical.PerfDataValue, Min, Max(source))
-            : new PerfDatum(perf.Label, value, Unit, Min: Min, Max: Max(source));
+            ? new PerfDatum(perf.Label, value, unit, set.Warning.PerfDataValue, set.Critical.PerfDataValue, Min, Max(source))
+            : new PerfDatum(perf.Label, value, unit, Min: Min, Max: Max(source));
     }
 }

@@ -102,7 +102,7 @@ public static class PrometheusReport
     {
         var metric = "ephemeral_ports_" + figure.Prometheus;
         text.Append("# HELP ").Append(metric).Append(' ').Append(figure.Help).Append('\n');
-        text.Append("# TYPE ").Append(metric).Append(" gauge\n");
+        text.Append("# TYPE ").Append(metric).Append(figure.Counter ? " counter\n" : " gauge\n");
         text.Append(metric).Append(labels).Append(' ').Append(value.ToString("0.######", CultureInfo.InvariantCulture)).Append('\n');
     }
 
