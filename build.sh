@@ -166,7 +166,8 @@ publish() {
 run_tests() {
     # The tests compare range evaluation with independent implementations, make kernel-oracle
     # situations in network namespaces and run the real monitoring daemons.
-    need_packages python3 python3-nagiosplugin monitoring-plugins-basic iproute2 util-linux procps strace golang-go sudo
+    need_packages python3 python3-nagiosplugin monitoring-plugins-basic iproute2 util-linux procps strace golang-go sudo \
+        nftables iptables conntrack
     package
     local results=$ROOT/artifacts/test-results
     rm -rf "$results"

@@ -15,6 +15,7 @@ namespace EphemeralPorts.Tests.Kinds.Nat;
 /// of the tests that count every namespace of the host: the three made here would be counted.
 /// </summary>
 [Collection(NamespaceCollection.Name)]
+[Trait(Tier.Key, Tier.Full)]
 public class NatOracleTests(ITestOutputHelper output)
 {
     private static readonly TimeSpan Limit = TimeSpan.FromSeconds(60);
