@@ -25,6 +25,21 @@ public sealed class Options
         HelpText = "Critical threshold, same syntax; evaluated before the warning threshold.")]
     public string Critical { get; set; } = string.Empty;
 
+    [PluginOption(Sample = "5")]
+    [Option("nat-failure-warning", Default = "1", MetaValue = "RANGE",
+        HelpText = "Warning threshold on the share (%) of new flows to the busiest source-NAT tuple that nf_nat finds no port for (same syntax as -w; the tuple's fill is held to -w and -c).")]
+    public string NatFailureWarning { get; set; } = string.Empty;
+
+    [PluginOption(Sample = "50")]
+    [Option("nat-failure-critical", Default = "10", MetaValue = "RANGE",
+        HelpText = "Critical threshold on that share; a tuple whose every port is held is critical whatever the thresholds.")]
+    public string NatFailureCritical { get; set; } = string.Empty;
+
+    [PluginOption(Sample = "40000-40009")]
+    [Option("nat-range", MetaValue = "LOW-HIGH",
+        HelpText = "The source ports SNAT/MASQUERADE gives each NAT tuple (a rule's --to-ports or snat to ADDR:LOW-HIGH), where the rules in force cannot be read or say otherwise than what the kernel uses.")]
+    public string? NatRange { get; set; }
+
     [PluginOption(Sample = "20:critical")]
     [Option('t', "timeout", Default = "10", MetaValue = "SECONDS[:STATE]",
         HelpText = "Give up after SECONDS (1-3600) and report STATE (ok, warning, critical or unknown; default unknown).")]

@@ -21,6 +21,7 @@ public static class SettingsBinder
     {
         var warning = Range("-w/--warning", options.Warning);
         var critical = Range("-c/--critical", options.Critical);
+        var natFailure = new Thresholds(Range("--nat-failure-warning", options.NatFailureWarning), Range("--nat-failure-critical", options.NatFailureCritical));
         var (timeout, timeoutState) = Timeout(options.Timeout);
         if (options.Top is < 0 or > MaxTop)
         {
@@ -73,8 +74,27 @@ public static class SettingsBinder
             throw new CheckException($"--netns and --pid enter namespaces of this host: they cannot go with --proc-root {options.ProcRoot}");
         }
 
-        var reading = new ReadingSettings(protocol, options.ProcRoot, source, namespaces, options.Processes);
-        return new Settings(new CheckSettings(reading, new Thresholds(warning, critical), options.Top, timeout, timeoutState), format, options.Output, options.Verbose);
+        var reading = new ReadingSettings(protocol, options.ProcRoot, source, namespaces, options.Processes) { NatRange = NatRange(options.NatRange) };
+        return new Settings(new CheckSettings(reading, new Thresholds(warning, critical) { Sets = new Dictionary<string, Thresholds> { [Kinds.Nat.NatTupleKind.FailureThresholds] = natFailure } }, options.Top, timeout, timeoutState), format, options.Output, options.Verbose);
+    }
+
+    private static (int Low, int High)? NatRange(string? text)
+    {
+        if (text is null)
+        {
+            return null;
+        }
+
+        var parts = text.Split('-');
+        if (parts.Length != 2
+            || !int.TryParse(parts[0], NumberStyles.None, CultureInfo.InvariantCulture, out var low)
+            || !int.TryParse(parts[1], NumberStyles.None, CultureInfo.InvariantCulture, out var high)
+            || low is < 1 or > 65535 || high is < 1 or > 65535 || low > high)
+        {
+            throw new CheckException($"--nat-range '{text}': expected LOW-HIGH, ports 1-65535, LOW not above HIGH");
+        }
+
+        return (low, high);
     }
 
     private static NamespaceChoice? Namespaces(Options options)

@@ -11,8 +11,10 @@ iptables-nft: --rule), so every client flow to the server is one key (NAT addres
 8080, protocol, zone 0). A UDP flow is one datagram; it got through when the server receives it.
 
 Scenarios:
-  fill  --range N          client connections one by one, each held open, until the first whose SYN
-                           the router drops (reported per attempt, with the NAT port each one got)
+  fill  --range N [--probe CMD]
+                           client connections one by one, each held open, until the first whose SYN
+                           the router drops (reported per attempt, with the NAT port each one got,
+                           and CMD's exit code and output, run in the router's namespace after it)
   rate  --range N --used U [--layout random|contiguous|blocks] [--attempts K] [--soft S [--soft-layout random|first|spaced]]
                            holds U chosen ports of the key (client connections bound to those ports:
                            nf_nat keeps a port that is in range and free), then K new flows from
@@ -369,6 +371,14 @@ class Lab:
             "-u", "SEEN_REPLY,ASSURED", "--src-nat", "%s:%d" % (NAT_ADDR, nat_port))
 
 
+def probe(lab):
+    """--probe: the command run in the router's namespace (the plugin under test), its exit code and output."""
+    if not lab.args.probe:
+        return None
+    p = subprocess.run(["ip", "netns", "exec", lab.router, "sh", "-c", lab.args.probe], capture_output=True, text=True, timeout=60)
+    return {"exit": p.returncode, "stdout": p.stdout, "stderr": p.stderr}
+
+
 def fill(lab, limit):
     attempts = []
     for n in range(1, limit + 1):
@@ -379,7 +389,7 @@ def fill(lab, limit):
             for conn, peer in lab.drain():
                 lab.keep += [conn] if conn else []
                 nat_port = peer[1]
-        attempts.append({"n": n, "ok": s is not None, "how": how, "client_port": port, "nat_port": nat_port})
+        attempts.append({"n": n, "ok": s is not None, "how": how, "client_port": port, "nat_port": nat_port, "probe": probe(lab)})
         if s is None:
             break
     first = next((a["n"] for a in attempts if not a["ok"]), None)
@@ -518,6 +528,7 @@ def main():
     parser.add_argument("--soft-layout", default="random", choices=["random", "first", "spaced"],
                         help="rate: the soft ports at random among the held, the lowest ones, or evenly spaced")
     parser.add_argument("--timeout", type=float, default=0.3, help="seconds a connect may take (below the 1 s SYN retransmission)")
+    parser.add_argument("--probe", help="fill: a shell command run in the router's namespace after each attempt (its exit code and output are reported)")
     a = parser.parse_args()
     if a.scenario == "cleanup":
         json.dump({"removed": cleanup_all()}, sys.stdout)

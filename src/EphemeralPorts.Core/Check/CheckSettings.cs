@@ -36,6 +36,9 @@ public sealed record ReadingSettings(
     NamespaceChoice? Namespaces = null,
     bool Processes = false)
 {
+    /// <summary>The source-NAT port range the operator gave (<c>--nat-range</c>), which overrides what the rules say; null when none.</summary>
+    public (int Low, int High)? NatRange { get; init; }
+
     public bool Tcp => Protocol != ProtocolChoice.Udp;
 
     public bool Udp => Protocol != ProtocolChoice.Tcp;

@@ -1,4 +1,5 @@
 using EphemeralPorts.Kinds.BindAddress;
+using EphemeralPorts.Kinds.Nat;
 using EphemeralPorts.Kinds.TcpTuples;
 using EphemeralPorts.Kinds.Udp;
 using EphemeralPorts.Plugin;
@@ -13,7 +14,7 @@ public static class ExhaustionKinds
     /// Prometheus order); a kind that <see cref="IExhaustionKind.Leads"/> comes first on the
     /// status line and in the advice.
     /// </summary>
-    public static readonly IReadOnlyList<IExhaustionKind> All = [TcpTupleKind.Instance, BindKind.Instance, UdpKind.Instance];
+    public static readonly IReadOnlyList<IExhaustionKind> All = [TcpTupleKind.Instance, BindKind.Instance, UdpKind.Instance, NatTupleKind.Instance, ConntrackTableKind.Instance];
 
     /// <summary>The resources the kinds read besides the sockets, each once.</summary>
     public static IEnumerable<IResource> Resources => All.Select(k => k.Resource).OfType<IResource>().Distinct();

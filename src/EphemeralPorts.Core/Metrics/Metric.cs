@@ -86,7 +86,7 @@ public sealed record PerNamespaceFamily(string Name, string Help, int Position);
 /// <param name="Value">The figure, or null where the reading does not have it (a protocol not checked, no BPF reading, no --all-namespaces).</param>
 public sealed record Metric(MetricKind Kind, string Help, Func<MetricSource, double?> Value)
 {
-    /// <summary>Empty, or "%": a percentage, which Prometheus carries as a ratio (0..1).</summary>
+    /// <summary>Empty, "%" (a percentage, which Prometheus carries as a ratio, 0..1) or "c" (a counter).</summary>
     public string Unit { get; init; } = string.Empty;
 
     /// <summary>Its least value (perfdata's min field).</summary>
@@ -105,7 +105,7 @@ public sealed record Metric(MetricKind Kind, string Help, Func<MetricSource, dou
     /// A count that only grows (the kernel's counters): perfdata's unit <c>c</c>, a Prometheus
     /// counter (whose name then ends in <c>_total</c>, as the exposition format asks).
     /// </summary>
-    public bool Counter { get; init; }
+    public bool Counter => Unit == "c";
 
     /// <summary>The perfdata label and its documentation; null where perfdata does not carry it.</summary>
     public PerfdataName? Perfdata { get; init; }
@@ -136,10 +136,9 @@ public sealed record Metric(MetricKind Kind, string Help, Func<MetricSource, dou
             return null;
         }
 
-        var unit = Counter ? "c" : Unit;
         var set = thresholds.For(ThresholdSet);
         return Thresholded
-            ? new PerfDatum(perf.Label, value, unit, set.Warning.PerfDataValue, set.Critical.PerfDataValue, Min, Max(source))
-            : new PerfDatum(perf.Label, value, unit, Min: Min, Max: Max(source));
+            ? new PerfDatum(perf.Label, value, Unit, set.Warning.PerfDataValue, set.Critical.PerfDataValue, Min, Max(source))
+            : new PerfDatum(perf.Label, value, Unit, Min: Min, Max: Max(source));
     }
 }

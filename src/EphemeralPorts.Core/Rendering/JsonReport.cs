@@ -113,14 +113,15 @@ public static class JsonReport
 
     private static string Version => ProductInfo.Version;
 
-    private static System.Text.Json.Nodes.JsonObject? KindSections(CheckReport report)
+    private static Dictionary<string, JsonElement>? KindSections(CheckReport report)
     {
-        var sections = new System.Text.Json.Nodes.JsonObject();
+        var sections = new Dictionary<string, JsonElement>();
         foreach (var kind in EphemeralPorts.Kinds.ExhaustionKinds.All)
         {
             if (kind.Json(report.Shown.Readings, report.Top) is { } section)
             {
-                sections[kind.Id] = section;
+                using var parsed = JsonDocument.Parse(section.ToJsonString());
+                sections[kind.Id] = parsed.RootElement.Clone();
             }
         }
 
@@ -175,7 +176,7 @@ public sealed class JsonDocumentModel
 
     /// <summary>The sections of the kinds that write their own (<see cref="Kinds.IExhaustionKind.Json"/>), each under its id, after the fields above.</summary>
     [JsonExtensionData]
-    public System.Text.Json.Nodes.JsonObject? Kinds { get; set; }
+    public Dictionary<string, JsonElement>? Kinds { get; set; }
 
     public int? PortMin { get; init; }
 

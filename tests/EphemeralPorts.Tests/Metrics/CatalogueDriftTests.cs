@@ -79,9 +79,11 @@ public partial class CatalogueDriftTests
         var labels = line["perfdata_labels=".Length..].Trim('"').Split(' ');
 
         // A default run (TCP and UDP) has every label but those of a reading or option it does
-        // not use: bind(addr, 0) needs the BPF reading, the namespace counts --all-namespaces.
+        // not use: bind(addr, 0) needs the BPF reading, the namespace counts --all-namespaces, NAT
+        // and conntrack a namespace where nf_conntrack is loaded.
         var expected = MetricCatalogue.Perfdata
-            .Where(m => m.Kind != EphemeralPorts.Kinds.BindAddress.BindKind.Figures && m.Kind != MetricKind.Namespaces)
+            .Where(m => m.Kind != EphemeralPorts.Kinds.BindAddress.BindKind.Figures && m.Kind != MetricKind.Namespaces
+                && m.Kind != EphemeralPorts.Kinds.Nat.NatTupleKind.Figures && m.Kind != EphemeralPorts.Kinds.Nat.ConntrackTableKind.Figures)
             .Select(m => m.Perfdata!.Label).Distinct();
         labels.ShouldBe(expected, "perfdata_labels in tests/integration/lib/common.sh");
 

@@ -1,6 +1,8 @@
 using EphemeralPorts.Acquisition;
 using EphemeralPorts.Check;
 using EphemeralPorts.Cli;
+using EphemeralPorts.Kinds;
+using EphemeralPorts.Kinds.Nat;
 using EphemeralPorts.Model;
 using EphemeralPorts.Plugin;
 using EphemeralPorts.Tests.Support;
@@ -59,6 +61,20 @@ internal static class Reports
         return report with { Shown = shown, Namespaces = new NamespaceOverview([shown, warning, ok], ["3 namespaces of processes that exited"]) };
     }
 
+    /// <summary>The report of a namespace that NATs: a 10-port SNAT range full for one key, the table at 90%.</summary>
+    public static CheckReport WithNat(CheckReport report)
+    {
+        var key = new NatKey(CtAddress.Parse("203.0.113.1"), CtAddress.Parse("198.51.100.7"), 443, 6, 0);
+        var keys = new List<NatKeyUsage>
+        {
+            new(key, 11, 10, 2, new NatPortRange(40000, 40009), "a test", 1),
+            new(key with { DestinationPort = 80 }, 3, 3, 0, new NatPortRange(40000, 40009), "a test", 0),
+        };
+        var table = new ConntrackTable(900, 1000, new ConntrackStatistics { Cpus = 2, InsertFailed = 17, Drop = 17, EarlyDrop = 0 }, "a test");
+        var readings = new Readings(report.Shown.Usage, new Dictionary<IResource, object> { [NatResource.Instance] = new NatReading(table, keys, null, SoftEvictable: true) });
+        return report with { Shown = report.Shown with { Readings = readings } };
+    }
+
     /// <summary>Every shape of report the catalogue's declarations differ on.</summary>
     public static IEnumerable<(string Name, CheckReport Report)> All()
     {
@@ -75,5 +91,7 @@ internal static class Reports
 
             yield return (fixture + "+namespaces", WithNamespaces(report));
         }
+
+        yield return ("format-json+nat", WithNat(Of("format-json")));
     }
 }

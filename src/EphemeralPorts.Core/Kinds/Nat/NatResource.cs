@@ -1,0 +1,212 @@
+using System.Globalization;
+using EphemeralPorts.Acquisition;
+using EphemeralPorts.Plugin;
+
+namespace EphemeralPorts.Kinds.Nat;
+
+/// <summary>
+/// Reads one namespace's conntrack state for the NAT kinds: the table's fill (nf_conntrack_count
+/// against nf_conntrack_max), its counters (/proc/net/stat/nf_conntrack, or ctnetlink where that
+/// file is compiled out) and, in one ctnetlink dump, every entry grouped by the key nf_nat searches
+/// ports for (<see cref="NatKey"/>; every entry of a key counts, source-NATed or not). A namespace
+/// where nf_conntrack is not loaded has nothing to read; one with no entries is not dumped.
+/// </summary>
+public sealed class NatResource : IResource
+{
+    public static readonly NatResource Instance = new();
+
+    /// <summary>Counters are one row per CPU: 4096 CPUs of ~200 bytes fit.</summary>
+    private const int MaxStatBytes = 1024 * 1024;
+
+    private NatResource()
+    {
+    }
+
+    public string Name => "the conntrack table";
+
+    public object Read(ResourceRequest request, List<string> notes)
+    {
+        var view = request.View;
+        var root = view.Root;
+        var netfilter = $"{view.SysctlDirectory}/net/netfilter/";
+        request.Progress(root.Describe(netfilter + "nf_conntrack_count"));
+        if (root.ReadSmallFile(netfilter + "nf_conntrack_count", optional: true) is not { } countText)
+        {
+            return NatReading.None;
+        }
+
+        var count = ConntrackTableSize.ParseCount(countText, root.Describe(netfilter + "nf_conntrack_count"));
+        var maxText = root.ReadSmallFile(netfilter + "nf_conntrack_max", optional: true);
+        var max = maxText is null ? 0 : ConntrackTableSize.ParseMax(maxText, root.Describe(netfilter + "nf_conntrack_max"));
+        var (statistics, statisticsSource) = Statistics(view, request.Progress);
+        var table = new ConntrackTable(count, max, statistics, statisticsSource);
+        var evictable = SoftPortsEvictable(root);
+        if (!view.IsLiveKernel)
+        {
+            return new NatReading(table, null, "NAT tuples are read from the kernel (ctnetlink), not from a /proc tree", evictable);
+        }
+
+        if (count == 0)
+        {
+            return new NatReading(table, [], null, evictable);
+        }
+
+        request.Progress("the conntrack table (ctnetlink dump)");
+        var sink = new KeySink();
+        try
+        {
+            ConntrackDump.Read(sink);
+        }
+        catch (ConntrackRefusedException e)
+        {
+            return new NatReading(table, null, e.Reason == ConntrackRefusal.NeedsCapNetAdmin
+                ? "NAT tuples were not read: the conntrack dump needs CAP_NET_ADMIN (run as root)"
+                : $"NAT tuples were not read: {e.Message}", evictable);
+        }
+
+        var given = request.Settings.NatRange is { } r ? new NatPortRange(r.Low, r.High) : (NatPortRange?)null;
+        return new NatReading(table, sink.Keys(evictable ? SoftPorts.Evictable : SoftPorts.Used, given), null, evictable);
+    }
+
+    /// <summary>The counters: the namespace's /proc file where the kernel has it (no privilege needed), else ctnetlink.</summary>
+    private static (ConntrackStatistics?, string) Statistics(NamespaceView view, Action<string> progress)
+    {
+        var file = $"{view.TablesDirectory}/stat/nf_conntrack";
+        progress(view.Root.Describe(file));
+        if (view.Root.ReadSmallFile(file, optional: true, MaxStatBytes) is { } text)
+        {
+            return (ConntrackStatistics.ParseProcStat(text, view.Root.Describe(file)), view.Root.Describe(file));
+        }
+
+        if (!view.IsLiveKernel)
+        {
+            return (null, $"{view.Root.Describe(file)} (absent)");
+        }
+
+        try
+        {
+            return (ConntrackDump.ReadStatistics(), "ctnetlink (IPCTNL_MSG_CT_GET_STATS_CPU)");
+        }
+        catch (ConntrackRefusedException e)
+        {
+            return (null, $"not read ({e.Message})");
+        }
+    }
+
+    /// <summary>
+    /// Linux 6.5 (commit 4589725502871) lets a new TCP connection evict a colliding TIME_WAIT or
+    /// CLOSE entry with SRC_NAT in the last 32 tries of a window: on such a kernel those ports are
+    /// counted as the kernel treats them (<see cref="SoftPorts.Evictable"/>), before it as held.
+    /// </summary>
+    private static bool SoftPortsEvictable(Acquisition.ProcFs.ProcRoot root)
+    {
+        string? release;
+        try
+        {
+            release = root.ReadSmallFile("sys/kernel/osrelease", optional: true);
+        }
+        catch (CheckException)
+        {
+            return false;
+        }
+
+        var parts = (release ?? string.Empty).Trim().Split('.', 3);
+        return parts.Length >= 2
+            && int.TryParse(parts[0], NumberStyles.None, CultureInfo.InvariantCulture, out var major)
+            && int.TryParse(parts[1].TakeWhile(char.IsAsciiDigit).ToArray(), NumberStyles.None, CultureInfo.InvariantCulture, out var minor)
+            && (major > 6 || (major == 6 && minor >= 5));
+    }
+
+    /// <summary>
+    /// Groups a dump's entries by key without an object per entry: the keys in a dictionary, the
+    /// held ports in one growing array. Only keys with a source-NATed entry are analysed.
+    /// </summary>
+    private sealed class KeySink : IConntrackSink
+    {
+        private readonly Dictionary<NatKey, int> _index = [];
+        private readonly List<KeyState> _keys = [];
+        private (int Key, ushort Port, bool Soft)[] _holds = new (int, ushort, bool)[1024];
+        private int _count;
+
+        public void Add(in ConntrackEntry entry)
+        {
+            // nf_nat picks ports for port-carrying protocols; ICMP ids are another story.
+            if (entry.Protocol is not (6 or 17 or 33 or 132 or 136))
+            {
+                return;
+            }
+
+            if (!_index.TryGetValue(entry.Key, out var key))
+            {
+                key = _keys.Count;
+                _index[entry.Key] = key;
+                _keys.Add(new KeyState(entry.Key));
+            }
+
+            var state = _keys[key];
+            state.Entries++;
+            if (entry.IsSourceNat)
+            {
+                state.OriginalPort ??= entry.ClientPort;
+            }
+
+            if (_count == _holds.Length)
+            {
+                Array.Resize(ref _holds, _holds.Length * 2);
+            }
+
+            var soft = entry.IsSourceNat && entry.TcpState is TcpConntrackState.TimeWait or TcpConntrackState.Close;
+            _holds[_count++] = (key, entry.NatPort, soft);
+        }
+
+        /// <param name="softPorts">How this kernel counts soft ports.</param>
+        /// <param name="given">The range the operator gave (--nat-range), or null.</param>
+        public List<NatKeyUsage> Keys(SoftPorts softPorts, NatPortRange? given)
+        {
+            var searches = new NatPortSearch?[_keys.Count];
+            for (var i = 0; i < _keys.Count; i++)
+            {
+                if (_keys[i].OriginalPort is { } original)
+                {
+                    searches[i] = new NatPortSearch(given ?? NatPortRange.ClassDefault(original));
+                }
+            }
+
+            for (var i = 0; i < _count; i++)
+            {
+                var (key, port, soft) = _holds[i];
+                searches[key]?.Hold(port, soft);
+            }
+
+            var keys = new List<NatKeyUsage>();
+            for (var i = 0; i < _keys.Count; i++)
+            {
+                if (searches[i] is not { } search)
+                {
+                    continue;
+                }
+
+                // A window of min(R, 128) candidates can only be all held when that many ports are.
+                var odds = search.Held >= Math.Min(search.Range.Size, NatPortSearch.MaxAttempts) ? search.FailureProbability(softPorts) : 0;
+                var original = _keys[i].OriginalPort!.Value;
+                var source = given is not null ? "given with --nat-range"
+                    : string.Create(CultureInfo.InvariantCulture, $"the kernel's range for original ports like {original}, where the rule gives none; the rules in force were not read: give the rule's ports with --nat-range");
+                keys.Add(new NatKeyUsage(_keys[i].Key, _keys[i].Entries, search.Held, search.Soft, search.Range, source, odds));
+            }
+
+            keys.Sort((a, b) => b.FailsNow.CompareTo(a.FailsNow) is var c and not 0 ? c
+                : b.FailureOdds.CompareTo(a.FailureOdds) is var d and not 0 ? d
+                : b.Percent.CompareTo(a.Percent));
+            return keys;
+        }
+
+        private sealed class KeyState(NatKey key)
+        {
+            public NatKey Key { get; } = key;
+
+            public int Entries { get; set; }
+
+            public int? OriginalPort { get; set; }
+        }
+    }
+}

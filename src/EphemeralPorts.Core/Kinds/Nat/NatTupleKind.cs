@@ -1,0 +1,135 @@
+using System.Globalization;
+using System.Text.Json.Nodes;
+using EphemeralPorts.Metrics;
+using EphemeralPorts.Plugin;
+
+namespace EphemeralPorts.Kinds.Nat;
+
+/// <summary>
+/// Source-NAT ports per key (nf_nat's get_unique_tuple): the worst key's held ports against the
+/// range in force, and the odds that a new flow needing a port finds none, which nf_nat's windowed
+/// search makes rise before the range is full. Both alert: the fill against -w/-c, the odds
+/// against their own set (<see cref="FailureThresholds"/>). A failure drops the SYN silently.
+/// </summary>
+public sealed class NatTupleKind : IExhaustionKind
+{
+    public static readonly NatTupleKind Instance = new();
+
+    /// <summary>The name of the failure odds' threshold set (<see cref="Thresholds.For"/>).</summary>
+    public const string FailureThresholds = "nat-failure";
+
+    public static readonly MetricKind Figures = new("nat-tuple") { Exposition = 50, HelpNote = "source NAT, where this namespace NATs and root read its conntrack table" };
+
+    private NatTupleKind()
+    {
+    }
+
+    public string Id => Figures.Id;
+
+    public MetricKind Group => Figures;
+
+    public IReadOnlyList<Metric> Metrics => NatMetrics.Tuples;
+
+    public IResource? Resource => NatResource.Instance;
+
+    public KindVerdict? Evaluate(Readings readings, Thresholds thresholds)
+    {
+        if (readings.Of<NatReading>(NatResource.Instance)?.Worst is not { } worst)
+        {
+            return null;
+        }
+
+        var fill = thresholds.Evaluate(worst.Percent);
+        var odds = thresholds.For(FailureThresholds).Evaluate(worst.FailurePercent);
+        var state = worst.FailsNow ? ServiceState.Critical : ServiceStates.Worst(fill, odds);
+        return new KindVerdict(this, state, worst.Percent, Sentence(worst), state == ServiceState.Ok ? [] : Advise(worst));
+    }
+
+    private static string Sentence(NatKeyUsage worst)
+    {
+        var text = $"busiest NAT tuple {worst} holds {worst.Held} of {worst.Range.Size} source ports ({Numbers.Format(worst.Percent)}%)";
+        return worst.FailsNow ? text + ", new connections to it fail now (SYNs dropped)"
+            : worst.FailureOdds > 0 ? text + $", {Numbers.Format(worst.FailurePercent)}% of new flows to it find no port"
+            : text;
+    }
+
+    private static List<string> Advise(NatKeyUsage worst) =>
+    [
+        $"source NAT gives each (NAT address, destination, port) {worst.Range.Size} ports ({worst.Range}): widen the SNAT/MASQUERADE port range, add NAT addresses (snat to a range: each client is hashed to one), or reuse connections to {worst.Key.Destination}",
+        "failures are silent: watch conntrack insert_failed and drop (perfdata nat_insert_failed, conntrack_drop)",
+    ];
+
+    public IEnumerable<(string Text, int Expendable)> Details(Readings readings, int verbosity)
+    {
+        if (readings.Of<NatReading>(NatResource.Instance) is not { } nat)
+        {
+            yield break;
+        }
+
+        if (nat.KeysNotRead is { } why && nat.Table is { Count: > 0 })
+        {
+            yield return (why, 0);
+        }
+
+        if (nat.Keys is not { Count: > 0 } keys)
+        {
+            yield break;
+        }
+
+        yield return ($"NAT tuples (NAT address -> destination:port/protocol held/range), {keys.Count} in all:", 1);
+        foreach (var key in keys.Take(verbosity >= 1 ? 20 : 3))
+        {
+            var odds = key.FailureOdds > 0 ? $", {Numbers.Format(key.FailurePercent)}% of new flows fail" : string.Empty;
+            var soft = key.Soft > 0 ? string.Create(CultureInfo.InvariantCulture, $", {key.Soft} TIME_WAIT/CLOSE") : string.Empty;
+            yield return ($"  {key} {key.Held}/{key.Range.Size} ({Numbers.Format(key.Percent)}%){odds}{soft}", 3);
+        }
+
+        if (verbosity >= 1)
+        {
+            yield return ($"NAT range of the busiest tuple: {keys[0].Range} ({keys[0].RangeSource}); TIME_WAIT/CLOSE entries with SRC_NAT counted {(nat.SoftEvictable ? "as this kernel (6.5+) treats them: evictable in the last 32 tries of each window" : "as held (this kernel does not evict them)")}", 0);
+        }
+    }
+
+    public JsonNode? Json(Readings readings, int top)
+    {
+        if (readings.Of<NatReading>(NatResource.Instance) is not { } nat || (nat.Keys is not { Count: > 0 } && nat.KeysNotRead is null))
+        {
+            return null;
+        }
+
+        var section = new JsonObject();
+        if (nat.KeysNotRead is { } why)
+        {
+            section["notRead"] = why;
+        }
+
+        if (nat.Worst is { } worst)
+        {
+            section["busiestPct"] = worst.Percent;
+            section["failurePct"] = worst.FailurePercent;
+        }
+
+        var keys = new JsonArray();
+        foreach (var key in (nat.Keys ?? []).Take(top))
+        {
+            keys.Add((JsonNode)new JsonObject
+            {
+                ["natAddress"] = key.Key.NatAddress.ToString(),
+                ["destination"] = key.Key.Destination.ToString(),
+                ["port"] = key.Key.DestinationPort,
+                ["protocol"] = NatKeyUsage.ProtocolName(key.Key.Protocol),
+                ["zone"] = key.Key.Zone,
+                ["entries"] = key.Entries,
+                ["held"] = key.Held,
+                ["soft"] = key.Soft,
+                ["capacity"] = key.Range.Size,
+                ["range"] = key.Range.ToString(),
+                ["percent"] = key.Percent,
+                ["failurePct"] = key.FailurePercent,
+            });
+        }
+
+        section["tuples"] = keys;
+        return section;
+    }
+}
