@@ -21,14 +21,15 @@ public static class PortCheck
 {
     /// <summary>
     /// The ways of reading sockets each <c>--source</c> tries, in order; a source that cannot
-    /// read the namespace at all (netlink for another /proc tree) is passed over.
+    /// read the namespace at all (netlink for another /proc tree) is passed over. BPF reads
+    /// through the run's one reader, <paramref name="bpf"/>.
     /// </summary>
-    public static IReadOnlyList<ISocketSource> SourceOrder(SourceChoice choice) => choice switch
+    public static IReadOnlyList<ISocketSource> SourceOrder(SourceChoice choice, OpenOnce<BpfReader> bpf) => choice switch
     {
-        SourceChoice.Bpf => [BpfSource.Instance],
+        SourceChoice.Bpf => [new BpfSource(bpf)],
         SourceChoice.Netlink => [SockDiagSource.Instance],
         SourceChoice.Proc => [ProcTableSource.Instance],
-        _ => [BpfSource.Instance, SockDiagSource.Instance, ProcTableSource.Instance],
+        _ => [new BpfSource(bpf), SockDiagSource.Instance, ProcTableSource.Instance],
     };
 
     /// <summary>
@@ -41,7 +42,11 @@ public static class PortCheck
     {
         var progress = new Progress();
         var deadline = Stopwatch.StartNew();
-        var worker = Worker<CheckOutcome>.Start("check", () => Pipeline(settings, progress, early, deadline));
+
+        // The run's BPF reader (the early reading's, when there is one): opened at most once,
+        // closed when the run ends (a thread abandoned at the timeout finds it closed).
+        using var bpf = early?.Bpf ?? BpfSource.NewReader();
+        var worker = Worker<CheckOutcome>.Start("check", () => Pipeline(settings, progress, early, deadline, bpf));
         if (!worker.Wait(settings.Timeout))
         {
             return new CheckFailure(settings.TimeoutState, $"timed out after {settings.Timeout.TotalSeconds:0} s while reading {progress.Step}");
@@ -61,20 +66,20 @@ public static class PortCheck
         }
     }
 
-    private static CheckReport Pipeline(CheckSettings settings, Progress progress, Prefetch? early, Stopwatch clock)
+    private static CheckReport Pipeline(CheckSettings settings, Progress progress, Prefetch? early, Stopwatch clock, OpenOnce<BpfReader> bpf)
     {
         var reading = settings.Reading;
         NamespaceReading shown;
         NamespaceOverview? overview = null;
         if (reading.Namespaces is { } choice)
         {
-            (shown, overview) = AcrossNamespaces(settings, choice, progress, clock);
+            (shown, overview) = AcrossNamespaces(settings, choice, progress, clock, bpf);
         }
         else if (ProcTreeNamespace.Foreign(reading.ProcRoot) is { } foreign)
         {
             // A live /proc of another network namespace (a host's /proc in a container): its
             // files show the reader's namespace, so that namespace is entered and read instead.
-            shown = InNamespaces(settings, [foreign], progress, clock, all: false).Shown;
+            shown = InNamespaces(settings, [foreign], progress, clock, bpf, all: false).Shown;
         }
         else if (early is not null && early.Fits(reading, progress))
         {
@@ -83,7 +88,7 @@ public static class PortCheck
         else
         {
             using var root = new ProcRoot(reading.ProcRoot);
-            shown = Evaluate(settings, Acquire(reading, new NamespaceView(root), progress.Report));
+            shown = Evaluate(settings, Acquire(reading, new NamespaceView(root), progress.Report, bpf));
         }
 
         var report = new CheckReport(shown.Result, settings.Thresholds, settings.Top) { Namespaces = overview };
@@ -109,7 +114,7 @@ public static class PortCheck
     private sealed record NamespaceReading(NamespaceResult Result, IReadOnlyList<IReadOnlySet<long>>? TupleInodes, bool WithBind = false);
 
     /// <summary>Acquisition and model: sysctls, then sockets through the first source that reads them.</summary>
-    internal static Acquired Acquire(ReadingSettings reading, NamespaceView view, Action<string>? progress, string? namespaceName = null)
+    internal static Acquired Acquire(ReadingSettings reading, NamespaceView view, Action<string>? progress, OpenOnce<BpfReader> bpf, string? namespaceName = null)
     {
         // Which namespace this is, said at -v: the calling thread's own (entered, or never left).
         var inode = view.IsLiveKernel ? NamespaceFinder.Inode("/proc/thread-self/ns/net") : null;
@@ -125,7 +130,7 @@ public static class PortCheck
         Func<PortUsageCalculator> fresh = () => new PortUsageCalculator(kernel, recordInodes: reading.Processes, deviceName: Libc.InterfaceName);
         var chain = counts is { ProvesEmpty: true } && reading.Source is SourceChoice.Auto or SourceChoice.Proc
             ? ProvenEmpty.Reading(fresh())
-            : SourceChain.Read(SourceOrder(reading.Source), request, fresh);
+            : SourceChain.Read(SourceOrder(reading.Source, bpf), request, fresh);
         var usage = chain.Calculator.Finish(reading.Tcp, reading.Udp, chain.Source.SeesPortOrigin);
         List<string> diagnostics = [.. chain.Diagnostics, $"scan took {clock.Elapsed.TotalMilliseconds:0.0} ms"];
         return new Acquired(usage, chain, diagnostics, which);
@@ -153,12 +158,12 @@ public static class PortCheck
         return new NamespaceReading(new NamespaceResult(name, read.Usage, evaluation, how), inodes, withBind);
     }
 
-    private static (NamespaceReading Shown, NamespaceOverview? Overview) AcrossNamespaces(CheckSettings settings, NamespaceChoice choice, Progress progress, Stopwatch clock)
+    private static (NamespaceReading Shown, NamespaceOverview? Overview) AcrossNamespaces(CheckSettings settings, NamespaceChoice choice, Progress progress, Stopwatch clock, OpenOnce<BpfReader> bpf)
     {
         if (!choice.All)
         {
             NetworkNamespace target = choice.Pid is { } pid ? NamespaceFinder.ByPid(pid) : NamespaceFinder.ByNameOrPath(choice.NetnsBytes ?? System.Text.Encoding.UTF8.GetBytes(choice.Netns!));
-            return InNamespaces(settings, [target], progress, clock, all: false);
+            return InNamespaces(settings, [target], progress, clock, bpf, all: false);
         }
 
         // Without the privilege to find and enter other namespaces, every one but this check's own
@@ -170,10 +175,10 @@ public static class PortCheck
         }
 
         var (found, unseen) = NamespaceFinder.FindAll();
-        return InNamespaces(settings, found, progress, clock, all: true, [.. unseen.Select(s => $"{s.What} ({s.Why})")]);
+        return InNamespaces(settings, found, progress, clock, bpf, all: true, [.. unseen.Select(s => $"{s.What} ({s.Why})")]);
     }
 
-    private static (NamespaceReading Shown, NamespaceOverview? Overview) InNamespaces(CheckSettings settings, IReadOnlyList<NetworkNamespace> targets, Progress progress, Stopwatch clock, bool all, List<string>? unseen = null)
+    private static (NamespaceReading Shown, NamespaceOverview? Overview) InNamespaces(CheckSettings settings, IReadOnlyList<NetworkNamespace> targets, Progress progress, Stopwatch clock, OpenOnce<BpfReader> bpf, bool all, List<string>? unseen = null)
     {
         var skipped = unseen ?? [];
 
@@ -189,7 +194,7 @@ public static class PortCheck
             progress.Report($"namespace {target.Name}");
             try
             {
-                var read = Evaluate(settings, Acquire(settings.Reading, new NamespaceView(root, tables), progress.Report, target.Name), target.Name);
+                var read = Evaluate(settings, Acquire(settings.Reading, new NamespaceView(root, tables), progress.Report, bpf, target.Name), target.Name);
                 return read with { Result = read.Result with { Inode = target.Inode, Container = target.Container, Pod = target.Pod } };
             }
             catch (Exception e) when (e is not CheckException)
@@ -258,9 +263,12 @@ public sealed class Prefetch
         _worker = Worker<PortCheck.Acquired>.Start("early scan", () =>
         {
             using var root = new ProcRoot(reading.ProcRoot);
-            return PortCheck.Acquire(reading, new NamespaceView(root), _progress.Report);
+            return PortCheck.Acquire(reading, new NamespaceView(root), _progress.Report, Bpf);
         });
     }
+
+    /// <summary>The BPF reader this reading opens, handed to the run (which closes it) whether or not the reading fits.</summary>
+    internal OpenOnce<BpfReader> Bpf { get; } = BpfSource.NewReader();
 
     /// <summary>
     /// Whether this reading is what <paramref name="wanted"/> asks for: the same settings, or a
@@ -273,7 +281,7 @@ public sealed class Prefetch
         var fits = wanted == _reading
             || (wanted.Source != SourceChoice.Auto && wanted with { Source = _reading.Source } == _reading
                 && _reading.Source == SourceChoice.Auto && _worker.Result.Chain.Notes.Count == 1
-                && _worker.Result.Chain.Source == PortCheck.SourceOrder(wanted.Source)[0]);
+                && _worker.Result.Chain.Source.Name == PortCheck.SourceOrder(wanted.Source, Bpf)[0].Name);
         if (!fits)
         {
             progress.Follow(null);
