@@ -64,6 +64,12 @@ struct inet_timewait_sock___v613 {
 	__u32 tw_entry_stamp;
 } __attribute__((preserve_access_index));
 
+/* A bit field of p: read directly where p is an untrusted BTF pointer (what TCP's bpf_skc_to_*()
+ * casts return), probe-read where p is trusted (UDP: see the top). A probe read is a helper call
+ * per field and socket: reading TCP's four directly took the TCP walk at 50k connections from 68
+ * to 61 ms (cep_bpf_dump --time, medians of 11). */
+#define BITS(p, f, probed) ((probed) ? BPF_CORE_READ_BITFIELD_PROBED(p, f) : BPF_CORE_READ_BITFIELD(p, f))
+
 /* probed: skc is trusted (see the top): the namespace pointer and its range are probe-read */
 static __always_inline int netns_range(struct sock_common *skc, __u32 *lo, __u32 *hi, const int probed)
 {
@@ -104,16 +110,16 @@ static __always_inline int common(struct sock_common *skc, struct cep_record *r,
 	if (r->family == AF_INET6) {
 		__builtin_memcpy(r->laddr, &skc->skc_v6_rcv_saddr, 16);
 		__builtin_memcpy(r->raddr, &skc->skc_v6_daddr, 16);
-		if (BPF_CORE_READ_BITFIELD_PROBED(skc, skc_ipv6only))
+		if (BITS(skc, skc_ipv6only, probed))
 			r->flags |= CEP_FLAG_V6ONLY;
 	} else {
 		__u32 *l = (__u32 *)r->laddr, *d = (__u32 *)r->raddr;
 		*l = skc->skc_rcv_saddr;
 		*d = skc->skc_daddr;
 	}
-	if (BPF_CORE_READ_BITFIELD_PROBED(skc, skc_reuse))
+	if (BITS(skc, skc_reuse, probed))
 		r->flags |= CEP_FLAG_REUSEADDR;
-	if (BPF_CORE_READ_BITFIELD_PROBED(skc, skc_reuseport))
+	if (BITS(skc, skc_reuseport, probed))
 		r->flags |= CEP_FLAG_REUSEPORT;
 	return 1;
 }
@@ -154,7 +160,7 @@ static __always_inline void full(struct sock *sk, struct inet_sock *inet, struct
 			r->flags |= CEP_FLAG_BIND_ADDRESS_NO_PORT;
 	}
 	/* a plain u8 on 6.18, a 4-bit field on 6.1: the bit-field reader takes both */
-	r->userlocks = BPF_CORE_READ_BITFIELD_PROBED(sk, sk_userlocks);
+	r->userlocks = BITS(sk, sk_userlocks, probed);
 	if (bpf_core_field_exists(struct inet_timewait_sock___v618, tw_connect_bind)) {
 		r->flags |= CEP_FLAG_CONNECT_BIND_KNOWN;
 		if (r->userlocks & SOCK_CONNECT_BIND)
