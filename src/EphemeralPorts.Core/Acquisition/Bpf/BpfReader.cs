@@ -90,7 +90,8 @@ public sealed class BpfReader : IDisposable
 /// most once, however many namespaces and threads ask; a refusal is kept with its reason, so every
 /// namespace is told the same and nothing is tried twice. Disposing it disposes what it opened;
 /// a use after that is an <see cref="ObjectDisposedException"/> (a thread the run abandoned at its
-/// timeout stops there).
+/// timeout stops there). Disposing never waits for an open under way (the run's answer at its
+/// timeout must not): what that open returns is disposed as it returns.
 /// </summary>
 public sealed class OpenOnce<T> : IDisposable
     where T : class, IDisposable
@@ -99,7 +100,7 @@ public sealed class OpenOnce<T> : IDisposable
     private readonly Func<T> _open;
     private T? _opened;
     private SourceRefusedException? _refusal;
-    private bool _disposed;
+    private int _disposed;
 
     public OpenOnce(Func<T> open) => _open = open;
 
@@ -108,10 +109,10 @@ public sealed class OpenOnce<T> : IDisposable
     {
         lock (_gate)
         {
-            ObjectDisposedException.ThrowIf(_disposed, this);
-            if (_opened is not null)
+            ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
+            if (Volatile.Read(ref _opened) is { } opened)
             {
-                return _opened;
+                return opened;
             }
 
             if (_refusal is not null)
@@ -119,25 +120,33 @@ public sealed class OpenOnce<T> : IDisposable
                 throw new SourceRefusedException(_refusal.Message);
             }
 
+            T fresh;
             try
             {
-                return _opened = _open();
+                fresh = _open();
             }
             catch (SourceRefusedException e)
             {
                 _refusal = e;
                 throw;
             }
+
+            // Published, then the flag read (both full fences): a Dispose that ran meanwhile
+            // either takes it from _opened or is seen here, and whoever takes it disposes it.
+            _ = Interlocked.Exchange(ref _opened, fresh);
+            if (Interlocked.CompareExchange(ref _disposed, 0, 0) != 0)
+            {
+                Interlocked.Exchange(ref _opened, null)?.Dispose();
+                throw new ObjectDisposedException(GetType().FullName);
+            }
+
+            return fresh;
         }
     }
 
     public void Dispose()
     {
-        lock (_gate)
-        {
-            _disposed = true;
-            _opened?.Dispose();
-            _opened = null;
-        }
+        _ = Interlocked.Exchange(ref _disposed, 1);
+        Interlocked.Exchange(ref _opened, null)?.Dispose();
     }
 }

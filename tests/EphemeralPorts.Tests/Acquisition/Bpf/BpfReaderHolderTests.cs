@@ -71,6 +71,32 @@ public class BpfReaderHolderTests
     }
 
     [Fact]
+    public void Disposing_does_not_wait_for_an_open_under_way_and_what_it_opens_is_disposed()
+    {
+        // The run answers at its timeout while an abandoned thread may still be opening.
+        using var opening = new ManualResetEventSlim();
+        using var release = new ManualResetEventSlim();
+        var reader = new Probe();
+        var holder = new OpenOnce<Probe>(() =>
+        {
+            opening.Set();
+            release.Wait(TimeSpan.FromSeconds(30)).ShouldBeTrue();
+            return reader;
+        });
+        Exception? seen = null;
+        var thread = new Thread(() => seen = Record.Exception(holder.Get));
+        thread.Start();
+        opening.Wait(TimeSpan.FromSeconds(30)).ShouldBeTrue();
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        holder.Dispose();
+        clock.Elapsed.ShouldBeLessThan(TimeSpan.FromSeconds(5));
+        release.Set();
+        thread.Join(TimeSpan.FromSeconds(30)).ShouldBeTrue();
+        seen.ShouldBeOfType<ObjectDisposedException>();
+        reader.Disposed.ShouldBe(1);
+    }
+
+    [Fact]
     public void A_run_that_never_read_through_BPF_opens_nothing()
     {
         var opened = false;
