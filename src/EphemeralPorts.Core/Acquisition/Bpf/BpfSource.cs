@@ -47,7 +47,7 @@ public sealed class BpfSource(OpenOnce<BpfReader> reader) : ISocketSource
         var work = new List<Action>();
         if (request.Tcp)
         {
-            work.Add(() => counted[0] = Walk(bpf, CepAbi.Iter.Tcp, sink, request.Progress));
+            work.Add(() => counted[0] = Walk(bpf, CepAbi.Iter.Tcp, sink, request.Progress, Many(counts?.TcpSockets)));
         }
 
         if (request.Udp || boundInactive)
@@ -56,7 +56,7 @@ public sealed class BpfSource(OpenOnce<BpfReader> reader) : ISocketSource
             {
                 if (request.Udp)
                 {
-                    counted[1] = Walk(bpf, CepAbi.Iter.Udp, sink, request.Progress);
+                    counted[1] = Walk(bpf, CepAbi.Iter.Udp, sink, request.Progress, Many(counts is { UdpInUse: { } udp } ? udp + (counts.Udp6InUse ?? 0) : null));
                 }
 
                 if (boundInactive)
@@ -73,16 +73,27 @@ public sealed class BpfSource(OpenOnce<BpfReader> reader) : ISocketSource
         return new SourceReading($"sockets read {Describe(request.View, brief: false)}", diagnostics);
     }
 
+    // Whether a namespace's sockets (sockstat's count, a hint: null when unknown) are enough
+    // records for parsing them beside the walk to gain more than a thread costs: a few chunks.
+    private static bool Many(long? sockets) => sockets is not { } n || n >= 3 * ChunkBytes / CepAbi.Record.Size;
+
     // An iterator of the calling thread's namespace (made here: it walks the namespace of the
-    // thread that makes it), read to its end on a thread of its own while this one parses: each
-    // read() is the kernel walking the hash (~0.6 ms per 32 KiB of records at 50k connections),
-    // so the parsing of one chunk overlaps the walk of the next instead of following it. The sink
-    // takes one chunk's records at a time under its lock, as sock_diag's lanes do.
-    private static int Walk(BpfReader bpf, int which, ISocketSink sink, Action<string>? progress)
+    // thread that makes it), read to its end. With many records, on a thread of its own while this
+    // one parses: each read() is the kernel walking the hash (~0.6 ms per 32 KiB of records at 50k
+    // connections), so the parsing of one chunk overlaps the walk of the next instead of following
+    // it. With few (an idle host, most namespaces) there is nothing to overlap, and the thread is
+    // not started. The sink takes one chunk's records at a time under its lock, as sock_diag's
+    // lanes do.
+    private static int Walk(BpfReader bpf, int which, ISocketSink sink, Action<string>? progress, bool overlap)
     {
         var protocol = which == CepAbi.Iter.Tcp ? "tcp" : "udp";
         progress?.Invoke($"bpf iter/{protocol}");
         var fd = bpf.Iterator(which);
+        if (!overlap)
+        {
+            return WalkHere(fd, protocol, sink);
+        }
+
         var parser = Environment.CurrentManagedThreadId;
         using var stop = new CancellationTokenSource();
         using var chunks = new BlockingCollection<(byte[] Buffer, int Length)>();
@@ -146,6 +157,34 @@ public sealed class BpfSource(OpenOnce<BpfReader> reader) : ISocketSource
 
         _ = reader.Result; // a failed read() is rethrown here
         return records;
+    }
+
+    private static int WalkHere(int fd, string protocol, ISocketSink sink)
+    {
+        var records = 0;
+        try
+        {
+            while (ReadChunk(fd, protocol) is { } chunk)
+            {
+                try
+                {
+                    lock (sink)
+                    {
+                        records += BpfRecords.Parse(chunk.Buffer.AsSpan(0, chunk.Length), sink);
+                    }
+                }
+                finally
+                {
+                    ReadBuffers.Return(chunk.Buffer);
+                }
+            }
+
+            return records;
+        }
+        finally
+        {
+            _ = BpfNative.Close(fd);
+        }
     }
 
     // Chunks read and not yet parsed: the reader runs at most this far ahead (memory stays bounded).
