@@ -105,7 +105,7 @@ check_bpf_reader() {
     id=$(sha256sum "$obj" | cut -c1-16)
     syms=$(llvm-nm --defined-only "$dbg")
     # The calls BpfNative.cs makes.
-    for sym in cep_bpf_open cep_bpf_iter cep_bpf_read cep_bpf_mode cep_bpf_record_size cep_bpf_record_version; do
+    for sym in cep_reader_open cep_reader_iter cep_reader_mode cep_reader_close cep_bpf_read cep_bpf_record_size cep_bpf_record_version; do
         grep -q " [Tt] $sym\$" <<<"$syms" ||
             { echo "build.sh: $dbg defines no $sym: the BPF reader is not linked in" >&2; exit 1; }
     done

@@ -64,6 +64,9 @@ esac
 # vmlinux.h: the build host's kernel types (CO-RE relocates the field offsets at load time, so
 # any BTF kernel will do; /sys/kernel/btf/vmlinux is the running one's). Kept while the kernel's
 # BTF is the same, so an up-to-date build does nothing.
+# The numbers shared with C# are defined once, in cep_abi.h: the C# file made from it must be current.
+"$HERE/abi_cs.sh" --check
+
 BTF=/sys/kernel/btf/vmlinux
 [ -r "$BTF" ] || { echo "src/native/build.sh: $BTF is missing: the build host's kernel has no BTF" >&2; exit 1; }
 btf_id=$(uname -r)-$(stat -c %s "$BTF")
@@ -82,7 +85,7 @@ newer() { # target sources...: true when target is missing or older than any sou
     return 1
 }
 
-if newer "$BPF_DIR/ports.bpf.o" "$HERE/ports.bpf.c" "$HERE/cep_record.h" "$BPF_DIR/vmlinux.h"; then
+if newer "$BPF_DIR/ports.bpf.o" "$HERE/ports.bpf.c" "$HERE/cep_record.h" "$HERE/cep_abi.h" "$BPF_DIR/vmlinux.h"; then
     log "clang -target bpf ports.bpf.c"
     clang -target bpf -g -O2 -D__TARGET_ARCH_"$TARGET_ARCH" -I"$BPF_DIR" -I"$HERE" \
         -c "$HERE/ports.bpf.c" -o "$BPF_DIR/ports.bpf.o.tmp"
@@ -140,7 +143,7 @@ layout_check | "$CC" "${CFLAGS[@]}" -fsyntax-only -x c - ||
 layout_check | clang -target bpf -I"$HERE" -fsyntax-only -x c - ||
     { echo "src/native/build.sh: struct cep_record has another layout for the BPF target" >&2; exit 1; }
 flags_id="$CC ${CFLAGS[*]}"
-if newer "$OUT/libcep_bpf.a" "$HERE/cep_bpf.c" "$HERE/cep_bpf.h" "$HERE/cep_record.h" "$BPF_DIR/ports.skel.h" "$HERE/build.sh" \
+if newer "$OUT/libcep_bpf.a" "$HERE/cep_bpf.c" "$HERE/cep_bpf.h" "$HERE/cep_record.h" "$HERE/cep_abi.h" "$BPF_DIR/ports.skel.h" "$HERE/build.sh" \
         "$HERE/outline-atomics.c" ||
     [ "$(cat "$OUT/libcep_bpf.a.flags" 2>/dev/null)" != "$flags_id" ]; then
     log "cc cep_bpf.c (build id $build_id${CROSS:+, for $CROSS})"

@@ -54,31 +54,32 @@
 #define BPF_FS_MAGIC_ 0xcafe4a11
 #define ENOTSUPP_ 524
 
-/* The record is an ABI (P/Invoke reads it by offset): keep the documented layout. */
-_Static_assert(sizeof(struct cep_record) == 68, "cep_record is 68 bytes");
-_Static_assert(offsetof(struct cep_record, fastreuse) == 4, "cep_record layout");
-_Static_assert(offsetof(struct cep_record, lport) == 6, "cep_record layout");
-_Static_assert(offsetof(struct cep_record, tw_age_ms) == 16, "cep_record layout");
-_Static_assert(offsetof(struct cep_record, laddr) == 28, "cep_record layout");
-_Static_assert(offsetof(struct cep_record, raddr) == 44, "cep_record layout");
-_Static_assert(offsetof(struct cep_record, tw_ts_recent_stamp) == 60, "cep_record layout");
-_Static_assert(offsetof(struct cep_record, bound_dev_if) == 64, "cep_record layout");
+/* (the record's layout is asserted where it is declared, cep_record.h) */
 
 static const char *const names[2] = { "tcp", "udp" };
 
-static struct {
-	int mode;                  /* CEP_BPF_MODE_*, 0 = closed */
+/* One reader: everything an open made, freed by cep_reader_close (and on every failed path). */
+struct cep_reader {
+	int mode;                  /* CEP_MODE_* once open */
 	struct cep_ports *skel;    /* loaded by libbpf */
 	struct bpf_link *links[2]; /* loaded by libbpf */
 	int link_fds[2];           /* the iterator links: the libbpf links' fds, or ours (from the cache) */
 	int own_fds;               /* link_fds are ours to close (loaded from the cache) */
-} state = { .link_fds = { -1, -1 } };
+	int use_cache;             /* cache_dir names the load cache (not CEP_OPEN_NO_CACHE) */
+	char cache_dir[256];
+	char kkey[448];            /* kernel_key(), read once per open */
+	/* libbpf's messages while this reader loads: never printed. The first warning of a failed
+	 * step is kept for `why` (the later ones only say that the object and the skeleton failed
+	 * too); of a verifier log, the line that names the refused instruction. */
+	char first_msg[256];
+	char verifier_msg[256];
+};
 
-/* libbpf's messages: never printed. The first warning of a failed step is kept for `why` (the
- * later ones only say that the object and the skeleton failed too); of a verifier log, the line
- * that names the refused instruction. */
-static char first_msg[256];
-static char verifier_msg[256];
+/* libbpf_set_print() takes a function and no context pointer, and is process-wide: its messages
+ * reach the reader whose open is running on this thread through this pointer, set only for the
+ * length of that open. Thread-local so that readers opened at once on several threads each get
+ * their own messages (a message libbpf prints on another thread, outside any open, is dropped). */
+static __thread struct cep_reader *opening;
 
 static void trim(char *m)
 {
@@ -87,7 +88,7 @@ static void trim(char *m)
 		m[--n] = 0;
 }
 
-static void keep_verifier_line(const char *log)
+static void keep_verifier_line(struct cep_reader *r, const char *log)
 {
 	/* the refusal is the last line before "verification time" / "processed N insns" */
 	const char *end = strstr(log, "\nverification time");
@@ -104,12 +105,13 @@ static void keep_verifier_line(const char *log)
 		while (start > log && start[-1] != '\n')
 			start--;
 	}
-	snprintf(verifier_msg, sizeof verifier_msg, "verifier: %.*s", (int)(end - start), start);
+	snprintf(r->verifier_msg, sizeof r->verifier_msg, "verifier: %.*s", (int)(end - start), start);
 }
 
 static int keep_message(enum libbpf_print_level level, const char *fmt, va_list args)
 {
-	if (level != LIBBPF_WARN)
+	struct cep_reader *r = opening;
+	if (level != LIBBPF_WARN || !r)
 		return 0;
 	/* a verifier log can be long, and its refusal is at the end */
 	char small[1024], *msg = small;
@@ -122,12 +124,12 @@ static int keep_message(enum libbpf_print_level level, const char *fmt, va_list 
 		msg = small;
 	va_end(again);
 	if (strstr(msg, "BEGIN PROG LOAD LOG"))
-		keep_verifier_line(msg);
-	else if (!first_msg[0] && !strstr(msg, "RLIMIT_MEMLOCK")) {
+		keep_verifier_line(r, msg);
+	else if (!r->first_msg[0] && !strstr(msg, "RLIMIT_MEMLOCK")) {
 		/* (libbpf's memlock probe fails first whenever bpf() is refused: not the news) */
 		const char *m = strncmp(msg, "libbpf: ", 8) ? msg : msg + 8;
-		snprintf(first_msg, sizeof first_msg, "%s", m);
-		trim(first_msg);
+		snprintf(r->first_msg, sizeof r->first_msg, "%s", m);
+		trim(r->first_msg);
 	}
 	if (msg != small)
 		free(msg);
@@ -178,12 +180,12 @@ static const char *lockdown(char *buf, size_t len)
 }
 
 /* A reason for a refused load, from the errno and what the process and the kernel say. */
-static int refused(int err, char *why, size_t whylen)
+static int refused(const struct cep_reader *r, int err, char *why, size_t whylen)
 {
 	char lock[128];
 	char detail[512];
-	snprintf(detail, sizeof detail, "%s%s%s", first_msg[0] ? first_msg : "no detail from libbpf",
-		 verifier_msg[0] ? "; " : "", verifier_msg);
+	snprintf(detail, sizeof detail, "%s%s%s", r->first_msg[0] ? r->first_msg : "no detail from libbpf",
+		 r->verifier_msg[0] ? "; " : "", r->verifier_msg);
 	if (err == EACCES && geteuid() == 0) {
 		/* what the verifier answers when it refuses a program */
 		say(why, whylen, "the kernel's verifier refused the socket iterators: %s", detail);
@@ -337,7 +339,7 @@ static void tidy(void)
 /* Pins both links into a private directory, then renames it into place: a reader sees either no
  * directory or a complete one. All of it under the lock on the pin root (see the top), which also
  * sweeps. Returns 0 or a reason why not (not fatal: the run goes on loaded). */
-static const char *pin(void)
+static const char *pin(const struct cep_reader *r)
 {
 	char tmp[64], p[80];
 	if (!on_bpffs(BPFFS))
@@ -365,7 +367,7 @@ static const char *pin(void)
 	}
 	for (int i = 0; i < 2; i++) {
 		snprintf(p, sizeof p, PIN_ROOT "/%s/%s", tmp, names[i]);
-		if (bpf_obj_pin(state.link_fds[i], p) != 0 || chmod(p, 0600) != 0) {
+		if (bpf_obj_pin(r->link_fds[i], p) != 0 || chmod(p, 0600) != 0) {
 			remove_at(rootfd, tmp, 0);
 			why = "pinning the iterator links failed";
 			goto out;
@@ -381,18 +383,19 @@ out:
 	return why;
 }
 
-static void unload(void)
+/* Frees what a load made (links, fds, the libbpf object); the reader itself stays. */
+static void unload(struct cep_reader *r)
 {
 	for (int i = 0; i < 2; i++) {
-		if (state.own_fds && state.link_fds[i] >= 0)
-			close(state.link_fds[i]);
-		state.link_fds[i] = -1;
-		bpf_link__destroy(state.links[i]);
-		state.links[i] = NULL;
+		if (r->own_fds && r->link_fds[i] >= 0)
+			close(r->link_fds[i]);
+		r->link_fds[i] = -1;
+		bpf_link__destroy(r->links[i]);
+		r->links[i] = NULL;
 	}
-	state.own_fds = 0;
-	cep_ports__destroy(state.skel);
-	state.skel = NULL;
+	r->own_fds = 0;
+	cep_ports__destroy(r->skel);
+	r->skel = NULL;
 }
 
 /* --- the load cache ---------------------------------------------------------------------------
@@ -400,26 +403,18 @@ static void unload(void)
  * for the CO-RE relocations and for the iterators' attach targets. Both results depend only on
  * this program and the running kernel, so a root run that loaded through libbpf writes them down
  * (the relocated instructions of each program and the BTF id of bpf_iter_tcp / bpf_iter_udp) in
- * CACHE_DIR/<build id>.iter, and later runs load with two plain BPF_PROG_LOADs (the verifier still
+ * <cache dir>/<build id>.iter (CEP_CACHE_DIR unless the caller names another), and later runs load with two plain BPF_PROG_LOADs (the verifier still
  * checks everything) and BPF_LINK_CREATEs: no libbpf object, no BTF parsed.
  * Trusted only when the directory and the file are root's and not group/other-writable (the
  * directory's parent too), and when the content matches: magic, format, record version, build id,
  * libbpf version, the kernel's identity (uname, boot id, size and ends of its BTF), sizes and a
  * checksum. Anything else, or a refused load, falls back to libbpf, which rewrites the file. It is
  * written complete (O_TMPFILE, then linked into place), so a reader sees none or a whole one. */
-#define CACHE_DIR_DEFAULT "/run/check_ephemeral_ports"
 #define CACHE_NAME CEP_BPF_BUILD_ID ".iter"
 #define CACHE_MAGIC "CEPBPFC\n"
 #define CACHE_FORMAT 1
 #define CACHE_MAX_INSNS 65536
 #define LICENSE_ "Dual MIT/GPL" /* ports.bpf.c's: the iterator helpers are GPL-only */
-
-static const char *cache_dir = CACHE_DIR_DEFAULT;
-
-void cep_bpf_set_cache_dir(const char *dir)
-{
-	cache_dir = dir;
-}
 
 struct cache_head {
 	char magic[8];
@@ -481,11 +476,11 @@ static int kernel_key(char *out, size_t len)
 }
 
 /* A directory root's alone, in a parent root's alone; creates it (0700) when asked. */
-static int cache_dirfd(int create, const char **why)
+static int cache_dirfd(const char *cache_dir, int create, const char **why)
 {
 	char parent[256];
 	struct stat st;
-	if (!cache_dir || snprintf(parent, sizeof parent, "%s", cache_dir) >= (int)sizeof parent) {
+	if (!cache_dir || !cache_dir[0] || snprintf(parent, sizeof parent, "%s", cache_dir) >= (int)sizeof parent) {
 		*why = "no cache directory";
 		return -1;
 	}
@@ -514,21 +509,23 @@ static int cache_dirfd(int create, const char **why)
 	return fd;
 }
 
-static char kkey[448];
-
-/* Loads both programs from the cache into state (own link fds): 0, or -1 with a reason in *why. */
-static int load_cached(const char **why)
+/* Loads both programs from the cache into the reader (own link fds): 0, or -1 with a reason in *why. */
+static int load_cached(struct cep_reader *r, const char **why)
 {
 	struct stat st;
 	struct cache_head *h = NULL;
 	int prog_fd = -1;
 	*why = NULL;
-	if (kernel_key(kkey, sizeof kkey) != 0) {
-		kkey[0] = 0;
+	if (kernel_key(r->kkey, sizeof r->kkey) != 0) {
+		r->kkey[0] = 0;
 		*why = "the kernel's identity is unreadable";
 		return -1;
 	}
-	int dirfd = cache_dirfd(0, why);
+	if (!r->use_cache) {
+		*why = "no cache directory";
+		return -1;
+	}
+	int dirfd = cache_dirfd(r->cache_dir, 0, why);
 	if (dirfd < 0)
 		return -1;
 	int fd = openat(dirfd, CACHE_NAME, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
@@ -568,7 +565,7 @@ static int load_cached(const char **why)
 	    h->build_id[sizeof h->build_id - 1] || strncmp(h->libbpf, lib, sizeof h->libbpf))
 		goto fail;
 	h->key[sizeof h->key - 1] = 0;
-	if (strcmp(h->key, kkey)) {
+	if (strcmp(h->key, r->kkey)) {
 		*why = "it is for another kernel or boot";
 		goto fail;
 	}
@@ -592,19 +589,19 @@ static int load_cached(const char **why)
 			goto fail;
 		}
 		insn += h->prog[i].insn_cnt;
-		state.link_fds[i] = bpf_link_create(prog_fd, 0, BPF_TRACE_ITER, NULL);
+		r->link_fds[i] = bpf_link_create(prog_fd, 0, BPF_TRACE_ITER, NULL);
 		close(prog_fd); /* the link holds the program */
-		if (state.link_fds[i] < 0) {
+		if (r->link_fds[i] < 0) {
 			*why = "the kernel refused to attach its programs";
 			goto fail;
 		}
-		state.own_fds = 1;
+		r->own_fds = 1;
 	}
 	free(h);
 	return 0;
 fail:
-	state.own_fds = 1;
-	unload();
+	r->own_fds = 1;
+	unload(r);
 	free(h);
 	return -1;
 }
@@ -622,14 +619,14 @@ static uint32_t attach_btf_id(struct bpf_program *prog)
 }
 
 /* After a libbpf load as root: writes the cache. NULL, or why not. */
-static const char *write_cache(void)
+static const char *write_cache(struct cep_reader *r)
 {
 	const char *why = NULL;
 	if (geteuid() != 0)
 		return "not root";
-	if (!kkey[0] && kernel_key(kkey, sizeof kkey) != 0)
+	if (!r->kkey[0] && kernel_key(r->kkey, sizeof r->kkey) != 0)
 		return "the kernel's identity is unreadable";
-	struct bpf_program *progs[2] = { state.skel->progs.cep_tcp, state.skel->progs.cep_udp };
+	struct bpf_program *progs[2] = { r->skel->progs.cep_tcp, r->skel->progs.cep_udp };
 	size_t size = sizeof(struct cache_head);
 	for (int i = 0; i < 2; i++)
 		size += bpf_program__insn_cnt(progs[i]) * sizeof(struct bpf_insn);
@@ -641,7 +638,7 @@ static const char *write_cache(void)
 	h->record_version = CEP_RECORD_VERSION;
 	snprintf(h->build_id, sizeof h->build_id, "%s", CEP_BPF_BUILD_ID);
 	snprintf(h->libbpf, sizeof h->libbpf, "%u.%u", libbpf_major_version(), libbpf_minor_version());
-	snprintf(h->key, sizeof h->key, "%s", kkey);
+	snprintf(h->key, sizeof h->key, "%s", r->kkey);
 	char *at = (char *)(h + 1);
 	for (int i = 0; i < 2; i++) {
 		size_t cnt = bpf_program__insn_cnt(progs[i]);
@@ -658,7 +655,7 @@ static const char *write_cache(void)
 	h->size = size;
 	h->checksum = fnv(FNV0, h, size);
 
-	int dirfd = cache_dirfd(1, &why), fd = -1;
+	int dirfd = cache_dirfd(r->cache_dir, 1, &why), fd = -1;
 	if (dirfd < 0)
 		goto out;
 	/* an unnamed file, linked into place once complete */
@@ -697,10 +694,10 @@ out:
 	return why;
 }
 
-static void unlink_cache(void)
+static void unlink_cache(const char *cache_dir)
 {
 	const char *why;
-	int dirfd = cache_dirfd(0, &why);
+	int dirfd = cache_dirfd(cache_dir, 0, &why);
 	if (dirfd < 0)
 		return;
 	int dfd = dup(dirfd);
@@ -719,13 +716,16 @@ static void unlink_cache(void)
 	(void)rmdir(cache_dir);
 }
 
-static int load(int flags, char *why, size_t whylen)
+/* Loads the program into the reader (from the cache, else through libbpf) and pins it unless
+ * asked not to: 0 with the note in why, or -errno with the reason. On failure the reader holds
+ * nothing (the caller frees it). */
+static int load(struct cep_reader *r, int flags, char *why, size_t whylen)
 {
 	int err;
 	const char *cache_why = NULL;
-	char cache_note[200] = "";
-	if (load_cached(&cache_why) == 0) {
-		snprintf(cache_note, sizeof cache_note, " from the cache in %s", cache_dir);
+	char cache_note[400] = "";
+	if (load_cached(r, &cache_why) == 0) {
+		snprintf(cache_note, sizeof cache_note, " from the cache in %s", r->cache_dir);
 		goto loaded;
 	}
 	if (access("/sys/kernel/btf/vmlinux", R_OK) != 0) {
@@ -734,64 +734,60 @@ static int load(int flags, char *why, size_t whylen)
 		    strerror(err));
 		return err == EACCES ? -EPERM : -ENOENT;
 	}
-	first_msg[0] = verifier_msg[0] = 0;
-	state.skel = cep_ports__open();
-	if (!state.skel) {
+	r->first_msg[0] = r->verifier_msg[0] = 0;
+	r->skel = cep_ports__open();
+	if (!r->skel) {
 		err = errno ? errno : EINVAL;
-		return refused(err, why, whylen);
+		return refused(r, err, why, whylen);
 	}
-	err = cep_ports__load(state.skel);
+	err = cep_ports__load(r->skel);
 	if (err) {
 		err = err < 0 ? -err : err;
-		unload();
-		return refused(err, why, whylen);
+		unload(r);
+		return refused(r, err, why, whylen);
 	}
-	struct bpf_program *progs[2] = { state.skel->progs.cep_tcp, state.skel->progs.cep_udp };
+	struct bpf_program *progs[2] = { r->skel->progs.cep_tcp, r->skel->progs.cep_udp };
 	for (int i = 0; i < 2; i++) {
-		state.links[i] = bpf_program__attach_iter(progs[i], NULL);
-		if (!state.links[i]) {
+		r->links[i] = bpf_program__attach_iter(progs[i], NULL);
+		if (!r->links[i]) {
 			err = errno ? errno : EINVAL;
-			unload();
-			return refused(err, why, whylen);
+			unload(r);
+			return refused(r, err, why, whylen);
 		}
-		state.link_fds[i] = bpf_link__fd(state.links[i]);
+		r->link_fds[i] = bpf_link__fd(r->links[i]);
 	}
-	if (cache_dir) {
-		const char *not_cached = write_cache();
+	if (r->use_cache) {
+		const char *not_cached = write_cache(r);
 		if (not_cached)
-			snprintf(cache_note, sizeof cache_note, "; not cached in %s: %s", cache_dir, not_cached);
+			snprintf(cache_note, sizeof cache_note, "; not cached in %s: %s", r->cache_dir, not_cached);
 		else if (cache_why && strcmp(cache_why, "none yet"))
-			snprintf(cache_note, sizeof cache_note, "; cache in %s rewritten (%s)", cache_dir, cache_why);
+			snprintf(cache_note, sizeof cache_note, "; cache in %s rewritten (%s)", r->cache_dir, cache_why);
 		else
-			snprintf(cache_note, sizeof cache_note, "; cached in %s", cache_dir);
+			snprintf(cache_note, sizeof cache_note, "; cached in %s", r->cache_dir);
 	}
 loaded:;
-	int cached = !state.skel;
-	const char *not_pinned = (flags & CEP_BPF_NO_PIN) ? "pinning not asked for" : pin();
+	int cached = !r->skel;
+	const char *not_pinned = (flags & CEP_OPEN_NO_PIN) ? "pinning not asked for" : pin(r);
 	if (not_pinned) {
-		state.mode = cached ? CEP_BPF_MODE_CACHED : CEP_BPF_MODE_LOADED;
+		r->mode = cached ? CEP_MODE_CACHED : CEP_MODE_LOADED;
 		if (cached)
 			say(why, whylen, "BPF socket iterators loaded for this run%s (not pinned: %s)", cache_note, not_pinned);
 		else
 			say(why, whylen, "BPF socket iterators loaded for this run (not pinned: %s%s)", not_pinned, cache_note);
 	} else {
-		state.mode = CEP_BPF_MODE_LOADED_PINNED;
+		r->mode = CEP_MODE_LOADED_PINNED;
 		if (cached)
 			say(why, whylen, "BPF socket iterators loaded%s and pinned in " PIN_DIR, cache_note);
 		else
 			say(why, whylen, "BPF socket iterators loaded and pinned in " PIN_DIR "%s", cache_note);
 	}
-	return 1;
+	return 0;
 }
 
-int cep_bpf_open(int flags, char *why, size_t whylen)
+/* Opens the reader (see cep_bpf.h). */
+static int open_reader(struct cep_reader *r, int flags, char *why, size_t whylen)
 {
-	libbpf_set_print(keep_message);
-	if (why && whylen)
-		why[0] = 0;
-	if (state.mode)
-		return 1;
-	if (!(flags & (CEP_BPF_NO_PIN | CEP_BPF_NO_REUSE)) && pinned_available()) {
+	if (!(flags & (CEP_OPEN_NO_PIN | CEP_OPEN_NO_REUSE)) && pinned_available()) {
 		/* one trial open proves the pin is readable by us (root; or a mode the admin chose) */
 		char p[256];
 		snprintf(p, sizeof p, PIN_DIR "/%s", names[0]);
@@ -799,33 +795,82 @@ int cep_bpf_open(int flags, char *why, size_t whylen)
 		if (fd >= 0) {
 			close(fd);
 			tidy();
-			state.mode = CEP_BPF_MODE_PINNED;
+			r->mode = CEP_MODE_PINNED;
 			say(why, whylen, "BPF socket iterators pinned in " PIN_DIR);
-			return 1;
+			return 0;
 		}
 	}
-	return load(flags, why, whylen);
+	return load(r, flags, why, whylen);
 }
 
-int cep_bpf_iter(int handle, int which)
+struct cep_reader *cep_reader_open(int flags, const char *cache_dir, int *err, char *why, size_t whylen)
 {
-	if (handle != 1 || !state.mode)
+	if (why && whylen)
+		why[0] = 0;
+	if (err)
+		*err = 0;
+	if (!cache_dir)
+		cache_dir = CEP_CACHE_DIR;
+	struct cep_reader *r = calloc(1, sizeof *r);
+	int e = r ? 0 : ENOMEM;
+	if (r && snprintf(r->cache_dir, sizeof r->cache_dir, "%s", cache_dir) >= (int)sizeof r->cache_dir)
+		e = ENAMETOOLONG;
+	if (e) {
+		say(why, whylen, "cannot open the BPF reader: %s", strerror(e));
+		free(r);
+		if (err)
+			*err = e;
+		return NULL;
+	}
+	r->link_fds[0] = r->link_fds[1] = -1;
+	r->use_cache = !(flags & CEP_OPEN_NO_CACHE) && cache_dir[0];
+	/* the hook is process-wide (see `opening`): set on every open, harmless when it already is */
+	libbpf_set_print(keep_message);
+	opening = r;
+	int rc = open_reader(r, flags, why, whylen);
+	opening = NULL;
+	if (rc < 0) {
+		unload(r);
+		free(r);
+		if (err)
+			*err = -rc;
+		return NULL;
+	}
+	return r;
+}
+
+int cep_reader_iter(const struct cep_reader *r, int which)
+{
+	if (!r || !r->mode)
 		return -EBADF;
-	if (which != CEP_BPF_TCP && which != CEP_BPF_UDP)
+	if (which != CEP_ITER_TCP && which != CEP_ITER_UDP)
 		return -EINVAL;
 	int fd;
-	if (state.mode == CEP_BPF_MODE_PINNED) {
+	if (r->mode == CEP_MODE_PINNED) {
 		char p[256];
 		snprintf(p, sizeof p, PIN_DIR "/%s", names[which]);
 		fd = open(p, O_RDONLY | O_CLOEXEC);
 	} else {
-		fd = bpf_iter_create(state.link_fds[which]);
+		fd = bpf_iter_create(r->link_fds[which]);
 		if (fd >= 0)
 			(void)fcntl(fd, F_SETFD, FD_CLOEXEC);
 		else
 			errno = -fd;
 	}
 	return fd >= 0 ? fd : -errno;
+}
+
+int cep_reader_mode(const struct cep_reader *r)
+{
+	return r ? r->mode : 0;
+}
+
+void cep_reader_close(struct cep_reader *r)
+{
+	if (!r)
+		return;
+	unload(r);
+	free(r);
 }
 
 long cep_bpf_read(int fd, void *buf, size_t len)
@@ -844,11 +889,6 @@ long cep_bpf_read(int fd, void *buf, size_t len)
 	return (long)got;
 }
 
-int cep_bpf_mode(int handle)
-{
-	return handle == 1 ? state.mode : 0;
-}
-
 int cep_bpf_record_size(void)
 {
 	return (int)sizeof(struct cep_record);
@@ -864,9 +904,9 @@ const char *cep_bpf_build_id(void)
 	return CEP_BPF_BUILD_ID;
 }
 
-int cep_bpf_unpin_all(void)
+int cep_bpf_unpin_all(const char *cache_dir)
 {
-	unlink_cache();
+	unlink_cache(cache_dir ? cache_dir : CEP_CACHE_DIR);
 	int rootfd = open(PIN_ROOT, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (rootfd < 0)
 		return errno == ENOENT ? 0 : -errno;
@@ -890,11 +930,3 @@ int fcntl64(int fd, int cmd, ...)
 	return fcntl(fd, cmd, arg);
 }
 #endif
-
-void cep_bpf_close(int handle)
-{
-	if (handle != 1)
-		return;
-	unload();
-	state.mode = 0;
-}

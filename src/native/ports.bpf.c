@@ -64,6 +64,12 @@ struct inet_timewait_sock___v613 {
 	__u32 tw_entry_stamp;
 } __attribute__((preserve_access_index));
 
+/* A bit field of p: read directly where p is an untrusted BTF pointer (what TCP's bpf_skc_to_*()
+ * casts return), probe-read where p is trusted (UDP: see the top). A probe read is a helper call
+ * per field and socket: reading TCP's four directly took the TCP walk at 50k connections from 68
+ * to 61 ms (cep_bpf_dump --time, medians of 11). */
+#define BITS(p, f, probed) ((probed) ? BPF_CORE_READ_BITFIELD_PROBED(p, f) : BPF_CORE_READ_BITFIELD(p, f))
+
 /* probed: skc is trusted (see the top): the namespace pointer and its range are probe-read */
 static __always_inline int netns_range(struct sock_common *skc, __u32 *lo, __u32 *hi, const int probed)
 {
@@ -104,17 +110,17 @@ static __always_inline int common(struct sock_common *skc, struct cep_record *r,
 	if (r->family == AF_INET6) {
 		__builtin_memcpy(r->laddr, &skc->skc_v6_rcv_saddr, 16);
 		__builtin_memcpy(r->raddr, &skc->skc_v6_daddr, 16);
-		if (BPF_CORE_READ_BITFIELD_PROBED(skc, skc_ipv6only))
-			r->flags |= CEP_F_V6ONLY;
+		if (BITS(skc, skc_ipv6only, probed))
+			r->flags |= CEP_FLAG_V6ONLY;
 	} else {
 		__u32 *l = (__u32 *)r->laddr, *d = (__u32 *)r->raddr;
 		*l = skc->skc_rcv_saddr;
 		*d = skc->skc_daddr;
 	}
-	if (BPF_CORE_READ_BITFIELD_PROBED(skc, skc_reuse))
-		r->flags |= CEP_F_REUSEADDR;
-	if (BPF_CORE_READ_BITFIELD_PROBED(skc, skc_reuseport))
-		r->flags |= CEP_F_REUSEPORT;
+	if (BITS(skc, skc_reuse, probed))
+		r->flags |= CEP_FLAG_REUSEADDR;
+	if (BITS(skc, skc_reuseport, probed))
+		r->flags |= CEP_FLAG_REUSEPORT;
 	return 1;
 }
 
@@ -124,8 +130,8 @@ static __always_inline void bucket(struct inet_bind_bucket *tb, struct cep_recor
 		r->fastreuse = tb->fastreuse;
 		r->fastreuseport = tb->fastreuseport;
 	} else {
-		r->fastreuse = CEP_NO_BUCKET;
-		r->fastreuseport = CEP_NO_BUCKET;
+		r->fastreuse = CEP_RECORD_NO_BUCKET;
+		r->fastreuseport = CEP_RECORD_NO_BUCKET;
 	}
 }
 
@@ -147,18 +153,18 @@ static __always_inline void full(struct sock *sk, struct inet_sock *inet, struct
 		/* INET_FLAGS_BIND_ADDRESS_NO_PORT: an anonymous enum (no CO-RE relocation); 18 on 6.18,
 		 * and the enum only grows at its end */
 		if ((f >> 18) & 1)
-			r->flags |= CEP_F_BIND_ADDRESS_NO_PORT;
+			r->flags |= CEP_FLAG_BIND_ADDRESS_NO_PORT;
 	} else {
 		struct inet_sock___v61 *old = (void *)inet;
 		if (BPF_CORE_READ_BITFIELD_PROBED(old, bind_address_no_port))
-			r->flags |= CEP_F_BIND_ADDRESS_NO_PORT;
+			r->flags |= CEP_FLAG_BIND_ADDRESS_NO_PORT;
 	}
 	/* a plain u8 on 6.18, a 4-bit field on 6.1: the bit-field reader takes both */
-	r->userlocks = BPF_CORE_READ_BITFIELD_PROBED(sk, sk_userlocks);
+	r->userlocks = BITS(sk, sk_userlocks, probed);
 	if (bpf_core_field_exists(struct inet_timewait_sock___v618, tw_connect_bind)) {
-		r->flags |= CEP_F_CONNECT_BIND_KNOWN;
+		r->flags |= CEP_FLAG_CONNECT_BIND_KNOWN;
 		if (r->userlocks & SOCK_CONNECT_BIND)
-			r->flags |= CEP_F_CONNECT_BIND;
+			r->flags |= CEP_FLAG_CONNECT_BIND;
 	}
 	struct socket *so = probed ? BPF_CORE_READ(sk, sk_socket) : sk->sk_socket;
 	if (so) {
@@ -189,19 +195,19 @@ int cep_tcp(struct bpf_iter__tcp *ctx)
 		bucket(itw->tw_tb, &r);
 		r.tw_ts_recent_stamp = tw->tw_ts_recent_stamp;
 		if (r.tw_ts_recent_stamp)
-			r.flags |= CEP_F_TW_TIMESTAMPS;
+			r.flags |= CEP_FLAG_TW_TIMESTAMPS;
 		if (bpf_core_field_exists(struct inet_timewait_sock___v618, tw_connect_bind)) {
 			struct inet_timewait_sock___v618 *t18 = (void *)itw;
-			r.flags |= CEP_F_CONNECT_BIND_KNOWN;
+			r.flags |= CEP_FLAG_CONNECT_BIND_KNOWN;
 			if (BPF_CORE_READ_BITFIELD_PROBED(t18, tw_connect_bind))
-				r.flags |= CEP_F_CONNECT_BIND;
+				r.flags |= CEP_FLAG_CONNECT_BIND;
 		}
 		if (bpf_core_field_exists(struct inet_timewait_sock___v613, tw_entry_stamp)) {
 			/* tcp_time_wait() stamps tcp_clock_ms(): CLOCK_MONOTONIC in ms, as a u32 */
 			struct inet_timewait_sock___v613 *t13 = (void *)itw;
 			__u32 now = bpf_ktime_get_ns() / 1000000;
 			r.tw_age_ms = now - t13->tw_entry_stamp;
-			r.flags |= CEP_F_TW_AGE_EXACT;
+			r.flags |= CEP_FLAG_TW_AGE_EXACT;
 		} else if (r.tw_ts_recent_stamp) {
 			/* tcp_twsk_unique() compared ktime_get_seconds() with tw_ts_recent_stamp */
 			__u32 now_s = bpf_ktime_get_ns() / 1000000000;
@@ -215,8 +221,8 @@ int cep_tcp(struct bpf_iter__tcp *ctx)
 		/* the listener's bucket; skc_listener is a plain pointer to the verifier: probe reads */
 		struct inet_connection_sock *licsk = (void *)treq->req.req.__req_common.skc_listener;
 		struct inet_bind_bucket *tb = licsk ? BPF_CORE_READ(licsk, icsk_bind_hash) : NULL;
-		r.fastreuse = tb ? BPF_CORE_READ(tb, fastreuse) : CEP_NO_BUCKET;
-		r.fastreuseport = tb ? BPF_CORE_READ(tb, fastreuseport) : CEP_NO_BUCKET;
+		r.fastreuse = tb ? BPF_CORE_READ(tb, fastreuse) : CEP_RECORD_NO_BUCKET;
+		r.fastreuseport = tb ? BPF_CORE_READ(tb, fastreuseport) : CEP_RECORD_NO_BUCKET;
 	} else {
 		struct tcp_sock *tp = bpf_skc_to_tcp_sock(skc);
 		if (!tp || !common(&tp->inet_conn.icsk_inet.sk.__sk_common, &r, 0))
@@ -243,8 +249,8 @@ int cep_udp(struct bpf_iter__udp *ctx)
 		return 0;
 	r.protocol = IPPROTO_UDP;
 	r.uid = ctx->uid;
-	r.fastreuse = CEP_NO_BUCKET;
-	r.fastreuseport = CEP_NO_BUCKET;
+	r.fastreuse = CEP_RECORD_NO_BUCKET;
+	r.fastreuseport = CEP_RECORD_NO_BUCKET;
 	full(&inet->sk, inet, &r, 1);
 	bpf_seq_write(ctx->meta->seq, &r, sizeof(r));
 	return 0;

@@ -63,13 +63,13 @@ time.sleep(300)' "$T/ns-$way.ready"
     figures=$'tcp 20\nudp 3'
 
     # --- fallbacks: a reason, nothing else on stderr ------------------------------------------------
-    # the driver prints "cep_bpf_open: <errno> <reason>" on stderr; the library must add nothing.
+    # the driver prints "cep_reader_open: -<errno> <reason>" on stderr; the library must add nothing.
     refusal() { # expected-errno reason-pattern command...
         local errno=$1 pattern=$2; shift 2
         local err rc=0
         err=$("$@" 2>&1 >/dev/null) || rc=$?
         [ "$rc" = 2 ] && [ "$(printf '%s\n' "$err" | wc -l)" = 1 ] &&
-            [[ $err == "cep_bpf_open: $errno "* ]] && [[ $err == *$pattern* ]] || { echo "# got (exit $rc): $err"; return 1; }
+            [[ $err == "cep_reader_open: $errno "* ]] && [[ $err == *$pattern* ]] || { echo "# got (exit $rc): $err"; return 1; }
     }
     as_nobody=(setpriv --reuid=nobody --regid=nogroup --clear-groups)
     check "as nobody: EPERM, 'needs root or CAP_BPF and CAP_PERFMON', one line" \

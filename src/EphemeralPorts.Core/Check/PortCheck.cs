@@ -24,12 +24,14 @@ public static class PortCheck
     /// The ways of reading sockets each <c>--source</c> tries, in order; a source that cannot
     /// read the namespace at all (netlink for another /proc tree) is passed over.
     /// </summary>
-    public static IReadOnlyList<ISocketSource> SourceOrder(SourceChoice choice) => choice switch
+    /// <param name="choice">The <c>--source</c> given.</param>
+    /// <param name="bpf">The run's one BPF reader, opened the first time a namespace needs it.</param>
+    public static IReadOnlyList<ISocketSource> SourceOrder(SourceChoice choice, OpenOnce<BpfReader> bpf) => choice switch
     {
-        SourceChoice.Bpf => [BpfSource.Instance],
+        SourceChoice.Bpf => [new BpfSource(bpf)],
         SourceChoice.Netlink => [SockDiagSource.Instance],
         SourceChoice.Proc => [ProcTableSource.Instance],
-        _ => [BpfSource.Instance, SockDiagSource.Instance, ProcTableSource.Instance],
+        _ => [new BpfSource(bpf), SockDiagSource.Instance, ProcTableSource.Instance],
     };
 
     /// <summary>
@@ -78,7 +80,7 @@ public static class PortCheck
         else
         {
             using var root = host.Open();
-            shown = Evaluate(settings, Acquire(reading, new NamespaceView(root), run.Report));
+            shown = Evaluate(settings, Acquire(reading, new NamespaceView(root), run.Report, run.Bpf));
         }
 
         var report = new CheckReport(shown.Result, settings.Thresholds, settings.Top) { Namespaces = overview };
@@ -107,7 +109,7 @@ public static class PortCheck
     private sealed record NamespaceReading(NamespaceResult Result, IReadOnlyList<IReadOnlySet<long>>? TupleInodes, bool WithBind = false);
 
     /// <summary>Acquisition and model: sysctls, then sockets through the first source that reads them.</summary>
-    internal static Acquired Acquire(ReadingSettings reading, NamespaceView view, Action<string>? progress, string? namespaceName = null)
+    internal static Acquired Acquire(ReadingSettings reading, NamespaceView view, Action<string>? progress, OpenOnce<BpfReader> bpf, string? namespaceName = null)
     {
         // Which namespace this is, said at -v: the calling thread's own (entered, or never left).
         var inode = view.IsLiveKernel ? NamespaceFinder.Inode("/proc/thread-self/ns/net") : null;
@@ -123,7 +125,7 @@ public static class PortCheck
         Func<PortUsageCalculator> fresh = () => new PortUsageCalculator(kernel, recordInodes: reading.Processes, deviceName: Libc.InterfaceName);
         var chain = counts is { ProvesEmpty: true } && reading.Source is SourceChoice.Auto or SourceChoice.Proc
             ? ProvenEmpty.Reading(fresh())
-            : SourceChain.Read(SourceOrder(reading.Source), request, fresh);
+            : SourceChain.Read(SourceOrder(reading.Source, bpf), request, fresh);
         var usage = chain.Calculator.Finish(reading.Tcp, reading.Udp, chain.Source.SeesPortOrigin);
         List<string> diagnostics = [.. chain.Diagnostics, $"scan took {clock.Elapsed.TotalMilliseconds:0.0} ms"];
 
@@ -210,7 +212,7 @@ public static class PortCheck
             run.Report($"namespace {target.Name}");
             try
             {
-                var read = Evaluate(settings, Acquire(settings.Reading, view, run.Report, target.Name), target.Name);
+                var read = Evaluate(settings, Acquire(settings.Reading, view, run.Report, run.Bpf, target.Name), target.Name);
                 return read with { Result = read.Result with { Inode = target.Inode, Container = target.Container, Pod = target.Pod } };
             }
             catch (Exception e) when (e is not CheckException)

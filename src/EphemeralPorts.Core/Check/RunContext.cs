@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using EphemeralPorts.Acquisition;
+using EphemeralPorts.Acquisition.Bpf;
 
 namespace EphemeralPorts.Check;
 
@@ -24,9 +25,13 @@ public sealed class RunContext : IDisposable
         Host = host;
         Timeout = timeout;
         _clock = clock ?? Stopwatch.StartNew();
+        Bpf = Own(BpfSource.NewReader());
     }
 
     public Host Host { get; }
+
+    /// <summary>The run's one BPF reader: opened the first time a namespace is read through it (never, where no namespace is), closed with the run.</summary>
+    public OpenOnce<BpfReader> Bpf { get; }
 
     public TimeSpan Timeout { get; }
 

@@ -1,6 +1,7 @@
 using System.Net;
 using System.Net.Sockets;
 using EphemeralPorts.Acquisition;
+using EphemeralPorts.Acquisition.Bpf;
 using EphemeralPorts.Acquisition.Namespaces;
 using EphemeralPorts.Acquisition.ProcFs;
 using EphemeralPorts.Check;
@@ -26,7 +27,8 @@ public class SourceParityTests
         try
         {
             Command.MustSucceed("ip", "netns", "exec", name, "sysctl", "-qw", "net.ipv4.tcp_tw_reuse=0");
-            var sources = PortCheck.SourceOrder(SourceChoice.Auto);
+            using var bpf = BpfSource.NewReader();
+            var sources = PortCheck.SourceOrder(SourceChoice.Auto, bpf);
             sources.Count.ShouldBeGreaterThanOrEqualTo(2);
             using var proc = new Host().Open();
             var run = NamespaceRunner.RunAll([NamespaceFinder.ByNameOrPath(new Host(), System.Text.Encoding.UTF8.GetBytes(name))], proc, NamespaceFinder.OwnInode(), TimeSpan.FromSeconds(60), 1, (_, view) =>
@@ -85,7 +87,8 @@ public class SourceParityTests
     [Fact]
     public void A_source_that_cannot_see_a_fact_says_so_and_a_fallback_names_what_it_loses()
     {
-        var sources = PortCheck.SourceOrder(SourceChoice.Auto);
+        using var bpf = BpfSource.NewReader();
+        var sources = PortCheck.SourceOrder(SourceChoice.Auto, bpf);
         var last = sources[^1];
         last.Name.ShouldBe("proc");
         last.BlindSpots.ShouldContain(BlindSpots.BoundButIdle);

@@ -1,4 +1,4 @@
-using System.Text;
+using System.Collections.Concurrent;
 using EphemeralPorts.Acquisition.SockDiag;
 using EphemeralPorts.Model;
 using EphemeralPorts.Native;
@@ -7,97 +7,19 @@ using EphemeralPorts.Plugin;
 namespace EphemeralPorts.Acquisition.Bpf;
 
 /// <summary>
-/// The process's one BPF reader: opened once (a pinned copy from an earlier run, or the embedded
-/// CO-RE program loaded and pinned), then an iterator per namespace and protocol. The kernel's
-/// refusal is kept with its reason, so every namespace is told the same.
-/// </summary>
-public static class BpfReader
-{
-    private static readonly Lock Gate = new();
-    private static (int Handle, string Note)? _opened;
-    private static string? _refusal;
-
-    /// <summary>The handle and how it was opened; a refusal as <see cref="SourceRefusedException"/>.</summary>
-    public static (int Handle, string Note) Open()
-    {
-        lock (Gate)
-        {
-            if (_opened is { } opened)
-            {
-                return opened;
-            }
-
-            if (_refusal is not null)
-            {
-                throw new SourceRefusedException(_refusal);
-            }
-
-            try
-            {
-                _opened = OpenNative();
-                return _opened.Value;
-            }
-            catch (SourceRefusedException e)
-            {
-                _refusal = e.Message;
-                throw;
-            }
-        }
-    }
-
-    private static unsafe (int, string) OpenNative()
-    {
-        int handle;
-        var why = new byte[512];
-        try
-        {
-            if (BpfNative.RecordSize() != BpfRecords.Size || BpfNative.RecordVersion() != BpfRecords.Version)
-            {
-                throw new SourceRefusedException($"the linked BPF reader writes records of another layout ({BpfNative.RecordSize()} bytes, version {BpfNative.RecordVersion()})");
-            }
-
-            fixed (byte* text = why)
-            {
-                handle = BpfNative.Open(0, text, (nuint)why.Length);
-            }
-        }
-        catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException)
-        {
-            throw new SourceRefusedException("this build has no BPF reader (libcep_bpf is not linked in)");
-        }
-
-        var said = Encoding.UTF8.GetString(why, 0, Math.Max(0, Array.IndexOf(why, (byte)0))).Trim();
-        if (handle <= 0)
-        {
-            throw new SourceRefusedException(said.Length > 0 ? said : $"cep_bpf_open: {Errno.Describe(-handle)}");
-        }
-
-        var mode = BpfNative.Mode(handle) switch
-        {
-            1 => "a pinned iterator",
-            2 => "the program, loaded and pinned for later runs",
-            4 => "the program, loaded for this run from the load cache (no BTF parsed)",
-            _ => "the program, loaded for this run",
-        };
-        return (handle, said.Length > 0 ? $"{mode} ({said})" : mode);
-    }
-}
-
-/// <summary>
 /// Sockets through the kernel's BPF socket iterators (<c>iter/tcp</c>, <c>iter/udp</c>; the
 /// program is src/native/ports.bpf.c): the bind bucket of each port (bind() before connect(),
 /// accepted children), a TIME_WAIT's own timestamps and age, per-socket port ranges. Sockets bound
 /// but neither listening nor connected are in no hash an iterator walks: sock_diag's bound-inactive
 /// dump adds them, on a second thread while the TCP walk runs. Needs CAP_BPF and CAP_PERFMON (root),
-/// BTF and a kernel with socket iterators; reads the calling thread's namespace.
+/// BTF and a kernel with socket iterators; reads the calling thread's namespace. The reader comes
+/// from the run (<see cref="OpenOnce{T}"/>): opened by the first namespace that reads, shared by
+/// the others, refused once for all of them.
 /// </summary>
-public sealed class BpfSource : ISocketSource
+public sealed class BpfSource(OpenOnce<BpfReader> reader) : ISocketSource
 {
-    public static readonly BpfSource Instance = new();
-
-    private BpfSource()
-    {
-    }
+    /// <summary>A run's reader, not opened yet: <see cref="BpfReader.Open"/> with the default flags on first use.</summary>
+    public static OpenOnce<BpfReader> NewReader() => new(() => BpfReader.Open());
 
     public string Name => "bpf";
 
@@ -116,16 +38,16 @@ public sealed class BpfSource : ISocketSource
 
     public SourceReading Read(SourceRequest request, ISocketSink sink)
     {
-        var (handle, how) = BpfReader.Open();
+        var bpf = reader.Get();
         var range = request.Kernel.Range;
         var counts = request.Counts;
         var boundInactive = request.Tcp && counts?.ProvesNoBoundInactiveTcp != true;
-        var diagnostics = new List<string> { $"bpf: read {how}" };
+        var diagnostics = new List<string> { $"bpf: read {bpf.Note}" };
         var counted = new int[2];
         var work = new List<Action>();
         if (request.Tcp)
         {
-            work.Add(() => counted[0] = Walk(handle, BpfNative.Tcp, sink, request.Progress));
+            work.Add(() => counted[0] = Walk(bpf, CepAbi.Iter.Tcp, sink, request.Progress, Many(counts?.TcpSockets)));
         }
 
         if (request.Udp || boundInactive)
@@ -134,7 +56,7 @@ public sealed class BpfSource : ISocketSource
             {
                 if (request.Udp)
                 {
-                    counted[1] = Walk(handle, BpfNative.Udp, sink, request.Progress);
+                    counted[1] = Walk(bpf, CepAbi.Iter.Udp, sink, request.Progress, Many(counts is { UdpInUse: { } udp } ? udp + (counts.Udp6InUse ?? 0) : null));
                 }
 
                 if (boundInactive)
@@ -151,51 +73,157 @@ public sealed class BpfSource : ISocketSource
         return new SourceReading($"sockets read {Describe(request.View, brief: false)}", diagnostics);
     }
 
-    // An iterator of the calling thread's namespace, read to its end a buffer at a time; the sink
-    // takes one buffer's records at a time under its lock, as sock_diag's lanes do.
-    private static unsafe int Walk(int handle, int which, ISocketSink sink, Action<string>? progress)
+    // Whether a namespace's sockets (sockstat's count, a hint: null when unknown) are enough
+    // records for parsing them beside the walk to gain more than a thread costs: a few chunks.
+    private static bool Many(long? sockets) => sockets is not { } n || n >= 3 * ChunkBytes / CepAbi.Record.Size;
+
+    // An iterator of the calling thread's namespace (made here: it walks the namespace of the
+    // thread that makes it), read to its end. With many records, on a thread of its own while this
+    // one parses: each read() is the kernel walking the hash (~0.6 ms per 32 KiB of records at 50k
+    // connections), so the parsing of one chunk overlaps the walk of the next instead of following
+    // it. With few (an idle host, most namespaces) there is nothing to overlap, and the thread is
+    // not started. The sink takes one chunk's records at a time under its lock, as sock_diag's
+    // lanes do.
+    private static int Walk(BpfReader bpf, int which, ISocketSink sink, Action<string>? progress, bool overlap)
     {
-        var protocol = which == BpfNative.Tcp ? "tcp" : "udp";
+        var protocol = which == CepAbi.Iter.Tcp ? "tcp" : "udp";
         progress?.Invoke($"bpf iter/{protocol}");
-        var fd = BpfNative.Iterator(handle, which);
-        if (fd < 0)
+        var fd = bpf.Iterator(which);
+        if (!overlap)
         {
-            throw new SourceRefusedException($"creating the iter/{protocol} iterator failed: {Errno.Describe(-fd)}");
+            return WalkHere(fd, protocol, sink);
         }
 
-        // Records are 68 bytes (BpfRecords.Size): a read takes up to 3,855 of them.
-        var buffer = ReadBuffers.Rent();
+        var parser = Environment.CurrentManagedThreadId;
+        using var stop = new CancellationTokenSource();
+        using var chunks = new BlockingCollection<(byte[] Buffer, int Length)>();
+        using var room = new SemaphoreSlim(PendingChunks);
+        var reader = Worker<bool>.Start($"bpf iter/{protocol}", () =>
+        {
+            try
+            {
+                // Where no thread could be started the reading runs here first, to its end:
+                // unbounded then, or it would wait for a parser that comes after it.
+                var inline = Environment.CurrentManagedThreadId == parser;
+                while (ReadChunk(fd, protocol) is { } chunk)
+                {
+                    if (!inline && !WaitForRoom(room, stop.Token))
+                    {
+                        ReadBuffers.Return(chunk.Buffer);
+                        return false;
+                    }
+
+                    chunks.Add(chunk);
+                }
+
+                return true;
+            }
+            finally
+            {
+                chunks.CompleteAdding();
+                _ = BpfNative.Close(fd);
+            }
+        });
+
         var records = 0;
         try
         {
-            while (true)
+            foreach (var (buffer, length) in chunks.GetConsumingEnumerable())
             {
-                nint read;
-                fixed (byte* b = buffer)
+                try
                 {
-                    read = BpfNative.Read(fd, b, (nuint)buffer.Length);
+                    lock (sink)
+                    {
+                        records += BpfRecords.Parse(buffer.AsSpan(0, length), sink);
+                    }
                 }
-
-                if (read < 0)
+                finally
                 {
-                    throw new CheckException($"bpf iter/{protocol}: read failed: {Errno.Describe((int)-read)}");
-                }
-
-                if (read == 0)
-                {
-                    return records;
-                }
-
-                lock (sink)
-                {
-                    records += BpfRecords.Parse(buffer.AsSpan(0, (int)read), sink);
+                    ReadBuffers.Return(buffer);
+                    room.Release();
                 }
             }
         }
         finally
         {
-            _ = BpfNative.Close(fd);
-            ReadBuffers.Return(buffer);
+            // A failed parse stops the reader (it may wait for room); what it read goes back.
+            stop.Cancel();
+            _ = reader.Wait(TimeSpan.FromMilliseconds(int.MaxValue)); // joined: the fd is closed, no chunk comes later
+            while (chunks.TryTake(out var left))
+            {
+                ReadBuffers.Return(left.Buffer);
+            }
         }
+
+        _ = reader.Result; // a failed read() is rethrown here
+        return records;
+    }
+
+    private static int WalkHere(int fd, string protocol, ISocketSink sink)
+    {
+        var records = 0;
+        try
+        {
+            while (ReadChunk(fd, protocol) is { } chunk)
+            {
+                try
+                {
+                    lock (sink)
+                    {
+                        records += BpfRecords.Parse(chunk.Buffer.AsSpan(0, chunk.Length), sink);
+                    }
+                }
+                finally
+                {
+                    ReadBuffers.Return(chunk.Buffer);
+                }
+            }
+
+            return records;
+        }
+        finally
+        {
+            _ = BpfNative.Close(fd);
+        }
+    }
+
+    // Chunks read and not yet parsed: the reader runs at most this far ahead (memory stays bounded).
+    private const int PendingChunks = 4;
+
+    // Bytes per chunk: two of the kernel's 32 KiB seq buffers, so parsing starts early and the last
+    // chunk, which nothing overlaps, is short.
+    private const int ChunkBytes = 64 * 1024;
+
+    private static bool WaitForRoom(SemaphoreSlim room, CancellationToken stop)
+    {
+        try
+        {
+            room.Wait(stop);
+            return true;
+        }
+        catch (OperationCanceledException)
+        {
+            return false;
+        }
+    }
+
+    // One chunk of whole records (cep_bpf_read retries until it is full or the iterator ends), or
+    // null at the end.
+    private static unsafe (byte[] Buffer, int Length)? ReadChunk(int fd, string protocol)
+    {
+        var buffer = ReadBuffers.Rent();
+        nint read;
+        fixed (byte* b = buffer)
+        {
+            read = BpfNative.Read(fd, b, (nuint)Math.Min(ChunkBytes, buffer.Length));
+        }
+
+        if (read > 0)
+        {
+            return (buffer, (int)read);
+        }
+
+        ReadBuffers.Return(buffer);
+        return read == 0 ? null : throw new CheckException($"bpf iter/{protocol}: read failed: {Errno.Describe((int)-read)}");
     }
 }
