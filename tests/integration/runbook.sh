@@ -109,7 +109,8 @@ for m in re.finditer(r"^#?define service \{(.*?)^#?\}", nagios, re.S | re.M):
 
 # --- the plugin's states ----------------------------------------------------------------------------
 for anchor in ("plugin-states", "ok", "tcp-tuple-warning", "tcp-tuple-critical", "udp-warning",
-               "udp-critical", "bind-warning", "bind-critical", "unknown", "namespaces-not-checked"):
+               "udp-critical", "bind-warning", "bind-critical", "nat-tuple-warning", "nat-tuple-critical",
+               "conntrack-warning", "conntrack-critical", "unknown", "namespaces-not-checked"):
     ok(anchor in ids, "plugin state: #%s has a runbook section" % anchor)
 
 # --- the packages install it where BASE points -------------------------------------------------------

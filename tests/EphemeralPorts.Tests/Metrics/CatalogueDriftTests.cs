@@ -48,6 +48,18 @@ public partial class CatalogueDriftTests
         MetricCatalogue.All.Where(m => !shown.Contains(m)).Select(m => m.Prometheus ?? m.Json).ShouldBeEmpty();
     }
 
+    [Fact]
+    public void Every_kind_has_its_runbook_sections()
+    {
+        // The plugin links #ID-warning and #ID-critical of the worst kind: each must exist.
+        var runbook = Read("docs", "runbook.md");
+        foreach (var kind in EphemeralPorts.Kinds.ExhaustionKinds.All)
+        {
+            runbook.ShouldContain($"<a id=\"{kind.Id}-warning\"></a>", Case.Sensitive, kind.Id);
+            runbook.ShouldContain($"<a id=\"{kind.Id}-critical\"></a>", Case.Sensitive, kind.Id);
+        }
+    }
+
     // --- README ---------------------------------------------------------------------------------
 
     [Fact]
