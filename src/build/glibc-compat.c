@@ -10,8 +10,10 @@
  * Adding a symbol: one COMPAT line below for each architecture, and its name in GlibcWrap in
  * src/build/GlibcFloor.targets. The old version must behave the same for the callers here: check
  * glibc's NEWS and the symbol's compat code before adding one.
- *   log@GLIBC_2.29: the same log() without the SVID error handling (matherr), which a program
- *   linked after 2.27 never gets anyway; the old version is the same code with a wrapper.
+ *   log@GLIBC_2.29, pow@GLIBC_2.29: the same log() and pow() without the SVID error handling
+ *   (matherr), which a program linked after 2.27 never gets anyway; the old versions are the same
+ *   code with a wrapper. (pow: referenced since the NAT kind's code came in; the runtime's Math.Pow
+ *   maps to it.)
  * The versions are the ones each architecture's glibc started with (2.2.5 on x86_64, 2.17 on
  * aarch64): every glibc this binary supports has them.
  */
@@ -34,6 +36,7 @@
     ret __wrap_##name params { return compat_##name args; }
 
 COMPAT(double, log, OLD_LIBM, (double x), (x))
+COMPAT(double, pow, OLD_LIBM, (double x, double y), (x, y))
 
 /* fmemopen@GLIBC_2.22: libbpf.a (the BPF reader) refers to it for kconfig from memory, which the
  * reader never asks for; the old version differs only in corner cases of buffer and write modes. */
