@@ -101,6 +101,14 @@ public partial class CatalogueDriftTests
 
         var run = Headline.PerfData(Reports.Of("idle-default-range")).Select(p => p.Label);
         run.ShouldBe(labels, "the labels a default run prints");
+
+        // Where nf_conntrack is loaded a root run adds the table's labels and the count of NAT
+        // tuples (the busiest tuple's only where one exists).
+        var conntrack = Read("tests", "integration", "lib", "common.sh").Split('\n').Single(l => l.StartsWith("conntrack_labels=", StringComparison.Ordinal));
+        conntrack["conntrack_labels=".Length..].Trim('"').Split(' ').ShouldBe(
+            MetricCatalogue.Perfdata.Where(m => m.Kind == EphemeralPorts.Kinds.Nat.ConntrackTableKind.Figures).Select(m => m.Perfdata!.Label)
+                .Append(EphemeralPorts.Kinds.Nat.NatMetrics.NatTuples.Perfdata!.Label),
+            "conntrack_labels in tests/integration/lib/common.sh");
     }
 
     // --- JSON and the Zabbix templates ---------------------------------------------------------

@@ -46,13 +46,13 @@ public sealed record PluginRun(int ExitCode, string Stdout, string Stderr)
 {
     public string FirstLine => Stdout.Split('\n')[0];
 
-    /// <summary>The perfdata of the first line as label → value (unit stripped).</summary>
+    /// <summary>The perfdata of the first line as label → value (unit stripped: % and the counters' c).</summary>
     public IReadOnlyDictionary<string, double> Perf =>
         FirstLine.Contains(" | ", StringComparison.Ordinal)
             ? FirstLine[(FirstLine.IndexOf(" | ", StringComparison.Ordinal) + 3)..]
                 .Split(' ', StringSplitOptions.RemoveEmptyEntries)
                 .Select(item => item.Split('='))
-                .ToDictionary(kv => kv[0].Trim('\''), kv => double.Parse(kv[1].Split(';')[0].TrimEnd('%'), System.Globalization.CultureInfo.InvariantCulture))
+                .ToDictionary(kv => kv[0].Trim('\''), kv => double.Parse(kv[1].Split(';')[0].TrimEnd('%', 'c'), System.Globalization.CultureInfo.InvariantCulture))
             : new Dictionary<string, double>();
 
     /// <summary>Asserts the one-line UNKNOWN answer every bad input must get.</summary>
