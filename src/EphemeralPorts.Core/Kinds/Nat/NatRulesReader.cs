@@ -1,0 +1,242 @@
+using System.Runtime.InteropServices;
+using EphemeralPorts.Acquisition.SockDiag;
+using EphemeralPorts.Native;
+using EphemeralPorts.Plugin;
+
+namespace EphemeralPorts.Kinds.Nat;
+
+/// <summary>
+/// Reads the source-NAT rules in force in the calling thread's network namespace, natively (no
+/// nft or iptables binary): the nf_tables rules through an NFT_MSG_GETRULE dump on
+/// NETLINK_NETFILTER (native nat and masq expressions and iptables-nft's xtables targets), and the
+/// iptables-legacy nat tables of IPv4 and IPv6 through IPT_SO_GET_INFO/IPT_SO_GET_ENTRIES on a raw
+/// socket. Both need CAP_NET_ADMIN in the user namespace that owns the network namespace
+/// (nfnetlink_rcv() answers EPERM without it; do_ipt_get_ctl() too, and a raw socket needs
+/// CAP_NET_RAW): a refusal is returned, not thrown, for the caller to say that the rules could not
+/// be read. Malformed replies are a <see cref="CheckException"/>.
+/// </summary>
+public static partial class NatRulesReader
+{
+    private const int AfInet = 2;
+    private const int AfInet6 = 10;
+    private const int SockRaw = 3;
+    private const int SockCloexec = 0x80000;
+    private const int IpprotoRaw = 255;
+    private const int SolIp = 0;
+    private const int SolIpv6 = 41;
+    private const int SoGetInfo = 64;
+    private const int SoGetEntries = 65;
+    private const int Eopnotsupp = 95;
+
+    /// <summary>How often a dump the ruleset changed under (NLM_F_DUMP_INTR) is read again.</summary>
+    private const int DumpAttempts = 3;
+
+    /// <summary>A dump larger than this is refused: no ruleset is that large, a kernel that keeps sending is broken.</summary>
+    private const long MaxDumpBytes = 256L * 1024 * 1024;
+
+    /// <summary>The rules of the calling thread's network namespace; each way of reading that was refused is noted.</summary>
+    public static NatRulesReading Read()
+    {
+        var rules = new List<NatRule>();
+        var refusals = new List<NatRulesRefusal>();
+        if (ReadNftables(out var errno) is { } nft)
+        {
+            rules.AddRange(nft);
+        }
+        else if (errno != 0)
+        {
+            refusals.Add(new NatRulesRefusal("nf_tables rule dump", errno));
+        }
+
+        foreach (var family in new[] { NatFamily.IPv4, NatFamily.IPv6 })
+        {
+            if (ReadLegacy(family, out errno) is { } legacy)
+            {
+                rules.AddRange(legacy);
+            }
+            else if (errno != 0)
+            {
+                refusals.Add(new NatRulesRefusal(family == NatFamily.IPv4 ? "iptables-legacy nat table" : "ip6tables-legacy nat table", errno));
+            }
+        }
+
+        return new NatRulesReading(rules, refusals);
+    }
+
+    /// <summary>The nf_tables NAT rules; empty where the kernel has no nf_tables; null with the errno when refused.</summary>
+    public static IReadOnlyList<NatRule>? ReadNftables(out int errno)
+    {
+        using var socket = NetlinkSocket.Open(NftRulesParser.NetlinkNetfilter, out errno);
+        if (socket is null)
+        {
+            // A kernel without nfnetlink has no nf_tables rules at all.
+            if (errno is Errno.EprotoNoSupport or Errno.EafNoSupport)
+            {
+                errno = 0;
+                return [];
+            }
+
+            return null;
+        }
+
+        var buffer = new byte[64 * 1024];
+        for (var attempt = 1; attempt <= DumpAttempts; attempt++)
+        {
+            var sendError = socket.Send(NftRulesParser.DumpRequest((uint)attempt));
+            if (sendError != 0)
+            {
+                errno = sendError;
+                return null;
+            }
+
+            var parser = new NftRulesParser();
+            long total = 0;
+            while (!parser.Done)
+            {
+                var received = socket.Receive(buffer);
+                if (received < 0)
+                {
+                    errno = -received;
+                    return null;
+                }
+
+                if (received == 0)
+                {
+                    throw new CheckException("nft rule dump: the kernel closed the dump early");
+                }
+
+                total += received;
+                if (total > MaxDumpBytes)
+                {
+                    throw new CheckException($"nft rule dump: more than {MaxDumpBytes} bytes");
+                }
+
+                parser.Feed(buffer.AsSpan(0, received));
+            }
+
+            switch (parser.Error)
+            {
+                case 0 when !parser.Interrupted:
+                    errno = 0;
+                    return parser.Rules;
+                case 0:
+                    continue; // the ruleset changed during the dump: read it again
+                case Errno.Enoent or Eopnotsupp:
+                    // nf_tables not built (the subsystem is missing: nfnetlink answers EOPNOTSUPP).
+                    errno = 0;
+                    return [];
+                case Errno.Eperm or Errno.Eacces:
+                    errno = parser.Error;
+                    return null;
+                default:
+                    throw new CheckException($"nft rule dump failed: {Errno.Describe(parser.Error)}");
+            }
+        }
+
+        throw new CheckException($"nft rule dump: the ruleset changed during each of {DumpAttempts} dumps");
+    }
+
+    /// <summary>
+    /// The SNAT and MASQUERADE rules of the legacy nat table of <paramref name="family"/>; empty when
+    /// there is none; null with the errno when refused. The table is looked for in
+    /// /proc/thread-self/net/ip_tables_names first: asking IPT_SO_GET_INFO for "nat" would make it
+    /// (xt_find_table_lock() instantiates a table's template in the namespace, and loads
+    /// iptable_nat where it is a module), seen here on 6.18: a monitoring read must change nothing.
+    /// </summary>
+    public static IReadOnlyList<NatRule>? ReadLegacy(NatFamily family, out int errno)
+    {
+        var names = family == NatFamily.IPv4 ? "/proc/thread-self/net/ip_tables_names" : "/proc/thread-self/net/ip6_tables_names";
+        string text;
+        try
+        {
+            text = File.ReadAllText(names);
+        }
+        catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException)
+        {
+            errno = 0; // ip_tables not built or not loaded: no legacy table exists
+            return [];
+        }
+        catch (UnauthorizedAccessException)
+        {
+            errno = Errno.Eacces; // 0440 root: only root (or the namespace's owner) sees which tables exist
+            return null;
+        }
+        catch (IOException e)
+        {
+            throw new CheckException($"reading {names}: {e.Message}", e);
+        }
+
+        if (!text.Split('\n').Contains("nat"))
+        {
+            errno = 0;
+            return [];
+        }
+
+        var fd = socket(family == NatFamily.IPv4 ? AfInet : AfInet6, SockRaw | SockCloexec, IpprotoRaw);
+        if (fd < 0)
+        {
+            errno = Marshal.GetLastPInvokeError();
+            return null;
+        }
+
+        try
+        {
+            var level = family == NatFamily.IPv4 ? SolIp : SolIpv6;
+            var info = new byte[XtTablesParser.InfoLength];
+            "nat"u8.CopyTo(info);
+            errno = GetSockOpt(fd, level, SoGetInfo, info, out var infoLength);
+            if (errno == Errno.Enoent)
+            {
+                errno = 0; // gone since the names were read
+                return [];
+            }
+
+            if (errno != 0)
+            {
+                return null;
+            }
+
+            if (infoLength != info.Length)
+            {
+                throw new CheckException($"{family} legacy nat: IPT_SO_GET_INFO gave {infoLength} bytes, expected {info.Length}");
+            }
+
+            var size = XtTablesParser.EntriesSize(info, family);
+            var get = new byte[XtTablesParser.GetEntriesHeaderLength + size];
+            "nat"u8.CopyTo(get);
+            BitConverter.TryWriteBytes(get.AsSpan(32), (uint)size);
+            errno = GetSockOpt(fd, level, SoGetEntries, get, out _);
+            if (errno is Errno.Eagain or Errno.Enoent)
+            {
+                // EAGAIN: the table changed size since IPT_SO_GET_INFO (get_entries()); ENOENT: it is gone.
+                throw new CheckException($"{family} legacy nat table changed while it was read ({Errno.Describe(errno)}); read it again");
+            }
+
+            return errno == 0 ? XtTablesParser.Parse(info, get.AsSpan(XtTablesParser.GetEntriesHeaderLength), family) : null;
+        }
+        finally
+        {
+            _ = close(fd);
+        }
+    }
+
+    private static unsafe int GetSockOpt(int fd, int level, int option, byte[] buffer, out int length)
+    {
+        var size = (uint)buffer.Length;
+        fixed (byte* b = buffer)
+        {
+            var result = getsockopt(fd, level, option, b, &size);
+            length = (int)size;
+            return result == 0 ? 0 : Marshal.GetLastPInvokeError();
+        }
+    }
+
+    [LibraryImport("libc", SetLastError = true)]
+    private static partial int socket(int domain, int type, int protocol);
+
+    [LibraryImport("libc", SetLastError = true)]
+    private static unsafe partial int getsockopt(int fd, int level, int option, byte* value, uint* length);
+
+    [LibraryImport("libc", SetLastError = true)]
+    private static partial int close(int fd);
+}
