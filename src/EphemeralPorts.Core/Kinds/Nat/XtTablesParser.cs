@@ -152,8 +152,10 @@ public static class XtTablesParser
             return null;
         }
 
-        // iptables' "-o eth+" compares only the name's bytes (the mask stops before its NUL).
-        var text = Acquisition.ProcFs.Excerpt.Escape(name[..length]) + (length < 16 && mask[length] == 0 ? "*" : string.Empty);
+        // The mask says how many bytes ip_packet_match() compares: "-o eth+" keeps "eth+" as the
+        // name and masks only "eth" (a prefix); "-o lo" masks "lo" and its NUL (exact).
+        var compared = mask.IndexOf((byte)0) is var m and >= 0 ? m : 16;
+        var text = compared > length ? Acquisition.ProcFs.Excerpt.Escape(name[..length]) : Acquisition.ProcFs.Excerpt.Escape(name[..compared]) + "*";
         return (entry[layout.Invflags] & 0x02) != 0 ? "!" + text : text; // IPT_INV_VIA_OUT
     }
 }

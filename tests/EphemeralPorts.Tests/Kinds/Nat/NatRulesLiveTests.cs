@@ -61,6 +61,39 @@ public class NatRulesLiveTests
         reading.Complete.ShouldBeTrue();
     }
 
+    [NamespaceFact]
+    public void Interface_wildcards_negations_and_protocol_sets_are_read_as_the_tools_wrote_them()
+    {
+        EnsureTools();
+        using var ns = new ThrowawayNamespace("natrules-match");
+        foreach (var command in new[]
+        {
+            "nft add table ip m",
+            "nft add chain ip m post { type nat hook postrouting priority srcnat ; }",
+            "nft add rule ip m post oifname \"eth*\" masquerade",
+            "nft add rule ip m post oifname != \"lo\" masquerade",
+            "nft add rule ip m post meta l4proto { tcp, udp } masquerade to :1000-1099",
+            "iptables-legacy -t nat -A POSTROUTING -o eth+ -j MASQUERADE",
+            "iptables-legacy -t nat -A POSTROUTING ! -o lo ! -p tcp -j MASQUERADE",
+        })
+        {
+            Command.MustSucceed(["ip", "netns", "exec", ns.Name, .. command.Split(' ')]);
+        }
+
+        var reading = ns.Run(NatRulesReader.Read);
+
+        reading.Rules.Select(r => r.Describe()).ShouldBe(
+        [
+            "ipv4 masquerade ports default proto any oif eth* flags - (nft table ip m chain post)",
+            "ipv4 masquerade ports default proto any oif !lo flags - (nft table ip m chain post)",
+            // A set of protocols is not read: the rule may apply to any.
+            "ipv4 masquerade ports 1000-1099 proto any oif any flags - (nft table ip m chain post)",
+            "ipv4 masquerade ports default proto any oif eth* flags - (iptables-legacy nat POSTROUTING)",
+            // "! -p tcp": any protocol but TCP, read as any (may apply).
+            "ipv4 masquerade ports default proto any oif !lo flags - (iptables-legacy nat POSTROUTING)",
+        ]);
+    }
+
     [RootFact]
     public void An_unprivileged_user_is_refused_and_told_that_CAP_NET_ADMIN_is_needed()
     {
