@@ -79,7 +79,19 @@ public static partial class NatRulesReader
             return null;
         }
 
-        var buffer = new byte[64 * 1024];
+        var buffer = Acquisition.ReadBuffers.Rent();
+        try
+        {
+            return DumpRules(socket, buffer, out errno);
+        }
+        finally
+        {
+            Acquisition.ReadBuffers.Return(buffer);
+        }
+    }
+
+    private static IReadOnlyList<NatRule>? DumpRules(NetlinkSocket socket, byte[] buffer, out int errno)
+    {
         for (var attempt = 1; attempt <= DumpAttempts; attempt++)
         {
             var sendError = socket.Send(NftRulesParser.DumpRequest((uint)attempt));
@@ -121,8 +133,11 @@ public static partial class NatRulesReader
                     return parser.Rules;
                 case 0:
                     continue; // the ruleset changed during the dump: read it again
-                case Errno.Enoent or Eopnotsupp:
-                    // nf_tables not built (the subsystem is missing: nfnetlink answers EOPNOTSUPP).
+                case Errno.Einval or Errno.Enoent or Eopnotsupp:
+                    // A kernel without nf_tables: nfnetlink_rcv_msg() finds no subsystem 10 (after
+                    // request_module("nfnetlink-subsys-10") where modules are enabled: a modular
+                    // kernel loads nf_tables here, as `nft list ruleset` does) and answers EINVAL.
+                    // The request itself is fixed and valid, so there are no nf_tables rules.
                     errno = 0;
                     return [];
                 case Errno.Eperm or Errno.Eacces:
@@ -146,24 +161,10 @@ public static partial class NatRulesReader
     public static IReadOnlyList<NatRule>? ReadLegacy(NatFamily family, out int errno)
     {
         var names = family == NatFamily.IPv4 ? "/proc/thread-self/net/ip_tables_names" : "/proc/thread-self/net/ip6_tables_names";
-        string text;
-        try
+        var text = TableNames(names, out errno);
+        if (text is null)
         {
-            text = File.ReadAllText(names);
-        }
-        catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException)
-        {
-            errno = 0; // ip_tables not built or not loaded: no legacy table exists
-            return [];
-        }
-        catch (UnauthorizedAccessException)
-        {
-            errno = Errno.Eacces; // 0440 root: only root (or the namespace's owner) sees which tables exist
-            return null;
-        }
-        catch (IOException e)
-        {
-            throw new CheckException($"reading {names}: {e.Message}", e);
+            return errno == 0 ? [] : null;
         }
 
         if (!text.Split('\n').Contains("nat"))
@@ -217,6 +218,53 @@ public static partial class NatRulesReader
         finally
         {
             _ = close(fd);
+        }
+    }
+
+    /// <summary>
+    /// The legacy tables of the calling thread's namespace (the file is in the thread's net
+    /// directory, hence read here and not through a ProcRoot, whose trees and whose "permission
+    /// denied" is an error: here it is a refusal). Null with errno 0 when the file is absent
+    /// (ip_tables not built or not loaded: no legacy table exists); null with EACCES when only
+    /// root may read it (0440, proc_create_net_data() in xt_proto_init()).
+    /// </summary>
+    private static string? TableNames(string path, out int errno)
+    {
+        var fd = Libc.Openat(Libc.AtFdcwd, path, Libc.ORdonly | Libc.ONonblock | Libc.OCloexec, 0);
+        if (fd < 0)
+        {
+            var error = Libc.LastError;
+            errno = error is Errno.Enoent or Errno.Enotdir ? 0 : error;
+            return null;
+        }
+
+        try
+        {
+            // A few table names (filter, nat, mangle, raw, security): a page is plenty; more is not this file.
+            var buffer = new byte[4096];
+            var total = 0;
+            int read;
+            while (total < buffer.Length && (read = Libc.Read(fd, buffer.AsSpan(total))) != 0)
+            {
+                if (read < 0)
+                {
+                    throw new CheckException($"{path}: read error: {Errno.Describe(Libc.LastError)}");
+                }
+
+                total += read;
+            }
+
+            if (total == buffer.Length)
+            {
+                throw new CheckException($"{path}: larger than {buffer.Length} bytes, not a list of table names");
+            }
+
+            errno = 0;
+            return System.Text.Encoding.ASCII.GetString(buffer, 0, total);
+        }
+        finally
+        {
+            _ = Libc.Close(fd);
         }
     }
 
