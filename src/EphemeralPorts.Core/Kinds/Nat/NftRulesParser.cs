@@ -127,35 +127,158 @@ public sealed class NftRulesParser
 
     private void Rule(ReadOnlySpan<byte> payload)
     {
-        var where = $"nft rule dump: message {_messages}";
+        var where = new Place(_messages);
         if (payload.Length < NfgenmsgLength)
         {
             throw new CheckException($"{where}: {payload.Length} bytes, less than struct nfgenmsg");
         }
 
         var family = payload[0];
-        string? table = null, chain = null;
-        var expressions = ReadOnlySpan<byte>.Empty;
+        ReadOnlySpan<byte> expressions = default, table = default, chain = default;
         var hasExpressions = false;
         foreach (var (type, value) in new Attributes(payload[NfgenmsgLength..], where))
         {
             switch (type)
             {
-                case 1: table = Text(value); break; // NFTA_RULE_TABLE
-                case 2: chain = Text(value); break; // NFTA_RULE_CHAIN
+                case 1: table = value; break; // NFTA_RULE_TABLE
+                case 2: chain = value; break; // NFTA_RULE_CHAIN
                 case 4: expressions = value; hasExpressions = true; break; // NFTA_RULE_EXPRESSIONS
             }
         }
 
-        // Only the families with nat chains (nf_tables' nat chain types: ip, ip6, inet).
-        if (!hasExpressions || family is not (NfprotoInet or NfprotoIpv4 or NfprotoIpv6))
+        // Only the families with nat chains (nf_tables' nat chain types: ip, ip6, inet), and only
+        // rules with a source-NAT statement are walked in full: most rules of a large ruleset
+        // (a Kubernetes node's tens of thousands) are DNAT, jumps and filters.
+        if (!hasExpressions || family is not (NfprotoInet or NfprotoIpv4 or NfprotoIpv6) || !HasSourceNat(expressions, where))
         {
             return;
         }
 
-        var familyName = family switch { NfprotoIpv4 => "ip", NfprotoIpv6 => "ip6", _ => "inet" };
-        var origin = $"nft table {familyName} {table ?? "?"} chain {chain ?? "?"}";
-        new RuleState(this, family, origin, $"{where} ({origin})").Run(expressions);
+        where.Table = Text(table);
+        where.Chain = Text(chain);
+        where.Family = family switch { NfprotoIpv4 => "ip", NfprotoIpv6 => "ip6", _ => "inet" };
+        new RuleState(this, family, where).Run(expressions);
+    }
+
+    /// <summary>Whether a rule holds a nat expression of type SNAT, a masq, or an xtables SNAT or MASQUERADE target.</summary>
+    private static bool HasSourceNat(ReadOnlySpan<byte> expressions, Place where)
+    {
+        foreach (var (type, element) in new Attributes(expressions, where))
+        {
+            if (type != 1)
+            {
+                continue;
+            }
+
+            var kind = Kind.Other;
+            var named = false;
+            var data = ReadOnlySpan<byte>.Empty;
+            foreach (var (t, v) in new Attributes(element, where))
+            {
+                if (t == 1)
+                {
+                    kind = KindOf(v);
+                    named = true;
+                }
+                else if (t == 2)
+                {
+                    data = v;
+                }
+            }
+
+            // Every rule's expressions are held to their framing, NAT or not: a truncated one is refused.
+            if (!named)
+            {
+                throw new CheckException($"{where}: an expression without NFTA_EXPR_NAME");
+            }
+
+            foreach (var _ in new Attributes(data, where))
+            {
+            }
+
+            switch (kind)
+            {
+                case Kind.Masq:
+                    return true;
+                case Kind.Nat or Kind.Target:
+                    foreach (var (t, v) in new Attributes(data, where))
+                    {
+                        // NFTA_NAT_TYPE NFT_NAT_SNAT (0); NFTA_TARGET_NAME SNAT or MASQUERADE.
+                        if (t == 1 && (kind == Kind.Nat ? v.SequenceEqual(SnatType) : v.StartsWith("SNAT\0"u8) || v.StartsWith("MASQUERADE\0"u8)))
+                        {
+                            return true;
+                        }
+                    }
+
+                    break;
+            }
+        }
+
+        return false;
+    }
+
+    private static ReadOnlySpan<byte> SnatType => [0, 0, 0, 0];
+
+    /// <summary>The expressions the register model knows, by their NFTA_EXPR_NAME.</summary>
+    private enum Kind
+    {
+        Other,
+        Immediate,
+        Meta,
+        Payload,
+        Cmp,
+        Nat,
+        Masq,
+        Target,
+
+        /// <summary>Statements that load no register: counter, log, limit, quota, and xtables matches (they run on the packet).</summary>
+        LoadsNothing,
+    }
+
+    private static Kind KindOf(ReadOnlySpan<byte> name)
+    {
+        var end = name.IndexOf((byte)0);
+        name = end >= 0 ? name[..end] : name;
+        return name switch
+        {
+            _ when name.SequenceEqual("immediate"u8) => Kind.Immediate,
+            _ when name.SequenceEqual("meta"u8) => Kind.Meta,
+            _ when name.SequenceEqual("payload"u8) => Kind.Payload,
+            _ when name.SequenceEqual("cmp"u8) => Kind.Cmp,
+            _ when name.SequenceEqual("nat"u8) => Kind.Nat,
+            _ when name.SequenceEqual("masq"u8) => Kind.Masq,
+            _ when name.SequenceEqual("target"u8) => Kind.Target,
+            _ when name.SequenceEqual("counter"u8) || name.SequenceEqual("log"u8) || name.SequenceEqual("limit"u8)
+                || name.SequenceEqual("quota"u8) || name.SequenceEqual("match"u8) => Kind.LoadsNothing,
+            _ => Kind.Other,
+        };
+    }
+
+    /// <summary>
+    /// Where the parser is, for a message: built into text only when something is refused or a
+    /// rule is kept (a Kubernetes node's ruleset has tens of thousands of rules, few of them NAT).
+    /// </summary>
+    private sealed class Place(int message)
+    {
+        private string? _origin;
+
+        public string? Table { get; set; }
+
+        public string? Chain { get; set; }
+
+        public string? Family { get; set; }
+
+        public int Expression { get; set; }
+
+        public string? ExpressionName { get; set; }
+
+        public string Origin => _origin ??= $"nft table {Family ?? "?"} {Table ?? "?"} chain {Chain ?? "?"}";
+
+        public override string ToString() =>
+            $"nft rule dump: message {message}"
+            + (Family is null ? string.Empty : $" ({Origin})")
+            + (Expression == 0 ? string.Empty : $": expression {Expression}")
+            + (ExpressionName is null ? string.Empty : $" ({ExpressionName})");
     }
 
     private static string Text(ReadOnlySpan<byte> value)
@@ -164,7 +287,7 @@ public sealed class NftRulesParser
         return Acquisition.ProcFs.Excerpt.Escape(end >= 0 ? value[..end] : value);
     }
 
-    private static uint U32(ReadOnlySpan<byte> value, string where, string what) =>
+    private static uint U32(ReadOnlySpan<byte> value, Place where, string what) =>
         value.Length == 4 ? BinaryPrimitives.ReadUInt32BigEndian(value) : throw new CheckException($"{where}: {what} of {value.Length} bytes, expected 4");
 
     /// <summary>What a register word holds, as far as the matches read need it.</summary>
@@ -181,7 +304,7 @@ public sealed class NftRulesParser
     }
 
     /// <summary>One rule's walk over its expressions.</summary>
-    private sealed class RuleState(NftRulesParser parser, byte tableFamily, string origin, string where)
+    private sealed class RuleState(NftRulesParser parser, byte tableFamily, Place where)
     {
         /// <summary>NFT_REG32_NUM: 20 words of 4 bytes; words 0-3 are the verdict register.</summary>
         private const int Words = 20;
@@ -205,14 +328,18 @@ public sealed class NftRulesParser
                     continue;
                 }
 
-                string? name = null;
+                where.Expression = index;
+                where.ExpressionName = null;
+                var kind = Kind.Other;
+                var named = false;
                 var data = ReadOnlySpan<byte>.Empty;
-                var at = $"{where}: expression {index}";
-                foreach (var (t, v) in new Attributes(element, at))
+                foreach (var (t, v) in new Attributes(element, where))
                 {
                     if (t == 1)
                     {
-                        name = Text(v); // NFTA_EXPR_NAME
+                        kind = KindOf(v); // NFTA_EXPR_NAME
+                        named = true;
+                        where.ExpressionName = Text(v);
                     }
                     else if (t == 2)
                     {
@@ -220,28 +347,27 @@ public sealed class NftRulesParser
                     }
                 }
 
-                if (name is null)
+                if (!named)
                 {
-                    throw new CheckException($"{at}: no NFTA_EXPR_NAME");
+                    throw new CheckException($"{where}: an expression without NFTA_EXPR_NAME");
                 }
 
-                Expression(name, data, $"{at} ({name})");
+                Expression(kind, data, where);
             }
         }
 
-        private void Expression(string name, ReadOnlySpan<byte> data, string at)
+        private void Expression(Kind kind, ReadOnlySpan<byte> data, Place at)
         {
-            switch (name)
+            switch (kind)
             {
-                case "immediate": Immediate(data, at); break;
-                case "meta": Meta(data, at); break;
-                case "payload": Payload(data, at); break;
-                case "cmp": Cmp(data, at); break;
-                case "nat": Nat(data, at); break;
-                case "masq": Masq(data, at); break;
-                case "target": Target(data, at); break;
-                case "counter" or "log" or "limit" or "quota" or "match":
-                    // Statements that load no register (xt matches run on the packet, not on registers).
+                case Kind.Immediate: Immediate(data, at); break;
+                case Kind.Meta: Meta(data, at); break;
+                case Kind.Payload: Payload(data, at); break;
+                case Kind.Cmp: Cmp(data, at); break;
+                case Kind.Nat: Nat(data, at); break;
+                case Kind.Masq: Masq(data, at); break;
+                case Kind.Target: Target(data, at); break;
+                case Kind.LoadsNothing:
                     // Their data is still walked: a truncated one is refused like any other.
                     foreach (var _ in new Attributes(data, at))
                     {
@@ -259,14 +385,14 @@ public sealed class NftRulesParser
         }
 
         /// <summary>nft_parse_register(): NFT_REG_1..4 are 16-byte registers, NFT_REG32_00.. single words.</summary>
-        private static int Word(uint register, string at) => register switch
+        private static int Word(uint register, Place at) => register switch
         {
             <= 4 => (int)register * 4,
             >= 8 and < 8 + 16 => (int)register - 8 + 4,
             _ => throw new CheckException($"{at}: register {register} does not exist"),
         };
 
-        private int Store(uint register, int length, Loaded what, string at)
+        private int Store(uint register, int length, Loaded what, Place at)
         {
             var word = Word(register, at);
             var words = (length + 3) / 4;
@@ -285,7 +411,7 @@ public sealed class NftRulesParser
             return word;
         }
 
-        private void Immediate(ReadOnlySpan<byte> data, string at)
+        private void Immediate(ReadOnlySpan<byte> data, Place at)
         {
             uint? register = null;
             var value = ReadOnlySpan<byte>.Empty;
@@ -319,7 +445,7 @@ public sealed class NftRulesParser
             value.CopyTo(_data.AsSpan(word * 4));
         }
 
-        private void Meta(ReadOnlySpan<byte> data, string at)
+        private void Meta(ReadOnlySpan<byte> data, Place at)
         {
             uint? key = null, register = null;
             foreach (var (t, v) in new Attributes(data, at))
@@ -348,7 +474,7 @@ public sealed class NftRulesParser
             Store(r, length, what, at);
         }
 
-        private void Payload(ReadOnlySpan<byte> data, string at)
+        private void Payload(ReadOnlySpan<byte> data, Place at)
         {
             uint? register = null, b = null, offset = null, length = null;
             foreach (var (t, v) in new Attributes(data, at))
@@ -377,7 +503,7 @@ public sealed class NftRulesParser
             Store(r, (int)Math.Clamp(length ?? 4, 1, 64), what, at);
         }
 
-        private void Cmp(ReadOnlySpan<byte> data, string at)
+        private void Cmp(ReadOnlySpan<byte> data, Place at)
         {
             uint? register = null, op = null;
             var value = ReadOnlySpan<byte>.Empty;
@@ -438,7 +564,7 @@ public sealed class NftRulesParser
         private NatFamily Family => _family switch { NfprotoIpv4 => NatFamily.IPv4, NfprotoIpv6 => NatFamily.IPv6, _ => NatFamily.Any };
 
         /// <summary>The value of an immediate in <paramref name="register"/>, or null when something else loaded it.</summary>
-        private ReadOnlySpan<byte> Read(uint register, int length, string at, out bool immediate)
+        private ReadOnlySpan<byte> Read(uint register, int length, Place at, out bool immediate)
         {
             var word = Word(register, at);
             var words = (length + 3) / 4;
@@ -456,7 +582,7 @@ public sealed class NftRulesParser
             return _data.AsSpan(word * 4, length);
         }
 
-        private void Nat(ReadOnlySpan<byte> data, string at)
+        private void Nat(ReadOnlySpan<byte> data, Place at)
         {
             uint? natType = null, natFamily = null, addrMin = null, addrMax = null, protoMin = null, protoMax = null;
             uint flags = 0;
@@ -499,10 +625,10 @@ public sealed class NftRulesParser
             }
 
             var ports = Ports(protoMin, protoMax, at, ref unreadable);
-            parser._rules.Add(new NatRule(Family, NatRuleKind.Snat, addresses, ports, NatRule.FlagsFrom(flags), _protocol, _oif, origin) { Unreadable = unreadable });
+            parser._rules.Add(new NatRule(Family, NatRuleKind.Snat, addresses, ports, NatRule.FlagsFrom(flags), _protocol, _oif, where.Origin) { Unreadable = unreadable });
         }
 
-        private PortRange? Ports(uint? min, uint? max, string at, ref string? unreadable)
+        private PortRange? Ports(uint? min, uint? max, Place at, ref string? unreadable)
         {
             if (min is not { } pmin)
             {
@@ -517,10 +643,10 @@ public sealed class NftRulesParser
                 return null;
             }
 
-            return NatRule.PortsFrom(low, high, at);
+            return NatRule.PortsFrom(low, high, at.ToString());
         }
 
-        private void Masq(ReadOnlySpan<byte> data, string at)
+        private void Masq(ReadOnlySpan<byte> data, Place at)
         {
             uint? protoMin = null, protoMax = null;
             uint flags = 0;
@@ -536,10 +662,10 @@ public sealed class NftRulesParser
 
             string? unreadable = null;
             var ports = Ports(protoMin, protoMax, at, ref unreadable);
-            parser._rules.Add(new NatRule(Family, NatRuleKind.Masquerade, null, ports, NatRule.FlagsFrom(flags), _protocol, _oif, origin) { Unreadable = unreadable });
+            parser._rules.Add(new NatRule(Family, NatRuleKind.Masquerade, null, ports, NatRule.FlagsFrom(flags), _protocol, _oif, where.Origin) { Unreadable = unreadable });
         }
 
-        private void Target(ReadOnlySpan<byte> data, string at)
+        private void Target(ReadOnlySpan<byte> data, Place at)
         {
             string? name = null;
             uint? revision = null;
@@ -568,14 +694,14 @@ public sealed class NftRulesParser
             var family = _tableFamily switch { NfprotoIpv4 => NatFamily.IPv4, NfprotoIpv6 => NatFamily.IPv6, _ => NatFamily.Any };
             if (family == NatFamily.Any)
             {
-                parser._rules.Add(new NatRule(family, name == "SNAT" ? NatRuleKind.Snat : NatRuleKind.Masquerade, null, null, NatRangeFlags.None, _protocol, _oif, origin)
+                parser._rules.Add(new NatRule(family, name == "SNAT" ? NatRuleKind.Snat : NatRuleKind.Masquerade, null, null, NatRangeFlags.None, _protocol, _oif, where.Origin)
                 {
                     Unreadable = $"an xtables {name} target in an inet table: its layout depends on the packet's family",
                 });
                 return;
             }
 
-            parser._rules.Add(XtNatTarget.Parse(name, (int)rev, family, info, _protocol, _oif, origin));
+            parser._rules.Add(XtNatTarget.Parse(name, (int)rev, family, info, _protocol, _oif, where.Origin));
         }
     }
 
@@ -584,7 +710,7 @@ public sealed class NftRulesParser
     /// top two bits are NLA_F_NESTED and NLA_F_NET_BYTEORDER), each padded to 4 bytes. A length
     /// below the header or beyond the span is refused (the kernel's nla_ok()).
     /// </summary>
-    private ref struct Attributes(ReadOnlySpan<byte> span, string where)
+    private ref struct Attributes(ReadOnlySpan<byte> span, Place where)
     {
         private ReadOnlySpan<byte> _rest = span;
 

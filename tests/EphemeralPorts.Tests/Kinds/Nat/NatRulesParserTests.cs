@@ -119,9 +119,10 @@ public class NatRulesParserTests
         { "a truncated expression", Dump(Rule(2, Expr("masq", U32(1, 2))[..^2])), "attribute" },
         { "a register value of 2 bytes", Dump(Rule(2, Expr("nat", U32(1, 0), Attr(2, [0, 2])))), "NFTA_NAT_FAMILY of 2 bytes" },
         { "a register that does not exist", Dump(Rule(2, Expr("masq", U32(2, 99)))), "register 99 does not exist" },
-        { "an immediate beyond the registers", Dump(Rule(2, Immediate(23, new byte[16]))), "do not fit register 23" },
+        { "an immediate beyond the registers", Dump(Rule(2, Immediate(23, new byte[16]), Expr("masq"))), "do not fit register 23" },
         { "a port range upside down", Dump(Rule(2, Immediate(1, Port(9)), Immediate(2, Port(5)), Expr("masq", U32(2, 1), U32(3, 2)))), "port range 9-5" },
-        { "an expression without a name", Dump(Rule(2, Nest(1, Nest(2)))), "no NFTA_EXPR_NAME" },
+        { "an expression without a name", Dump(Rule(2, Nest(1, Nest(2)))), "without NFTA_EXPR_NAME" },
+        { "a truncated attribute in a rule without NAT", Dump(Rule(2, Expr("counter", U32(1, 0)[..6]))), "attribute" },
         { "a dump without its end", Rule(2, Expr("masq")), "without NLMSG_DONE" },
     };
 
