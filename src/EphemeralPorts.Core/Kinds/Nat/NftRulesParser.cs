@@ -1,6 +1,5 @@
 using System.Buffers.Binary;
 using System.Globalization;
-using System.Text;
 using EphemeralPorts.Model;
 using EphemeralPorts.Plugin;
 
@@ -311,7 +310,6 @@ public sealed class NftRulesParser
 
         private readonly byte[] _data = new byte[Words * 4];
         private readonly Loaded[] _loaded = new Loaded[Words];
-        private readonly int[] _length = new int[Words];
         private readonly byte _tableFamily = tableFamily;
         private byte _family = tableFamily;
         private int? _protocol;
@@ -401,13 +399,7 @@ public sealed class NftRulesParser
                 throw new CheckException($"{at}: {length} bytes do not fit register {register}");
             }
 
-            for (var i = 0; i < words; i++)
-            {
-                _loaded[word + i] = what;
-                _length[word + i] = 0;
-            }
-
-            _length[word] = length;
+            _loaded.AsSpan(word, words).Fill(what);
             return word;
         }
 
