@@ -91,15 +91,17 @@ public sealed record NatRule(
             : throw new Plugin.CheckException($"{where}: port range {low}-{high} is not a range of ports");
 }
 
-/// <summary>A way of reading the rules the kernel refused, with its errno (EPERM: CAP_NET_ADMIN is needed).</summary>
+/// <summary>A way of reading the rules the kernel refused, with its errno and what it takes.</summary>
 /// <param name="Source">What was refused: <c>nf_tables rule dump</c>, <c>iptables-legacy nat table</c>.</param>
-public sealed record NatRulesRefusal(string Source, int Errno)
+/// <param name="Needs">What the reader lacked, for the operator: <c>CAP_NET_ADMIN</c>, ...</param>
+public sealed record NatRulesRefusal(string Source, int Errno, string Needs)
 {
-    /// <summary>EPERM or EACCES: the caller lacks CAP_NET_ADMIN in the namespace's user namespace (or root, for the legacy table's names).</summary>
-    public bool NeedsNetAdmin => Errno is Native.Errno.Eperm or Native.Errno.Eacces;
+    /// <summary>EPERM or EACCES: a privilege is missing (the others are the kernel's own failures).</summary>
+    public bool NeedsPrivilege => Errno is Native.Errno.Eperm or Native.Errno.Eacces;
 
-    public string Message => NeedsNetAdmin
-        ? $"the NAT rules could not be read (needs CAP_NET_ADMIN): {Source}: {Native.Errno.Describe(Errno)}"
+    /// <summary>One line: <c>the NAT rules could not be read (needs CAP_NET_ADMIN): nf_tables rule dump: EPERM (operation not permitted)</c>.</summary>
+    public string Message => NeedsPrivilege
+        ? $"the NAT rules could not be read (needs {Needs}): {Source}: {Native.Errno.Describe(Errno)}"
         : $"the NAT rules could not be read: {Source}: {Native.Errno.Describe(Errno)}";
 }
 

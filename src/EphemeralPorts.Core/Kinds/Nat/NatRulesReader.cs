@@ -34,6 +34,15 @@ public static partial class NatRulesReader
     /// <summary>A dump larger than this is refused: no ruleset is that large, a kernel that keeps sending is broken.</summary>
     private const long MaxDumpBytes = 256L * 1024 * 1024;
 
+    /// <summary>What the nf_tables dump takes (nfnetlink_rcv(): netlink_net_capable(skb, CAP_NET_ADMIN)).</summary>
+    public const string NftNeeds = "CAP_NET_ADMIN";
+
+    /// <summary>What a legacy table takes: a raw socket (CAP_NET_RAW), IPT_SO_GET_* (do_ipt_get_ctl(): CAP_NET_ADMIN).</summary>
+    public const string LegacyNeeds = "CAP_NET_ADMIN and CAP_NET_RAW";
+
+    /// <summary>What seeing which legacy tables exist takes: ip_tables_names is 0440 root (xt_proto_init()).</summary>
+    public const string LegacyNamesNeeds = "root, or CAP_DAC_READ_SEARCH, to see which iptables-legacy tables exist";
+
     /// <summary>The rules of the calling thread's network namespace; each way of reading that was refused is noted.</summary>
     public static NatRulesReading Read()
     {
@@ -43,20 +52,20 @@ public static partial class NatRulesReader
         {
             rules.AddRange(nft);
         }
-        else if (errno != 0)
+        else
         {
-            refusals.Add(new NatRulesRefusal("nf_tables rule dump", errno));
+            refusals.Add(new NatRulesRefusal("nf_tables rule dump", errno, NftNeeds));
         }
 
         foreach (var family in new[] { NatFamily.IPv4, NatFamily.IPv6 })
         {
-            if (ReadLegacy(family, out errno) is { } legacy)
+            if (ReadLegacy(family, out var refusal) is { } legacy)
             {
                 rules.AddRange(legacy);
             }
-            else if (errno != 0)
+            else
             {
-                refusals.Add(new NatRulesRefusal(family == NatFamily.IPv4 ? "iptables-legacy nat table" : "ip6tables-legacy nat table", errno));
+                refusals.Add(refusal!);
             }
         }
 
@@ -153,53 +162,54 @@ public static partial class NatRulesReader
 
     /// <summary>
     /// The SNAT and MASQUERADE rules of the legacy nat table of <paramref name="family"/>; empty when
-    /// there is none; null with the errno when refused. The table is looked for in
-    /// /proc/thread-self/net/ip_tables_names first: asking IPT_SO_GET_INFO for "nat" would make it
-    /// (xt_find_table_lock() instantiates a table's template in the namespace, and loads
-    /// iptable_nat where it is a module), seen here on 6.18: a monitoring read must change nothing.
+    /// there is none; null with the refusal when refused. The raw socket comes first (without
+    /// CAP_NET_RAW nothing else can be read); then the table is looked for in
+    /// /proc/thread-self/net/ip_tables_names: asking IPT_SO_GET_INFO for "nat" would make it
+    /// (xt_find_table_lock() instantiates the table in the namespace, and
+    /// xt_request_find_table_lock() loads iptable_nat where it is a module), seen here on 6.18:
+    /// a monitoring read must change nothing.
     /// </summary>
-    public static IReadOnlyList<NatRule>? ReadLegacy(NatFamily family, out int errno)
+    public static IReadOnlyList<NatRule>? ReadLegacy(NatFamily family, out NatRulesRefusal? refusal)
     {
-        var names = family == NatFamily.IPv4 ? "/proc/thread-self/net/ip_tables_names" : "/proc/thread-self/net/ip6_tables_names";
-        var text = TableNames(names, out errno);
-        if (text is null)
-        {
-            return errno == 0 ? [] : null;
-        }
-
-        if (!text.Split('\n').Contains("nat"))
-        {
-            errno = 0;
-            return [];
-        }
-
+        var source = family == NatFamily.IPv4 ? "iptables-legacy nat table" : "ip6tables-legacy nat table";
         var fd = socket(family == NatFamily.IPv4 ? AfInet : AfInet6, SockRaw | SockCloexec, IpprotoRaw);
         if (fd < 0)
         {
-            errno = Marshal.GetLastPInvokeError();
-            return null;
+            var errno = Marshal.GetLastPInvokeError();
+            refusal = errno is Errno.EafNoSupport ? null : new NatRulesRefusal(source, errno, LegacyNeeds);
+            return refusal is null ? [] : null; // EAFNOSUPPORT: no IPv6 in this kernel, so no ip6tables either
         }
 
         try
         {
+            var names = family == NatFamily.IPv4 ? "/proc/thread-self/net/ip_tables_names" : "/proc/thread-self/net/ip6_tables_names";
+            var text = TableNames(names, out var errno);
+            if (text is null)
+            {
+                refusal = errno == 0 ? null : new NatRulesRefusal(source, errno, LegacyNamesNeeds);
+                return refusal is null ? [] : null;
+            }
+
+            if (!text.Split('\n').Contains("nat"))
+            {
+                refusal = null;
+                return [];
+            }
+
             var level = family == NatFamily.IPv4 ? SolIp : SolIpv6;
             var info = new byte[XtTablesParser.InfoLength];
             "nat"u8.CopyTo(info);
             errno = GetSockOpt(fd, level, SoGetInfo, info, out var infoLength);
-            if (errno == Errno.Enoent)
-            {
-                errno = 0; // gone since the names were read
-                return [];
-            }
-
             if (errno != 0)
             {
-                return null;
+                // ENOENT: gone since the names were read.
+                refusal = errno == Errno.Enoent ? null : new NatRulesRefusal(source, errno, LegacyNeeds);
+                return refusal is null ? [] : null;
             }
 
             if (infoLength != info.Length)
             {
-                throw new CheckException($"{family} legacy nat: IPT_SO_GET_INFO gave {infoLength} bytes, expected {info.Length}");
+                throw new CheckException($"{source}: IPT_SO_GET_INFO gave {infoLength} bytes, expected {info.Length}");
             }
 
             var size = XtTablesParser.EntriesSize(info, family);
@@ -210,9 +220,10 @@ public static partial class NatRulesReader
             if (errno is Errno.Eagain or Errno.Enoent)
             {
                 // EAGAIN: the table changed size since IPT_SO_GET_INFO (get_entries()); ENOENT: it is gone.
-                throw new CheckException($"{family} legacy nat table changed while it was read ({Errno.Describe(errno)}); read it again");
+                throw new CheckException($"{source} changed while it was read ({Errno.Describe(errno)}); read it again");
             }
 
+            refusal = errno == 0 ? null : new NatRulesRefusal(source, errno, LegacyNeeds);
             return errno == 0 ? XtTablesParser.Parse(info, get.AsSpan(XtTablesParser.GetEntriesHeaderLength), family) : null;
         }
         finally

@@ -98,17 +98,95 @@ public class NatRulesLiveTests
     public void An_unprivileged_user_is_refused_and_told_that_CAP_NET_ADMIN_is_needed()
     {
         using var user = new ThrowawayUser("natrules");
-        NatRulesReading? reading = null;
+        var reading = OnAThreadOf(() =>
+        {
+            BecomeUser(user);
+            return NatRulesReader.Read();
+        });
+
+        reading.Rules.ShouldBeEmpty();
+        reading.Complete.ShouldBeFalse();
+        var nft = reading.Refusals.Where(r => r.Source == "nf_tables rule dump").ShouldHaveSingleItem();
+        nft.Errno.ShouldBe(Errno.Eperm); // nfnetlink_rcv(): netlink_net_capable(skb, CAP_NET_ADMIN)
+        nft.Message.ShouldStartWith("the NAT rules could not be read (needs CAP_NET_ADMIN): nf_tables rule dump: EPERM");
+        // The raw socket of the legacy tables: EPERM without CAP_NET_RAW.
+        reading.Refusals.Where(r => r.Source.Contains("legacy", StringComparison.Ordinal)).ShouldAllBe(r => r.Errno == Errno.Eperm && r.Needs == NatRulesReader.LegacyNeeds);
+        reading.Refusals.ShouldAllBe(r => r.NeedsPrivilege);
+    }
+
+    [NamespaceFact]
+    public void With_the_network_capabilities_but_not_root_the_legacy_tables_are_refused_for_what_they_take()
+    {
+        // A plugin given cap_net_admin,cap_net_raw as file capabilities: the nft rules are read; the
+        // legacy table names (0440 root) are not, and the refusal says what it takes instead.
+        EnsureTools();
+        using var ns = new ThrowawayNamespace("natrules-caps");
+        Command.MustSucceed("ip", "netns", "exec", ns.Name, "bash", Fixture("install-rules.sh"));
+        using var user = new ThrowawayUser("natcaps");
+
+        var reading = OnAThreadOf(() =>
+        {
+            // Entered as root, left never: the thread ends with its reduced credentials.
+            _ = NamespaceSwitch.Enter($"/run/netns/{ns.Name}", out var errno) ?? throw new InvalidOperationException(Errno.Describe(errno));
+            Libc.syscall(IsArm64 ? 167 : 157, 8, 1, 0, 0).ShouldBe(0); // prctl(PR_SET_KEEPCAPS, 1)
+            BecomeUser(user);
+            SetEffectiveCapabilities((1u << 12) | (1u << 13)); // CAP_NET_ADMIN, CAP_NET_RAW
+            return NatRulesReader.Read();
+        });
+
+        reading.Rules.Select(r => r.Describe()).ShouldBe(Expected("expected-nft.txt"));
+        // ip_tables_names and ip6_tables_names alike: EACCES, and the refusal names what it takes.
+        reading.Refusals.Select(r => r.Source).ShouldBe(["iptables-legacy nat table", "ip6tables-legacy nat table"]);
+        reading.Refusals.ShouldAllBe(r => r.Errno == Errno.Eacces);
+        reading.Refusals[0].Message.ShouldStartWith($"the NAT rules could not be read (needs {NatRulesReader.LegacyNamesNeeds}): iptables-legacy nat table: EACCES");
+    }
+
+    private static bool IsArm64 => System.Runtime.InteropServices.RuntimeInformation.ProcessArchitecture == System.Runtime.InteropServices.Architecture.Arm64;
+
+    /// <summary>
+    /// The calling thread becomes <paramref name="user"/> entirely: no supplementary group, its gid,
+    /// its uid (raw syscalls: glibc's wrappers would change every thread). The group matters: a
+    /// thread still in group root may read the 0440 root:root ip_tables_names.
+    /// </summary>
+    private static void BecomeUser(ThrowawayUser user)
+    {
+        Libc.syscall(Libc.SysSetgroups, 0, 0, 0, 0).ShouldBe(0);
+        Libc.syscall(IsArm64 ? 149 : 119, user.Gid, user.Gid, user.Gid, 0).ShouldBe(0); // setresgid
+        Libc.syscall(IsArm64 ? 147 : 117, user.Uid, user.Uid, user.Uid, 0).ShouldBe(0); // setresuid
+    }
+
+    /// <summary>capset(2) of the calling thread: <paramref name="effective"/> (low 32), permitted as it is.</summary>
+    private static void SetEffectiveCapabilities(uint effective)
+    {
+        // struct __user_cap_header_struct { version, pid 0: this thread }, two __user_cap_data_struct.
+        var header = System.Runtime.InteropServices.Marshal.AllocHGlobal(8);
+        var data = System.Runtime.InteropServices.Marshal.AllocHGlobal(24);
+        try
+        {
+            System.Runtime.InteropServices.Marshal.WriteInt32(header, 0x20080522); // _LINUX_CAPABILITY_VERSION_3
+            System.Runtime.InteropServices.Marshal.WriteInt32(header, 4, 0);
+            Libc.syscall(Libc.SysCapget, header, data, 0, 0).ShouldBe(0);
+            System.Runtime.InteropServices.Marshal.WriteInt32(data, 0, (int)effective);
+            System.Runtime.InteropServices.Marshal.WriteInt32(data, 12, 0);
+            Libc.syscall(Libc.SysCapset, header, data, 0, 0).ShouldBe(0);
+        }
+        finally
+        {
+            System.Runtime.InteropServices.Marshal.FreeHGlobal(header);
+            System.Runtime.InteropServices.Marshal.FreeHGlobal(data);
+        }
+    }
+
+    /// <summary>Work on a thread of its own (which may change its credentials: it ends after).</summary>
+    private static T OnAThreadOf<T>(Func<T> work)
+    {
+        T result = default!;
         Exception? failure = null;
-        // Only this thread drops root (the raw setresuid changes the calling thread alone, and
-        // with every uid non-zero the kernel clears its capabilities); the thread ends after.
         var thread = new Thread(() =>
         {
             try
             {
-                var setresuid = System.Runtime.InteropServices.RuntimeInformation.ProcessArchitecture == System.Runtime.InteropServices.Architecture.Arm64 ? 147 : 117;
-                Libc.syscall(setresuid, user.Uid, user.Uid, user.Uid, 0).ShouldBe(0);
-                reading = NatRulesReader.Read();
+                result = work();
             }
             catch (Exception e)
             {
@@ -117,14 +195,7 @@ public class NatRulesLiveTests
         });
         thread.Start();
         thread.Join();
-
-        failure.ShouldBeNull();
-        reading!.Rules.ShouldBeEmpty();
-        reading.Complete.ShouldBeFalse();
-        var nft = reading.Refusals.Where(r => r.Source == "nf_tables rule dump").ShouldHaveSingleItem();
-        nft.Errno.ShouldBe(Errno.Eperm); // nfnetlink_rcv(): netlink_net_capable(skb, CAP_NET_ADMIN)
-        reading.Refusals.ShouldAllBe(r => r.NeedsNetAdmin);
-        nft.Message.ShouldStartWith("the NAT rules could not be read (needs CAP_NET_ADMIN)");
+        return failure is null ? result : throw new InvalidOperationException(failure.Message, failure);
     }
 
     /// <summary>nft and the iptables tools (both back ends), from Debian's packages where missing.</summary>
