@@ -77,7 +77,8 @@ public static class XtTablesParser
             var entry = entries[offset..];
             var targetOffset = BinaryPrimitives.ReadUInt16LittleEndian(entry[layout.TargetOffset..]);
             var nextOffset = BinaryPrimitives.ReadUInt16LittleEndian(entry[(layout.TargetOffset + 2)..]);
-            // check_entry_size_and_hooks(): the target lies after the entry, inside it, and entries are 8-aligned.
+            // As xt_check_entry_offsets() and check_entry_size_and_hooks() hold them: the target after the
+            // entry and inside it, entries 8-aligned; a next_offset of 0 would walk one entry for ever.
             if (targetOffset < layout.EntryLength || targetOffset + TargetHeaderLength > nextOffset || nextOffset > entry.Length || nextOffset % 8 != 0)
             {
                 throw new CheckException($"{at}: target_offset {targetOffset}, next_offset {nextOffset}, {entry.Length} bytes left");

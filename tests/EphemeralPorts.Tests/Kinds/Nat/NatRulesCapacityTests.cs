@@ -1,3 +1,4 @@
+using CsCheck;
 using EphemeralPorts.Kinds.Nat;
 using EphemeralPorts.Model;
 using EphemeralPorts.Tests.Support;
@@ -122,4 +123,49 @@ public class NatRulesCapacityTests
         // UDP over IPv6: the ip6tables-nft SNAT to fd77::2 20100-20109.
         NatRulesCapacity.For(rules, Udp, IpAddress.Parse("fd77::2"), 45000).Ports.ShouldBe(new PortRange(20100, 20109));
     }
+}
+
+/// <summary>The capacity function on random rule sets: never larger than any rule that may apply, never from one that may not.</summary>
+public class NatRulesCapacityPropertyTests
+{
+    private static readonly IpAddress[] Addresses = [IpAddress.Parse("10.0.0.1"), IpAddress.Parse("10.0.0.9"), IpAddress.Parse("fd00::1")];
+
+    private static readonly Gen<NatRule> ARule =
+        Gen.Select(
+            Gen.Int[0, 2], Gen.Int[0, 2], Gen.Int[1, 65535], Gen.Int[0, 2000], Gen.Bool, Gen.Int[0, 5],
+            (family, protocol, low, width, snat, unreadable) =>
+            {
+                PortRange? ports = width == 0 ? null : new PortRange(low, Math.Min(65535, low + width));
+                var addresses = snat && family != 2 ? new NatAddressRange(Addresses[0], Addresses[0]) : (NatAddressRange?)null;
+                return new NatRule((NatFamily)family, snat ? NatRuleKind.Snat : NatRuleKind.Masquerade, family == 2 ? null : addresses, ports, NatRangeFlags.None,
+                    protocol == 0 ? null : protocol == 1 ? 6 : 17, null, "r") { Unreadable = unreadable == 0 ? "map" : null };
+            });
+
+    [Fact]
+    public void The_capacity_is_the_smallest_range_that_may_apply_and_unknown_when_one_is_unreadable() =>
+        Gen.Select(ARule.Array[0, 6], Gen.Int[0, 2], Gen.OneOfConst(6, 17), Gen.Int[0, 65535]).Sample(c =>
+        {
+            var (rules, address, protocol, originalPort) = c;
+            var nat = Addresses[address];
+            var capacity = NatRulesCapacity.For(rules, protocol, nat, originalPort);
+            var applicable = rules.Where(r => NatRulesCapacity.MayApply(r, protocol, nat)).ToList();
+
+            capacity.Candidates.ShouldBe(applicable);
+            if (applicable.Count == 0)
+            {
+                capacity.Source.ShouldBe(NatCapacitySource.NoRuleSeen);
+                capacity.Ports.ShouldBe(NatRulesCapacity.ClassDefault(originalPort));
+                return;
+            }
+
+            if (applicable.Any(r => r.Unreadable is not null))
+            {
+                capacity.Source.ShouldBe(NatCapacitySource.Unknown);
+                return;
+            }
+
+            var sizes = applicable.Select(r => (r.Ports ?? NatRulesCapacity.ClassDefault(originalPort)).Size).ToList();
+            capacity.Ports!.Value.Size.ShouldBe(sizes.Min());
+            applicable.ShouldContain(capacity.Rule!);
+        }, seed: "0N0XIzNsQ0O2", iter: 2000, threads: 1);
 }
