@@ -1,5 +1,4 @@
 using System.Globalization;
-using EphemeralPorts.Model;
 
 namespace EphemeralPorts.Kinds.Nat;
 
@@ -35,9 +34,17 @@ public enum NatRangeFlags
 }
 
 /// <summary>An inclusive range of NAT addresses, both of one family.</summary>
-public readonly record struct NatAddressRange(IpAddress Low, IpAddress High)
+public readonly record struct NatAddressRange(CtAddress Low, CtAddress High)
 {
-    public bool Contains(IpAddress address) => address.IsV4 == Low.IsV4 && address.CompareTo(Low) >= 0 && address.CompareTo(High) <= 0;
+    public bool Contains(CtAddress address) => address.IsV4Mapped == Low.IsV4Mapped && address.CompareTo(Low) >= 0 && address.CompareTo(High) <= 0;
+
+    /// <summary>
+    /// The range of two ends as a rule gives them; null (the rule may apply to any address) when
+    /// they are of two families or upside down: which addresses nf_nat would pick is not this
+    /// reader's to guess, and "may apply" never makes the capacity too large.
+    /// </summary>
+    public static NatAddressRange? From(CtAddress low, CtAddress high) =>
+        low.IsV4Mapped == high.IsV4Mapped && low.CompareTo(high) <= 0 ? new NatAddressRange(low, high) : null;
 
     public override string ToString() => Low == High ? Low.ToString() : $"{Low}-{High}";
 }
@@ -57,7 +64,7 @@ public sealed record NatRule(
     NatFamily Family,
     NatRuleKind Kind,
     NatAddressRange? Addresses,
-    PortRange? Ports,
+    NatPortRange? Ports,
     NatRangeFlags Flags,
     int? Protocol,
     string? OutputInterface,
@@ -84,11 +91,6 @@ public sealed record NatRule(
     /// <summary>The NF_NAT_RANGE_* flags of a range, as the kernel keeps them, reduced to the ones that matter here.</summary>
     internal static NatRangeFlags FlagsFrom(uint kernelFlags) => (NatRangeFlags)(kernelFlags & (uint)(NatRangeFlags.Random | NatRangeFlags.Persistent | NatRangeFlags.FullyRandom));
 
-    /// <summary>A port range read from a rule: the kernel takes it as given, this code refuses what is no range.</summary>
-    internal static PortRange PortsFrom(int low, int high, string where) =>
-        low >= 1 && low <= high
-            ? new PortRange(low, high)
-            : throw new Plugin.CheckException($"{where}: port range {low}-{high} is not a range of ports");
 }
 
 /// <summary>A way of reading the rules the kernel refused, with its errno and what it takes.</summary>

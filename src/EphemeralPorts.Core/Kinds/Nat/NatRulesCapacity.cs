@@ -1,5 +1,3 @@
-using EphemeralPorts.Model;
-
 namespace EphemeralPorts.Kinds.Nat;
 
 /// <summary>Where the port capacity of a NAT key comes from.</summary>
@@ -23,7 +21,7 @@ public enum NatCapacitySource
 /// <param name="Rule">The rule that gives it (for a class default: the rule without ports); null for no rule.</param>
 /// <param name="Candidates">Every rule that may apply to the key.</param>
 /// <param name="Why">One line for -v.</param>
-public sealed record NatCapacity(NatCapacitySource Source, PortRange? Ports, NatRule? Rule, IReadOnlyList<NatRule> Candidates, string Why);
+public sealed record NatCapacity(NatCapacitySource Source, NatPortRange? Ports, NatRule? Rule, IReadOnlyList<NatRule> Candidates, string Why);
 
 /// <summary>
 /// The port capacity of a source-NAT key: the rules that can have picked its port, and of their
@@ -32,23 +30,14 @@ public sealed record NatCapacity(NatCapacitySource Source, PortRange? Ports, Nat
 /// </summary>
 public static class NatRulesCapacity
 {
-    /// <summary>
-    /// The range nf_nat_l4proto_unique_tuple() searches when the rule gives none: by the class of the
-    /// original source port, 1-511 below 512, 600-1023 below 1024, else 1024-65535
-    /// (net/netfilter/nf_nat_proto.c before 5.x, nf_nat_core.c since).
-    /// </summary>
-    public static PortRange ClassDefault(int originalPort) => originalPort switch
-    {
-        < 512 => new PortRange(1, 511),
-        < 1024 => new PortRange(600, 1023),
-        _ => new PortRange(1024, 65535),
-    };
-
     /// <summary>Whether <paramref name="rule"/> can have translated a flow of <paramref name="protocol"/> to <paramref name="natAddress"/>.</summary>
-    public static bool MayApply(NatRule rule, int protocol, IpAddress natAddress) =>
-        (rule.Family == NatFamily.Any || (rule.Family == NatFamily.IPv4) == natAddress.IsV4)
+    public static bool MayApply(NatRule rule, int protocol, CtAddress natAddress) =>
+        (rule.Family == NatFamily.Any || (rule.Family == NatFamily.IPv4) == natAddress.IsV4Mapped)
         && (rule.Protocol is null || rule.Protocol == protocol)
         && (rule.Addresses is not { } a || a.Contains(natAddress));
+
+    /// <summary>The capacity for <paramref name="key"/>, whose flows started from <paramref name="originalPort"/> (its class picks the default range).</summary>
+    public static NatCapacity For(IReadOnlyList<NatRule> rules, NatKey key, int originalPort) => For(rules, key.Protocol, key.NatAddress, originalPort);
 
     /// <summary>
     /// The capacity for the key of (<paramref name="protocol"/>, <paramref name="natAddress"/>) whose
@@ -56,10 +45,10 @@ public static class NatRulesCapacity
     /// A rule of another family, another matched protocol, or whose address range leaves out the
     /// NAT address cannot apply; any other may (matches not read count as matching).
     /// </summary>
-    public static NatCapacity For(IReadOnlyList<NatRule> rules, int protocol, IpAddress natAddress, int originalPort)
+    public static NatCapacity For(IReadOnlyList<NatRule> rules, int protocol, CtAddress natAddress, int originalPort)
     {
         var candidates = rules.Where(r => MayApply(r, protocol, natAddress)).ToList();
-        var fallback = ClassDefault(originalPort);
+        var fallback = NatPortRange.ClassDefault(originalPort);
         if (candidates.Count == 0)
         {
             return new NatCapacity(NatCapacitySource.NoRuleSeen, fallback, null, candidates,

@@ -1,6 +1,5 @@
 using System.Buffers.Binary;
 using System.Globalization;
-using EphemeralPorts.Model;
 using EphemeralPorts.Plugin;
 
 namespace EphemeralPorts.Kinds.Nat;
@@ -608,11 +607,11 @@ public sealed class NftRulesParser
             {
                 // nft_nat_init(): without NFTA_NAT_REG_ADDR_MAX the maximum is the minimum's register.
                 var length = _family == NfprotoIpv6 ? 16 : 4;
-                var low = IpAddress.FromBytes(Read(amin, length, at, out var lowKnown));
-                var high = IpAddress.FromBytes(Read(addrMax ?? amin, length, at, out var highKnown));
+                var low = CtAddress.FromBytes(Read(amin, length, at, out var lowKnown));
+                var high = CtAddress.FromBytes(Read(addrMax ?? amin, length, at, out var highKnown));
                 if (lowKnown && highKnown)
                 {
-                    addresses = low.CompareTo(high) <= 0 ? new NatAddressRange(low, high) : throw new CheckException($"{at}: address range {low}-{high} is not a range");
+                    addresses = NatAddressRange.From(low, high);
                 }
             }
 
@@ -620,7 +619,7 @@ public sealed class NftRulesParser
             parser._rules.Add(new NatRule(Family, NatRuleKind.Snat, addresses, ports, NatRule.FlagsFrom(flags), _protocol, _oif, where.Origin) { Unreadable = unreadable });
         }
 
-        private PortRange? Ports(uint? min, uint? max, Place at, ref string? unreadable)
+        private NatPortRange? Ports(uint? min, uint? max, Place at, ref string? unreadable)
         {
             if (min is not { } pmin)
             {
@@ -635,7 +634,7 @@ public sealed class NftRulesParser
                 return null;
             }
 
-            return NatRule.PortsFrom(low, high, at.ToString());
+            return new NatPortRange(low, high); // nf_nat_l4proto_unique_tuple() takes them in either order
         }
 
         private void Masq(ReadOnlySpan<byte> data, Place at)

@@ -1,5 +1,4 @@
 using System.Buffers.Binary;
-using EphemeralPorts.Model;
 using EphemeralPorts.Plugin;
 
 namespace EphemeralPorts.Kinds.Nat;
@@ -67,7 +66,7 @@ public static class XtNatTarget
             flags = BinaryPrimitives.ReadUInt32LittleEndian(data[4..]);
             if ((flags & MapIps) != 0)
             {
-                addresses = new NatAddressRange(IpAddress.FromBytes(data.Slice(8, 4)), IpAddress.FromBytes(data.Slice(12, 4)));
+                addresses = NatAddressRange.From(CtAddress.FromBytes(data.Slice(8, 4)), CtAddress.FromBytes(data.Slice(12, 4)));
             }
 
             minPort = BinaryPrimitives.ReadUInt16BigEndian(data[16..]);
@@ -79,20 +78,16 @@ public static class XtNatTarget
             if ((flags & MapIps) != 0)
             {
                 var length = family == NatFamily.IPv6 ? 16 : 4;
-                addresses = new NatAddressRange(IpAddress.FromBytes(data.Slice(4, length)), IpAddress.FromBytes(data.Slice(20, length)));
+                addresses = NatAddressRange.From(CtAddress.FromBytes(data.Slice(4, length)), CtAddress.FromBytes(data.Slice(20, length)));
             }
 
             minPort = BinaryPrimitives.ReadUInt16BigEndian(data[36..]);
             maxPort = BinaryPrimitives.ReadUInt16BigEndian(data[38..]);
         }
 
-        if (addresses is { } a && a.Low.CompareTo(a.High) > 0)
-        {
-            throw new CheckException($"{where}: address range {a.Low}-{a.High} is not a range");
-        }
-
-        // The ports count only with NF_NAT_RANGE_PROTO_SPECIFIED (nf_nat_l4proto_unique_tuple()).
-        PortRange? ports = (flags & ProtoSpecified) != 0 ? NatRule.PortsFrom(minPort, maxPort, where) : null;
+        // The ports count only with NF_NAT_RANGE_PROTO_SPECIFIED (nf_nat_l4proto_unique_tuple(),
+        // which takes them in either order).
+        NatPortRange? ports = (flags & ProtoSpecified) != 0 ? new NatPortRange(minPort, maxPort) : null;
         return new NatRule(family, kind, addresses, ports, NatRule.FlagsFrom(flags), protocol, outputInterface, origin);
     }
 }
