@@ -113,5 +113,8 @@ public sealed record NatRulesRefusal(string Source, int Errno, string Needs)
 /// </summary>
 public sealed record NatRulesReading(IReadOnlyList<NatRule> Rules, IReadOnlyList<NatRulesRefusal> Refusals)
 {
+    /// <summary>What each way of reading found, one line each for -v: <c>nf_tables: 3 source-NAT rules</c>, <c>iptables-legacy: none (no nat table in ...)</c>.</summary>
+    public IReadOnlyList<string> Notes { get; init; } = [];
+
     public bool Complete => Refusals.Count == 0;
 }

@@ -48,7 +48,8 @@ public static partial class NatRulesReader
     {
         var rules = new List<NatRule>();
         var refusals = new List<NatRulesRefusal>();
-        if (ReadNftables(out var errno) is { } nft)
+        var notes = new List<string>();
+        if (ReadNftables(out var errno, notes) is { } nft)
         {
             rules.AddRange(nft);
         }
@@ -59,7 +60,7 @@ public static partial class NatRulesReader
 
         foreach (var family in new[] { NatFamily.IPv4, NatFamily.IPv6 })
         {
-            if (ReadLegacy(family, out var refusal) is { } legacy)
+            if (ReadLegacy(family, out var refusal, notes) is { } legacy)
             {
                 rules.AddRange(legacy);
             }
@@ -69,11 +70,11 @@ public static partial class NatRulesReader
             }
         }
 
-        return new NatRulesReading(rules, refusals);
+        return new NatRulesReading(rules, refusals) { Notes = notes };
     }
 
-    /// <summary>The nf_tables NAT rules; empty where the kernel has no nf_tables; null with the errno when refused.</summary>
-    public static IReadOnlyList<NatRule>? ReadNftables(out int errno)
+    /// <summary>The nf_tables NAT rules; empty where the kernel has no nf_tables; null with the errno when refused. What was read is said in <paramref name="notes"/>.</summary>
+    public static IReadOnlyList<NatRule>? ReadNftables(out int errno, List<string>? notes = null)
     {
         using var socket = NetlinkSocket.Open(NftRulesParser.NetlinkNetfilter, out errno);
         if (socket is null)
@@ -81,6 +82,7 @@ public static partial class NatRulesReader
             // A kernel without nfnetlink has no nf_tables rules at all.
             if (errno is Errno.EprotoNoSupport or Errno.EafNoSupport)
             {
+                notes?.Add("nf_tables: none (this kernel has no NETLINK_NETFILTER)");
                 errno = 0;
                 return [];
             }
@@ -91,7 +93,7 @@ public static partial class NatRulesReader
         var buffer = Acquisition.ReadBuffers.Rent();
         try
         {
-            return DumpRules(socket, buffer, out errno);
+            return DumpRules(socket, buffer, out errno, notes);
         }
         finally
         {
@@ -99,7 +101,7 @@ public static partial class NatRulesReader
         }
     }
 
-    private static IReadOnlyList<NatRule>? DumpRules(NetlinkSocket socket, byte[] buffer, out int errno)
+    private static IReadOnlyList<NatRule>? DumpRules(NetlinkSocket socket, byte[] buffer, out int errno, List<string>? notes)
     {
         for (var attempt = 1; attempt <= DumpAttempts; attempt++)
         {
@@ -138,6 +140,7 @@ public static partial class NatRulesReader
             switch (parser.Error)
             {
                 case 0 when !parser.Interrupted:
+                    notes?.Add(Count("nf_tables", parser.Rules.Count));
                     errno = 0;
                     return parser.Rules;
                 case 0:
@@ -147,6 +150,7 @@ public static partial class NatRulesReader
                     // request_module("nfnetlink-subsys-10") where modules are enabled: a modular
                     // kernel loads nf_tables here, as `nft list ruleset` does) and answers EINVAL.
                     // The request itself is fixed and valid, so there are no nf_tables rules.
+                    notes?.Add($"nf_tables: none (the kernel answered {Errno.Describe(parser.Error)}: no nf_tables)");
                     errno = 0;
                     return [];
                 case Errno.Eperm or Errno.Eacces:
@@ -169,14 +173,20 @@ public static partial class NatRulesReader
     /// xt_request_find_table_lock() loads iptable_nat where it is a module), seen here on 6.18:
     /// a monitoring read must change nothing.
     /// </summary>
-    public static IReadOnlyList<NatRule>? ReadLegacy(NatFamily family, out NatRulesRefusal? refusal)
+    public static IReadOnlyList<NatRule>? ReadLegacy(NatFamily family, out NatRulesRefusal? refusal, List<string>? notes = null)
     {
         var source = family == NatFamily.IPv4 ? "iptables-legacy nat table" : "ip6tables-legacy nat table";
+        var tool = family == NatFamily.IPv4 ? "iptables-legacy" : "ip6tables-legacy";
         var fd = socket(family == NatFamily.IPv4 ? AfInet : AfInet6, SockRaw | SockCloexec, IpprotoRaw);
         if (fd < 0)
         {
             var errno = Marshal.GetLastPInvokeError();
             refusal = errno is Errno.EafNoSupport ? null : new NatRulesRefusal(source, errno, LegacyNeeds);
+            if (refusal is null)
+            {
+                notes?.Add($"{tool}: none (no IPv6 in this kernel)");
+            }
+
             return refusal is null ? [] : null; // EAFNOSUPPORT: no IPv6 in this kernel, so no ip6tables either
         }
 
@@ -187,11 +197,17 @@ public static partial class NatRulesReader
             if (text is null)
             {
                 refusal = errno == 0 ? null : new NatRulesRefusal(source, errno, LegacyNamesNeeds);
+                if (refusal is null)
+                {
+                    notes?.Add($"{tool}: none ({names} is absent: no legacy table)");
+                }
+
                 return refusal is null ? [] : null;
             }
 
             if (!text.Split('\n').Contains("nat"))
             {
+                notes?.Add($"{tool}: none (no nat table in {names})");
                 refusal = null;
                 return [];
             }
@@ -204,6 +220,11 @@ public static partial class NatRulesReader
             {
                 // ENOENT: gone since the names were read.
                 refusal = errno == Errno.Enoent ? null : new NatRulesRefusal(source, errno, LegacyNeeds);
+                if (refusal is null)
+                {
+                    notes?.Add($"{tool}: none (its nat table went away while it was read)");
+                }
+
                 return refusal is null ? [] : null;
             }
 
@@ -223,8 +244,16 @@ public static partial class NatRulesReader
                 throw new CheckException($"{source} changed while it was read ({Errno.Describe(errno)}); read it again");
             }
 
-            refusal = errno == 0 ? null : new NatRulesRefusal(source, errno, LegacyNeeds);
-            return errno == 0 ? XtTablesParser.Parse(info, get.AsSpan(XtTablesParser.GetEntriesHeaderLength), family) : null;
+            if (errno != 0)
+            {
+                refusal = new NatRulesRefusal(source, errno, LegacyNeeds);
+                return null;
+            }
+
+            var rules = XtTablesParser.Parse(info, get.AsSpan(XtTablesParser.GetEntriesHeaderLength), family);
+            notes?.Add(Count($"{tool} nat", rules.Count));
+            refusal = null;
+            return rules;
         }
         finally
         {
@@ -278,6 +307,13 @@ public static partial class NatRulesReader
             _ = Libc.Close(fd);
         }
     }
+
+    private static string Count(string source, int rules) => rules switch
+    {
+        0 => $"{source}: no source-NAT rule",
+        1 => $"{source}: 1 source-NAT rule",
+        _ => $"{source}: {rules.ToString(System.Globalization.CultureInfo.InvariantCulture)} source-NAT rules",
+    };
 
     private static unsafe int GetSockOpt(int fd, int level, int option, byte[] buffer, out int length)
     {

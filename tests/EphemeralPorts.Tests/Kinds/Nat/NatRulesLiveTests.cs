@@ -31,6 +31,7 @@ public class NatRulesLiveTests
         reading.Refusals.ShouldBeEmpty();
         reading.Rules.Select(r => r.Describe()).ShouldBe(
             [.. Expected("expected-nft.txt"), .. Expected("expected-legacy-ipv4.txt"), .. Expected("expected-legacy-ipv6.txt")]);
+        reading.Notes.ShouldBe(["nf_tables: 10 source-NAT rules", "iptables-legacy nat: 2 source-NAT rules", "ip6tables-legacy nat: 1 source-NAT rule"]);
     }
 
     [NamespaceFact]
@@ -59,6 +60,11 @@ public class NatRulesLiveTests
         reading.Rules.ShouldBeEmpty();
         reading.Refusals.ShouldBeEmpty();
         reading.Complete.ShouldBeTrue();
+        reading.Notes.Count.ShouldBe(3);
+        reading.Notes[0].ShouldBe("nf_tables: no source-NAT rule");
+        // No legacy table here: ip_tables_names is empty (or absent where ip_tables is a module not loaded).
+        reading.Notes[1].ShouldStartWith("iptables-legacy: none (");
+        reading.Notes[2].ShouldStartWith("ip6tables-legacy: none (");
     }
 
     [NamespaceFact]
