@@ -90,7 +90,6 @@ public sealed record NatRule(
 
     /// <summary>The NF_NAT_RANGE_* flags of a range, as the kernel keeps them, reduced to the ones that matter here.</summary>
     internal static NatRangeFlags FlagsFrom(uint kernelFlags) => (NatRangeFlags)(kernelFlags & (uint)(NatRangeFlags.Random | NatRangeFlags.Persistent | NatRangeFlags.FullyRandom));
-
 }
 
 /// <summary>A way of reading the rules the kernel refused, with its errno and what it takes.</summary>
