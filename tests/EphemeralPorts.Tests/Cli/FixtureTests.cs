@@ -10,7 +10,7 @@ namespace EphemeralPorts.Tests.Cli;
 /// </summary>
 public class FixtureTests
 {
-    private static readonly HashSet<string> NotScenarios = new(StringComparer.Ordinal) { "conntrack" };
+    private static readonly HashSet<string> NotScenarios = new(StringComparer.Ordinal) { "conntrack", "natrules" };
 
     public static TheoryData<string> Scenarios()
     {
