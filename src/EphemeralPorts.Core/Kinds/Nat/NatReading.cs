@@ -22,6 +22,9 @@ public sealed record NatKeyUsage(NatKey Key, int Entries, int Held, int Soft, Na
     /// <summary>The failure odds in percent.</summary>
     public double FailurePercent => Math.Round(FailureOdds * 100, 2);
 
+    /// <summary>Whether <see cref="Range"/> is the one in force (given, or read from the rules); false where it is the best guess.</summary>
+    public bool RangeKnown { get; init; } = true;
+
     /// <summary>Every port of the range is held: the next flow needing one is dropped.</summary>
     public bool FailsNow => Held >= Range.Size || FailureOdds >= 1;
 
@@ -67,4 +70,7 @@ public sealed record NatReading(ConntrackTable? Table, IReadOnlyList<NatKeyUsage
     public static readonly NatReading None = new(null, null, null, false);
 
     public NatKeyUsage? Worst => Keys is { Count: > 0 } keys ? keys[0] : null;
+
+    /// <summary>Keys whose range in force is not known (the rules refused, or a rule's ports unreadable): their figures are a guess.</summary>
+    public int UnknownRanges { get; init; }
 }

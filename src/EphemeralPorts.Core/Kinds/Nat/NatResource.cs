@@ -64,8 +64,19 @@ public sealed class NatResource : IResource
                 : $"NAT tuples were not read: {e.Message}", evictable);
         }
 
+        // The range each key's flows are given: the operator's, else the rules in force (read the
+        // same way, CAP_NET_ADMIN), else nothing certain.
         var given = request.Settings.NatRange is { } r ? new NatPortRange(r.Low, r.High) : (NatPortRange?)null;
-        return new NatReading(table, sink.Keys(evictable ? SoftPorts.Evictable : SoftPorts.Used, given), null, evictable);
+        NatRulesReading? rules = null;
+        if (given is null)
+        {
+            request.Progress("the source-NAT rules (nf_tables, iptables-legacy)");
+            rules = NatRulesReader.Read();
+            notes.AddRange(rules.Notes);
+        }
+
+        var keys = sink.Keys(evictable ? SoftPorts.Evictable : SoftPorts.Used, given, rules);
+        return new NatReading(table, keys, null, evictable) { UnknownRanges = keys.Count(k => !k.RangeKnown) };
     }
 
     /// <summary>The counters: the namespace's /proc file where the kernel has it (no privilege needed), else ctnetlink.</summary>
@@ -160,16 +171,38 @@ public sealed class NatResource : IResource
         }
 
         /// <param name="softPorts">How this kernel counts soft ports.</param>
-        /// <param name="given">The range the operator gave (--nat-range), or null.</param>
-        public List<NatKeyUsage> Keys(SoftPorts softPorts, NatPortRange? given)
+        /// <param name="given">The range the operator gave, or null.</param>
+        /// <param name="rules">The source-NAT rules read, where no range was given.</param>
+        public List<NatKeyUsage> Keys(SoftPorts softPorts, NatPortRange? given, NatRulesReading? rules)
         {
             var searches = new NatPortSearch?[_keys.Count];
+            var sources = new (string Why, bool Known)[_keys.Count];
             for (var i = 0; i < _keys.Count; i++)
             {
-                if (_keys[i].OriginalPort is { } original)
+                if (_keys[i].OriginalPort is not { } original)
                 {
-                    searches[i] = new NatPortSearch(given ?? NatPortRange.ClassDefault(original));
+                    continue;
                 }
+
+                NatPortRange range;
+                if (given is { } g)
+                {
+                    (range, sources[i]) = (g, ("given by the operator", true));
+                }
+                else if (rules is { Complete: false })
+                {
+                    // Without the rules the range is a guess: counted against the class default, said so.
+                    range = NatPortRange.ClassDefault(original);
+                    sources[i] = ($"not known: {string.Join("; ", rules.Refusals.Select(f => f.Message))}", false);
+                }
+                else
+                {
+                    var capacity = NatRulesCapacity.For(rules?.Rules ?? [], _keys[i].Key, original);
+                    range = capacity.Ports ?? NatPortRange.ClassDefault(original);
+                    sources[i] = (capacity.Why, capacity.Source != NatCapacitySource.Unknown);
+                }
+
+                searches[i] = new NatPortSearch(range);
             }
 
             for (var i = 0; i < _count; i++)
@@ -189,9 +222,7 @@ public sealed class NatResource : IResource
                 // A window of min(R, 128) candidates can only be all held when that many ports are.
                 var odds = search.Held >= Math.Min(search.Range.Size, NatPortSearch.MaxAttempts) ? search.FailureProbability(softPorts) : 0;
                 var original = _keys[i].OriginalPort!.Value;
-                var source = given is not null ? "given with --nat-range"
-                    : string.Create(CultureInfo.InvariantCulture, $"the kernel's range for original ports like {original}, where the rule gives none; the rules in force were not read: give the rule's ports with --nat-range");
-                keys.Add(new NatKeyUsage(_keys[i].Key, _keys[i].Entries, search.Held, search.Soft, search.Range, source, odds));
+                keys.Add(new NatKeyUsage(_keys[i].Key, _keys[i].Entries, search.Held, search.Soft, search.Range, sources[i].Why, odds) { RangeKnown = sources[i].Known });
             }
 
             keys.Sort((a, b) => b.FailsNow.CompareTo(a.FailsNow) is var c and not 0 ? c

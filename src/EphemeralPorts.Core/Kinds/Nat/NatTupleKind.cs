@@ -34,7 +34,7 @@ public sealed class NatTupleKind : IExhaustionKind
 
     public KindVerdict? Evaluate(Readings readings, Thresholds thresholds)
     {
-        if (readings.Of<NatReading>(NatResource.Instance)?.Worst is not { } worst)
+        if (readings.Of<NatReading>(NatResource.Instance) is not { Worst: { } worst } nat)
         {
             return null;
         }
@@ -42,7 +42,15 @@ public sealed class NatTupleKind : IExhaustionKind
         var fill = thresholds.Evaluate(worst.Percent);
         var odds = thresholds.For(FailureThresholds).Evaluate(worst.FailurePercent);
         var state = worst.FailsNow ? ServiceState.Critical : ServiceStates.Worst(fill, odds);
-        return new KindVerdict(this, state, worst.Percent, Sentence(worst), state == ServiceState.Ok ? [] : Advise(worst));
+        var sentence = Sentence(worst);
+        if (nat.UnknownRanges > 0)
+        {
+            // Counted against a guess: what was seen still counts when it is worse, never OK.
+            state = Evaluation.Precedence.WithUnseen(state, anythingUnseen: true);
+            sentence += $" - the port range in force of {nat.UnknownRanges} NAT tuple{(nat.UnknownRanges == 1 ? " is" : "s are")} not known ({nat.Keys!.First(k => !k.RangeKnown).RangeSource}): give it with --nat-range";
+        }
+
+        return new KindVerdict(this, state, worst.Percent, sentence, state is ServiceState.Ok or ServiceState.Unknown ? [] : Advise(worst));
     }
 
     private static string Sentence(NatKeyUsage worst)

@@ -17,21 +17,26 @@ public class NatKindOracleTests
 {
     private const string Key = "10.211.2.1 -> 10.211.2.2:8080";
 
-    public static TheoryData<string, string> Rules => new()
+    /// <summary>Each rule, with its range read from the rules in force and given on the command line.</summary>
+    public static TheoryData<string, string, bool> Rules => new()
     {
-        { "snat", "tcp" },
-        { "iptables-masquerade", "tcp" },
-        { "snat", "udp" },
+        { "snat", "tcp", false },
+        { "masquerade", "tcp", false },
+        { "iptables-masquerade", "tcp", false },
+        { "iptables-snat", "udp", false },
+        { "snat", "udp", false },
+        { "snat", "tcp", true },
     };
 
     [NatNamespaceTheory]
     [MemberData(nameof(Rules))]
-    public void The_plugin_in_the_router_says_fail_now_exactly_when_the_kernel_drops(string rule, string proto)
+    public void The_plugin_in_the_router_says_fail_now_exactly_when_the_kernel_drops(string rule, string proto, bool given)
     {
-        var probe = $"{Repo.NativeBinary} --nat-range 40000-40009 --protocol tcp -w 70 -c 85";
+        var probe = $"{Repo.NativeBinary} {(given ? "--nat-range 40000-40009 " : string.Empty)}--protocol tcp -w 70 -c 85 -v";
         var doc = NatOracleTests.Nat("fill", "--range", "10", "--rule", rule, "--proto", proto, "--probe", probe);
         var attempts = doc.GetProperty("attempts").EnumerateArray().ToList();
         doc.GetProperty("first_failure").GetInt32().ShouldBe(11, "the kernel's first refusal");
+        var range = given ? "given by the operator" : "40000-40009";
         foreach (var attempt in attempts)
         {
             var n = attempt.GetProperty("n").GetInt32();
@@ -44,6 +49,8 @@ public class NatKindOracleTests
             statusLine.ShouldContain($"busiest NAT tuple {Key}/{proto} holds {held} of 10 source ports", Case.Sensitive, $"after flow {n}");
             statusLine.Contains("new connections to it fail now", StringComparison.Ordinal).ShouldBe(held == 10, $"'fail now' after flow {n}: {statusLine}");
             statusLine.ShouldContain($"'nat_busiest_used'={held};;;0;10");
+            stdout.ShouldContain($"NAT range of the busiest tuple: 40000-40009 (", Case.Sensitive, "the range in force");
+            stdout.ShouldContain(range, Case.Sensitive, $"where the range came from: {stdout}");
             if (!attempt.GetProperty("ok").GetBoolean())
             {
                 // The dropped flow is counted where the damage shows.
