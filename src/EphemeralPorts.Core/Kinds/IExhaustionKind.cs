@@ -43,7 +43,10 @@ public interface IExhaustionKind
     /// </summary>
     IEnumerable<(string Text, int Expendable)> Details(Readings readings, int verbosity) => [];
 
-    /// <summary>Its section of the JSON document, under its <see cref="Id"/>; null for none.</summary>
+    /// <summary>The key of its JSON section: a plain name JSONPath reads without brackets.</summary>
+    string JsonKey => Id;
+
+    /// <summary>Its section of the JSON document, under its <see cref="JsonKey"/>; null for none.</summary>
     System.Text.Json.Nodes.JsonNode? Json(Readings readings, int top) => null;
 }
 

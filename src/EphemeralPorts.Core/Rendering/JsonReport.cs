@@ -121,7 +121,7 @@ public static class JsonReport
             if (kind.Json(report.Shown.Readings, report.Top) is { } section)
             {
                 using var parsed = JsonDocument.Parse(section.ToJsonString());
-                sections[kind.Id] = parsed.RootElement.Clone();
+                sections[kind.JsonKey] = parsed.RootElement.Clone();
             }
         }
 

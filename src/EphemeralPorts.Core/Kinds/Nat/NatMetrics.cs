@@ -11,7 +11,7 @@ public static class NatMetrics
         Max = _ => 100,
         Thresholded = true,
         Perfdata = new("nat_busiest_pct", 15, "source NAT: the busiest (NAT address, destination, port, protocol) tuple's held ports as a share of its port range (root, where the namespace NATs)", "0;100"),
-        Json = "nat-tuple.busiestPct",
+        Json = "nat.busiestPct",
         Prometheus = "nat_busiest_ratio",
         PerNamespace = new("namespace_nat_busiest_ratio", "One namespace's busiest source-NAT tuple: held ports over its port range.", 6),
     };
@@ -30,7 +30,7 @@ public static class NatMetrics
         Thresholded = true,
         ThresholdSet = NatTupleKind.FailureThresholds,
         Perfdata = new("nat_failure_pct", 17, "the share of new flows to that tuple nf_nat finds no port for (thresholds `--nat-failure-warning`/`--nat-failure-critical`)", "0;100"),
-        Json = "nat-tuple.failurePct",
+        Json = "nat.failurePct",
         Prometheus = "nat_failure_ratio",
     };
 

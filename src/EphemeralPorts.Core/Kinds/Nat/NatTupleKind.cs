@@ -32,6 +32,8 @@ public sealed class NatTupleKind : IExhaustionKind
 
     public IResource? Resource => NatResource.Instance;
 
+    public string JsonKey => "nat";
+
     public KindVerdict? Evaluate(Readings readings, Thresholds thresholds)
     {
         if (readings.Of<NatReading>(NatResource.Instance) is not { Worst: { } worst } nat)

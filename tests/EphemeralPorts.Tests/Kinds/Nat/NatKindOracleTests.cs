@@ -66,7 +66,7 @@ public class NatKindOracleTests
         var doc = NatOracleTests.Nat("fill", "--range", "10", "--probe", probe);
         var last = doc.GetProperty("attempts").EnumerateArray().Last().GetProperty("probe").GetProperty("stdout").GetString()!;
         using var json = JsonDocument.Parse(last);
-        var nat = json.RootElement.GetProperty("nat-tuple");
+        var nat = json.RootElement.GetProperty("nat");
         nat.GetProperty("busiestPct").GetDouble().ShouldBe(100);
         nat.GetProperty("failurePct").GetDouble().ShouldBe(100);
         var tuple = nat.GetProperty("tuples")[0];
