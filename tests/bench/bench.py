@@ -171,7 +171,7 @@ def namespace_curve(binary, load):
 
 def main():
     binary = sys.argv[1]
-    counts = [int(n) for n in sys.argv[2:] if n != "--no-namespaces"] or [0, 10_000, 50_000, 100_000, 200_000]
+    counts = [int(n) for n in sys.argv[2:] if not n.startswith("--")] or [0, 10_000, 50_000, 100_000, 200_000]
     subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
     sysctl("ip_local_port_range", "%d %d" % (LOW, HIGH))
     # As many connections per worker as the open-file limit allows (two descriptors each).
@@ -201,6 +201,43 @@ def main():
             namespace_curve(binary, load)
     finally:
         load.close()
+    if "--no-nat" not in sys.argv:
+        nat_curve(binary)
+
+
+def nat_curve(binary, counts=(0, 10_000, 100_000)):
+    """The NAT kind's cost: N conntrack entries of NAT-shaped UDP flows in a throwaway namespace
+    (tests/fixtures/conntrack/fill.py), the whole check run there against conntrack -L and
+    cat /proc/net/nf_conntrack of the same namespace. Every command runs through ip netns exec."""
+    fill = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "fixtures", "conntrack", "fill.py")
+    if subprocess.run(["sh", "-c", "command -v conntrack"], capture_output=True).returncode != 0:
+        print("# NAT curve skipped: conntrack(8) is missing (apt-get install conntrack)")
+        return
+    print()
+    print("| N conntrack entries | command | wall ms | cpu ms | peak RSS MB | ours/conntrack -L | ours/cat |")
+    print("|---:|---|---:|---:|---:|---:|---:|")
+    for n in counts:
+        ns = "cep-bench-nat-%d" % os.getpid()
+        subprocess.run(["ip", "netns", "add", ns], check=True)
+        try:
+            subprocess.run(["ip", "-n", ns, "link", "set", "lo", "up"], check=True)
+            if n:
+                subprocess.run(["ip", "netns", "exec", ns, "python3", fill, str(n), "1200"], check=True, stdout=subprocess.DEVNULL)
+            inside = ["ip", "netns", "exec", ns]
+            commands = [
+                ("ours (default)", inside + [binary]),
+                ("conntrack -L", inside + ["sh", "-c", "conntrack -L 2>/dev/null | wc -l"]),
+                ("cat /proc/net/nf_conntrack", inside + ["sh", "-c", "cat /proc/net/nf_conntrack | wc -l"]),
+            ]
+            results = measure(commands, REPEAT)
+            ct, cat = results["conntrack -L"][0], results["cat /proc/net/nf_conntrack"][0]
+            for name, (wall, cpu_ms, rss, _) in results.items():
+                ratios = ("%.2f" % (wall / ct), "%.2f" % (wall / cat)) if name.startswith("ours") else ("", "")
+                print("| %d | %s | %.1f | %.1f | %.1f | %s | %s |" % (n, name, wall, cpu_ms, rss, *ratios))
+            print("# NAT N=%d: ours said: %s" % (n, results["ours (default)"][3].split(b"\n")[0].decode()[:160]), file=sys.stderr)
+            sys.stdout.flush()
+        finally:
+            subprocess.run(["ip", "netns", "del", ns])
 
 
 def run(load, n, commands):

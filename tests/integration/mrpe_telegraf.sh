@@ -76,7 +76,7 @@ for s in "${scenarios[@]}"; do
     run_in_netns "$n" telegraf "$extra" "$T/telegraf-$want.txt"
 done
 
-python3 - "$T" "$(root_run_labels)" <<'EOF'
+python3 - "$T" "$perfdata_labels" <<'EOF'
 import re, sys, urllib.parse
 T, labels = sys.argv[1], sys.argv[2].split()
 failed = False

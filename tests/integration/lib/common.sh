@@ -12,17 +12,10 @@ fixtures=$root/tests/fixtures
 bin=${CHECK_EPHEMERAL_PORTS_BIN:-$root/dist/check_ephemeral_ports}
 # Every label of --format nagios perfdata: each daemon that parses perfdata must see all of them.
 perfdata_labels="tcp_busiest_pct tcp_busiest_used tcp_ports_in_use tcp_time_wait tcp_tuples udp_used_pct udp_used capacity"
-# And, where nf_conntrack is loaded (one module for every namespace: a host that ever ran nft,
-# iptables or Docker), a root run's conntrack table and its (maybe empty) count of NAT tuples.
+# And, in a namespace whose conntrack table holds entries (a rule there uses conntrack: NAT, a
+# stateful firewall), a root run's table figures and its count of NAT tuples. A fresh namespace
+# tracks nothing, so the tests' namespaces print only the labels above.
 conntrack_labels="conntrack_pct conntrack_entries conntrack_insert_failed conntrack_drop conntrack_early_drop nat_tuples"
-# The labels a root run in a fresh namespace of this host prints.
-root_run_labels() {
-    if [ -e /proc/sys/net/netfilter/nf_conntrack_count ]; then
-        echo "$perfdata_labels $conntrack_labels"
-    else
-        echo "$perfdata_labels"
-    fi
-}
 
 failed=0 pids=() policy_created='' apt_updated='' T=''
 

@@ -13,7 +13,7 @@ public sealed class ConntrackTableKind : IExhaustionKind
 {
     public static readonly ConntrackTableKind Instance = new();
 
-    public static readonly MetricKind Figures = new("conntrack") { Exposition = 60, HelpNote = "the conntrack table, where nf_conntrack is loaded" };
+    public static readonly MetricKind Figures = new("conntrack") { Exposition = 60, HelpNote = "the conntrack table, where the namespace tracks connections" };
 
     private ConntrackTableKind()
     {

@@ -55,7 +55,7 @@ public static class NatMetrics
         Unit = "%",
         Max = _ => 100,
         Thresholded = true,
-        Perfdata = new("conntrack_pct", 19, "the namespace's conntrack entries as a share of `nf_conntrack_max` (where nf_conntrack is loaded, like the five below)", "0;100"),
+        Perfdata = new("conntrack_pct", 19, "the namespace's conntrack entries as a share of `nf_conntrack_max` (where the namespace tracks connections, like the five below)", "0;100"),
         Json = "conntrack.usedPct",
         Prometheus = "conntrack_ratio",
         PerNamespace = new("namespace_conntrack_ratio", "One namespace's conntrack entries over nf_conntrack_max.", 7),

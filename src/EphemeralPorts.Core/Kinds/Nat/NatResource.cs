@@ -9,7 +9,7 @@ namespace EphemeralPorts.Kinds.Nat;
 /// against nf_conntrack_max), its counters (/proc/net/stat/nf_conntrack, or ctnetlink where that
 /// file is compiled out) and, in one ctnetlink dump, every entry grouped by the key nf_nat searches
 /// ports for (<see cref="NatKey"/>; every entry of a key counts, source-NATed or not). A namespace
-/// where nf_conntrack is not loaded has nothing to read; one with no entries is not dumped.
+/// where nf_conntrack is not loaded, or that tracks nothing, has nothing to read.
 /// </summary>
 public sealed class NatResource : IResource
 {
@@ -36,6 +36,13 @@ public sealed class NatResource : IResource
         }
 
         var count = ConntrackTableSize.ParseCount(countText, root.Describe(netfilter + "nf_conntrack_count"));
+        if (count == 0)
+        {
+            // Nothing tracked here (since 5.x conntrack hooks into a namespace only once a rule
+            // there needs it): no table to fill, no NAT, and no figures that would only say 0.
+            return NatReading.None;
+        }
+
         var maxText = root.ReadSmallFile(netfilter + "nf_conntrack_max", optional: true);
         var max = maxText is null ? 0 : ConntrackTableSize.ParseMax(maxText, root.Describe(netfilter + "nf_conntrack_max"));
         var (statistics, statisticsSource) = Statistics(view, request.Progress);
@@ -44,11 +51,6 @@ public sealed class NatResource : IResource
         if (!view.IsLiveKernel)
         {
             return new NatReading(table, null, "NAT tuples are read from the kernel (ctnetlink), not from a /proc tree", evictable);
-        }
-
-        if (count == 0)
-        {
-            return new NatReading(table, [], null, evictable);
         }
 
         request.Progress("the conntrack table (ctnetlink dump)");
