@@ -1,5 +1,6 @@
 using System.Buffers.Binary;
 using System.Globalization;
+using System.Runtime.CompilerServices;
 using EphemeralPorts.Plugin;
 
 namespace EphemeralPorts.Kinds.Nat;
@@ -68,61 +69,11 @@ public sealed record ConntrackStatistics
     public static CtNetlinkParser.Outcome ParseCpuStats(ReadOnlySpan<byte> buffer, ref ConntrackStatistics sum, int streamOffset, out int errno)
     {
         ArgumentNullException.ThrowIfNull(sum);
-        errno = 0;
-        var offset = 0;
-        while (offset < buffer.Length)
-        {
-            var at = streamOffset + offset;
-            var rest = buffer[offset..];
-            if (rest.Length < CtNetlink.NlmsgHeaderLength)
-            {
-                throw CtNetlink.Malformed($"{rest.Length} bytes left where a netlink header (16) should be", at, at);
-            }
-
-            var length = BinaryPrimitives.ReadUInt32LittleEndian(rest);
-            if (length < CtNetlink.NlmsgHeaderLength || length > (uint)rest.Length)
-            {
-                throw CtNetlink.Malformed($"netlink message of {length} bytes where {rest.Length} remain", at, at);
-            }
-
-            var type = BinaryPrimitives.ReadUInt16LittleEndian(rest[4..]);
-            var payload = rest[CtNetlink.NlmsgHeaderLength..(int)length];
-            switch (type)
-            {
-                case CtNetlink.NlmsgDone:
-                    return CtNetlinkParser.Outcome.Done;
-                case CtNetlink.NlmsgError:
-                    if (payload.Length < 4)
-                    {
-                        throw CtNetlink.Malformed($"NLMSG_ERROR of {payload.Length} bytes, without its errno", at, at);
-                    }
-
-                    var error = BinaryPrimitives.ReadInt32LittleEndian(payload);
-                    if (error == 0)
-                    {
-                        return CtNetlinkParser.Outcome.Done;
-                    }
-
-                    if (error > 0 || error < -4095)
-                    {
-                        throw CtNetlink.Malformed($"NLMSG_ERROR with error {error}, not a negative errno", at + CtNetlink.NlmsgHeaderLength, at);
-                    }
-
-                    errno = -error;
-                    return CtNetlinkParser.Outcome.KernelError;
-                case CtNetlink.NlmsgNoop:
-                    break;
-                case CtNetlink.MsgCtGetStatsCpu:
-                    sum = Add(sum, payload, at + CtNetlink.NlmsgHeaderLength, at);
-                    break;
-                default:
-                    throw CtNetlink.Malformed(string.Create(CultureInfo.InvariantCulture, $"message type 0x{type:x4}, not conntrack statistics (0x{CtNetlink.MsgCtGetStatsCpu:x4})"), at + 4, at);
-            }
-
-            offset += Math.Min(((int)length + 3) & ~3, rest.Length);
-        }
-
-        return CtNetlinkParser.Outcome.More;
+        var total = new StrongBox<ConntrackStatistics>(sum);
+        var outcome = CtNetlinkParser.Walk(buffer, streamOffset, CtNetlink.MsgCtGetStatsCpu, CtNetlink.MsgCtGetStatsCpu, "conntrack statistics", total,
+            static (total, payload, payloadAt, messageAt) => total.Value = Add(total.Value!, payload, payloadAt, messageAt), out errno);
+        sum = total.Value!;
+        return outcome;
     }
 
     /// <summary>A whole stored IPCTNL_MSG_CT_GET_STATS_CPU dump, ending with NLMSG_DONE.</summary>

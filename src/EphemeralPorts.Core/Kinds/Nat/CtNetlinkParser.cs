@@ -177,6 +177,22 @@ public static class CtNetlinkParser
     public static Outcome Parse(ReadOnlySpan<byte> buffer, IConntrackSink sink, int streamOffset, out int errno)
     {
         ArgumentNullException.ThrowIfNull(sink);
+        return Walk(buffer, streamOffset, CtNetlink.MsgCtNew, CtNetlink.MsgCtGet, "a conntrack entry", sink, static (sink, payload, payloadAt, messageAt) => sink.Add(Entry(payload, payloadAt, messageAt)), out errno);
+    }
+
+    /// <summary>What a walk does with one message of the wanted type: its payload, where that starts and where the message does (a static lambda and a state: nothing allocated per buffer).</summary>
+    public delegate void MessageHandler<in TState>(TState state, ReadOnlySpan<byte> payload, int payloadAt, int messageAt);
+
+    /// <summary>
+    /// Walks the netlink messages of one recv() buffer (netlink_dump() fills one skb per call):
+    /// NLMSG_DONE and an acknowledging NLMSG_ERROR end the dump, a kernel's NLMSG_ERROR ends it with
+    /// its errno, NLMSG_NOOP is skipped, each message of type <paramref name="wanted"/> (or
+    /// <paramref name="alsoWanted"/>) goes to <paramref name="handle"/>, any other type is malformed
+    /// input. Offsets in messages count from <paramref name="streamOffset"/>.
+    /// </summary>
+    public static Outcome Walk<TState>(ReadOnlySpan<byte> buffer, int streamOffset, ushort wanted, ushort alsoWanted, string what, TState state, MessageHandler<TState> handle, out int errno)
+    {
+        ArgumentNullException.ThrowIfNull(handle);
         errno = 0;
         var offset = 0;
         while (offset < buffer.Length)
@@ -197,37 +213,41 @@ public static class CtNetlinkParser
 
             var type = BinaryPrimitives.ReadUInt16LittleEndian(rest[4..]);
             var payload = rest[CtNetlink.NlmsgHeaderLength..(int)length];
-            switch (type)
+            if (type == CtNetlink.NlmsgDone)
             {
-                case CtNetlink.NlmsgDone:
+                return Outcome.Done;
+            }
+
+            if (type == CtNetlink.NlmsgError)
+            {
+                if (payload.Length < 4)
+                {
+                    throw CtNetlink.Malformed($"NLMSG_ERROR of {payload.Length} bytes, without its errno", at, at);
+                }
+
+                // struct nlmsgerr: a negative errno, 0 for an acknowledgement.
+                var error = BinaryPrimitives.ReadInt32LittleEndian(payload);
+                if (error == 0)
+                {
                     return Outcome.Done;
-                case CtNetlink.NlmsgError:
-                    if (payload.Length < 4)
-                    {
-                        throw CtNetlink.Malformed($"NLMSG_ERROR of {payload.Length} bytes, without its errno", at, at);
-                    }
+                }
 
-                    // struct nlmsgerr: a negative errno, 0 for an acknowledgement.
-                    var error = BinaryPrimitives.ReadInt32LittleEndian(payload);
-                    if (error == 0)
-                    {
-                        return Outcome.Done;
-                    }
+                if (error > 0 || error < -4095)
+                {
+                    throw CtNetlink.Malformed($"NLMSG_ERROR with error {error}, not a negative errno", at + CtNetlink.NlmsgHeaderLength, at);
+                }
 
-                    if (error > 0 || error < -4095)
-                    {
-                        throw CtNetlink.Malformed($"NLMSG_ERROR with error {error}, not a negative errno", at + CtNetlink.NlmsgHeaderLength, at);
-                    }
+                errno = -error;
+                return Outcome.KernelError;
+            }
 
-                    errno = -error;
-                    return Outcome.KernelError;
-                case CtNetlink.NlmsgNoop:
-                    break;
-                case CtNetlink.MsgCtNew or CtNetlink.MsgCtGet:
-                    sink.Add(Entry(payload, at + CtNetlink.NlmsgHeaderLength, at));
-                    break;
-                default:
-                    throw CtNetlink.Malformed(string.Create(CultureInfo.InvariantCulture, $"message type 0x{type:x4}, not a conntrack entry (0x{CtNetlink.MsgCtNew:x4})"), at + 4, at);
+            if (type == wanted || type == alsoWanted)
+            {
+                handle(state, payload, at + CtNetlink.NlmsgHeaderLength, at);
+            }
+            else if (type != CtNetlink.NlmsgNoop)
+            {
+                throw CtNetlink.Malformed(string.Create(CultureInfo.InvariantCulture, $"message type 0x{type:x4}, not {what} (0x{wanted:x4})"), at + 4, at);
             }
 
             // NLMSG_ALIGN; the last message of a buffer may end it unpadded.
