@@ -108,8 +108,12 @@ def macro_values(template):
 
 # The items with threshold triggers: the headline (busiest tuple or UDP) and bind(addr, 0), which
 # only the BPF reading has (absent from the document otherwise: discarded, its triggers stay OK).
-THRESHOLD_ITEMS = ["ephemeral_ports.used_percent", "ephemeral_ports.bind.busiest_pct"]
-OPTIONAL_PATHS = {"$.tcp.bindBeforeConnect.busiestPct"}
+THRESHOLD_ITEMS = ["ephemeral_ports.used_percent", "ephemeral_ports.bind.busiest_pct",
+                   "ephemeral_ports.nat.busiest_pct", "ephemeral_ports.conntrack.used_pct"]
+# Figures of a reading or a namespace a document may not have: bind(addr, 0) (BPF), source NAT
+# (root, where the namespace NATs) and the conntrack table (where it tracks connections).
+OPTIONAL_PATHS = {"$.tcp.bindBeforeConnect.busiestPct", "$.nat.busiestPct", "$.nat.failurePct",
+                  "$.conntrack.usedPct", "$.conntrack.entries", "$.conntrack.insertFailed", "$.conntrack.drop"}
 
 THRESHOLD = re.compile(r"min\(/([^/]+)/([^,)]+),\{\$EPHEMERAL_PORTS\.PERIOD\}\)>(\{\$EPHEMERAL_PORTS\.(WARN|CRIT)\})")
 
@@ -144,6 +148,11 @@ ANCHORS = [
     (r"Ephemeral ports: tuple .* above \{\$EPHEMERAL_PORTS\.WARN.*", "ephemeral-ports-tuple-warning"),
     (r"Ephemeral ports: tuple .* above \{\$EPHEMERAL_PORTS\.CRIT.*", "ephemeral-ports-tuple-critical"),
     (r"Ephemeral ports: busiest TCP tuple runs out of ports .*", "ephemeral-ports-forecast"),
+    (r"Ephemeral ports: source NAT tuple WARNING", "nat-tuple-warning"),
+    (r"Ephemeral ports: source NAT tuple CRITICAL", "nat-tuple-critical"),
+    (r"Ephemeral ports: conntrack table WARNING", "conntrack-warning"),
+    (r"Ephemeral ports: conntrack table CRITICAL", "conntrack-critical"),
+    (r"Ephemeral ports: conntrack insertions failing .*", "nat-tuple-critical"),
 ]
 
 def anchor(name):
