@@ -93,5 +93,6 @@ internal static class Reports
         }
 
         yield return ("format-json+nat", WithNat(Of("format-json")));
+        yield return ("format-json+nat+namespaces", WithNamespaces(WithNat(Of("format-json"))));
     }
 }

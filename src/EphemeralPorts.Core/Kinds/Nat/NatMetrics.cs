@@ -99,11 +99,29 @@ public static class NatMetrics
         Prometheus = "conntrack_early_drop_total",
     };
 
+    /// <summary>
+    /// With <c>--all-namespaces</c>: every namespace's entries together. nf_conntrack_max is one
+    /// limit for all of them while each namespace counts only its own, so namespaces that are each
+    /// far from it can add up past it.
+    /// </summary>
+    public static readonly Metric AllNamespacesEntries = new(ConntrackTableKind.Figures, "Conntrack entries of every namespace checked (--all-namespaces), which share the one nf_conntrack_max.", s => SumOfNamespaces(s))
+    {
+        Max = s => s.Namespaces?.Checked.Select(n => n.Readings.Of<NatReading>(NatResource.Instance)?.Table?.Max).FirstOrDefault(m => m > 0),
+        Perfdata = new("conntrack_entries_all", 24, "with `--all-namespaces`: the conntrack entries of every namespace checked together, against the one `nf_conntrack_max`", "0;nf_conntrack_max"),
+        Prometheus = "conntrack_entries_all_namespaces",
+    };
+
     /// <summary>In the order of the Prometheus exposition.</summary>
     public static readonly IReadOnlyList<Metric> Tuples = [NatBusiestPercent, NatBusiestUsed, NatFailurePercent, NatTuples, NatBusiestInfo];
 
     /// <summary>In the order of the Prometheus exposition.</summary>
-    public static readonly IReadOnlyList<Metric> Table = [ConntrackPercent, ConntrackEntries, ConntrackMax, InsertFailed, Drop, EarlyDrop];
+    public static readonly IReadOnlyList<Metric> Table = [ConntrackPercent, ConntrackEntries, ConntrackMax, InsertFailed, Drop, EarlyDrop, AllNamespacesEntries];
+
+    private static double? SumOfNamespaces(MetricSource s)
+    {
+        var tables = s.Namespaces?.Checked.Select(n => n.Readings.Of<NatReading>(NatResource.Instance)?.Table).OfType<ConntrackTable>().ToList();
+        return tables is { Count: > 0 } ? tables.Sum(t => (double)t.Count) : null;
+    }
 
     private static NatReading? Nat(MetricSource s) => s.Result.Readings.Of<NatReading>(NatResource.Instance);
 
