@@ -297,17 +297,26 @@ class Lab:
         except BlockingIOError:
             pass
         port = s.getsockname()[1]
+
+        def connected():
+            err = s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+            if err == 0:
+                s.setblocking(True)
+                return s, port, "connected"
+            s.close()
+            return None, port, errno.errorcode.get(err, str(err))
+        return self.wait(s, port, s, select.POLLOUT, before, connected)
+
+    def wait(self, s, port, watched, event, before, ready):
+        """Waits for `event` on `watched` (then `ready()` says how the flow ended), for the router's
+        insert_failed to rise past `before` (dropped), or for the timeout; a dropped or timed-out
+        flow's socket is closed. poll(), not select(): a thousand held connections pass fd 1024."""
         deadline = time.monotonic() + self.args.timeout
-        poller = select.poll()       # not select(): a thousand held connections pass fd 1024
-        poller.register(s, select.POLLOUT)
+        poller = select.poll()
+        poller.register(watched, event)
         while True:
             if poller.poll(1):
-                err = s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
-                if err == 0:
-                    s.setblocking(True)
-                    return s, port, "connected"
-                s.close()
-                return None, port, errno.errorcode.get(err, str(err))
+                return ready()
             after = self.insert_failed()
             if before is not None and after is not None and after > before:
                 s.close()
@@ -328,22 +337,13 @@ class Lab:
         s.connect((SERVER, dport))
         port = s.getsockname()[1]
         s.send(b"flow")
-        deadline = time.monotonic() + self.args.timeout
-        poller = select.poll()
-        poller.register(self.datagrams, select.POLLIN)
-        while True:
-            if poller.poll(1):
-                _, peer = self.datagrams.recvfrom(64)
-                self.datagrams.sendto(b"reply", peer)
-                self.arrived.append(peer)
-                return s, port, "delivered"
-            after = self.insert_failed()
-            if before is not None and after is not None and after > before:
-                s.close()
-                return None, port, "insert_failed"
-            if time.monotonic() > deadline:
-                s.close()
-                return None, port, "timeout"
+
+        def delivered():
+            _, peer = self.datagrams.recvfrom(64)
+            self.datagrams.sendto(b"reply", peer)
+            self.arrived.append(peer)
+            return s, port, "delivered"
+        return self.wait(s, port, self.datagrams, select.POLLIN, before, delivered)
 
     def undo(self, s, port):
         """Takes a flow back: RST from the client, then its conntrack entry deleted, so the next

@@ -28,30 +28,20 @@ public static class ExhaustionKinds
     /// </summary>
     public static Evaluation.PortEvaluation Evaluate(Readings readings, Thresholds thresholds)
     {
-        var verdicts = All.Select(k => k.Evaluate(readings, thresholds)).OfType<KindVerdict>().OrderBy(v => v.Kind.Leads ? 0 : 1).ToList();
+        var inOrder = All.Select(k => k.Evaluate(readings, thresholds)).OfType<KindVerdict>().ToList();
+        var verdicts = inOrder.OrderBy(v => v.Kind.Leads ? 0 : 1).ToList();
         var state = verdicts.Aggregate(ServiceState.Ok, (worst, v) => ServiceStates.Worst(worst, v.State));
         var advice = state == ServiceState.Ok ? [] : verdicts.Where(v => v.State != ServiceState.Ok).SelectMany(v => v.Advice).ToList();
         string? runbook = null;
         if (state is ServiceState.Warning or ServiceState.Critical)
         {
-            // Where the on-call engineer reads on: the runbook's section of the worst part.
-            var worst = verdicts.OrderByDescending(v => ServiceStates.Severity(v.State)).ThenBy(v => IndexOf(v.Kind)).First();
+            // Where the on-call engineer reads on: the runbook's section of the worst part, the
+            // first registered among equals (OrderByDescending is stable).
+            var worst = inOrder.OrderByDescending(v => ServiceStates.Severity(v.State)).First();
             runbook = $"{Runbook}#{worst.Kind.Id}-{(worst.State == ServiceState.Critical ? "critical" : "warning")}";
         }
 
         return new Evaluation.PortEvaluation(state, verdicts, advice) { RunbookSection = runbook };
     }
 
-    private static int IndexOf(IExhaustionKind kind)
-    {
-        for (var i = 0; i < All.Count; i++)
-        {
-            if (ReferenceEquals(All[i], kind))
-            {
-                return i;
-            }
-        }
-
-        return All.Count;
-    }
 }

@@ -1,4 +1,5 @@
 using System.Globalization;
+using System.Runtime.InteropServices;
 using EphemeralPorts.Acquisition;
 using EphemeralPorts.Plugin;
 
@@ -43,9 +44,27 @@ public sealed class NatResource : IResource
             return NatReading.None;
         }
 
+        // One buffer of the shared pool for the ctnetlink reads (hundreds of namespaces keep as many
+        // as are read at once, not two each).
+        var buffer = ReadBuffers.Rent();
+        try
+        {
+            return Read(request, notes, count, buffer);
+        }
+        finally
+        {
+            ReadBuffers.Return(buffer);
+        }
+    }
+
+    private static NatReading Read(ResourceRequest request, List<string> notes, long count, byte[] buffer)
+    {
+        var view = request.View;
+        var root = view.Root;
+        var netfilter = $"{view.SysctlDirectory}/net/netfilter/";
         var maxText = root.ReadSmallFile(netfilter + "nf_conntrack_max", optional: true);
         var max = maxText is null ? 0 : ConntrackTableSize.ParseMax(maxText, root.Describe(netfilter + "nf_conntrack_max"));
-        var (statistics, statisticsSource) = Statistics(view, request.Progress);
+        var (statistics, statisticsSource) = Statistics(view, request.Progress, buffer);
         var table = new ConntrackTable(count, max, statistics, statisticsSource);
         var evictable = SoftPortsEvictable(root);
         if (!view.IsLiveKernel)
@@ -57,7 +76,7 @@ public sealed class NatResource : IResource
         var sink = new KeySink();
         try
         {
-            ConntrackDump.Read(sink);
+            ConntrackDump.Read(sink, buffer: buffer);
         }
         catch (ConntrackRefusedException e)
         {
@@ -82,7 +101,7 @@ public sealed class NatResource : IResource
     }
 
     /// <summary>The counters: the namespace's /proc file where the kernel has it (no privilege needed), else ctnetlink.</summary>
-    private static (ConntrackStatistics?, string) Statistics(NamespaceView view, Action<string> progress)
+    private static (ConntrackStatistics?, string) Statistics(NamespaceView view, Action<string> progress, byte[] buffer)
     {
         var file = $"{view.TablesDirectory}/stat/nf_conntrack";
         progress(view.Root.Describe(file));
@@ -98,7 +117,7 @@ public sealed class NatResource : IResource
 
         try
         {
-            return (ConntrackDump.ReadStatistics(), "ctnetlink (IPCTNL_MSG_CT_GET_STATS_CPU)");
+            return (ConntrackDump.ReadStatistics(buffer), "ctnetlink (IPCTNL_MSG_CT_GET_STATS_CPU)");
         }
         catch (ConntrackRefusedException e)
         {
@@ -149,13 +168,15 @@ public sealed class NatResource : IResource
                 return;
             }
 
-            if (!_index.TryGetValue(entry.Key, out var key))
+            // One lookup per entry: the slot is filled in where the key is new.
+            ref var slot = ref CollectionsMarshal.GetValueRefOrAddDefault(_index, entry.Key, out var known);
+            if (!known)
             {
-                key = _keys.Count;
-                _index[entry.Key] = key;
+                slot = _keys.Count;
                 _keys.Add(new KeyState(entry.Key));
             }
 
+            var key = slot;
             var state = _keys[key];
             state.Entries++;
             if (entry.IsSourceNat)
