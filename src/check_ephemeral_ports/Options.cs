@@ -40,6 +40,11 @@ public sealed class Options
         HelpText = "The source ports SNAT/MASQUERADE gives each NAT tuple (a rule's --to-ports or snat to ADDR:LOW-HIGH), where the rules in force cannot be read or say otherwise than what the kernel uses.")]
     public string? NatRange { get; set; }
 
+    [PluginOption]
+    [Option("ignore-nat",
+        HelpText = "Do not read source-NAT tuples (no conntrack dump, no NAT rules) and do not alert on them: for a namespace that forwards packets without source NAT, where the plugin runs without CAP_NET_ADMIN and would otherwise say UNKNOWN. The conntrack table is still checked.")]
+    public bool IgnoreNat { get; set; }
+
     [PluginOption(Sample = "20:critical")]
     [Option('t', "timeout", Default = "10", MetaValue = "SECONDS[:STATE]",
         HelpText = "Give up after SECONDS (1-3600) and report STATE (ok, warning, critical or unknown; default unknown).")]

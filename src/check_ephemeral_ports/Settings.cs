@@ -74,7 +74,7 @@ public static class SettingsBinder
             throw new CheckException($"--netns and --pid enter namespaces of this host: they cannot go with --proc-root {options.ProcRoot}");
         }
 
-        var reading = new ReadingSettings(protocol, options.ProcRoot, source, namespaces, options.Processes) { NatRange = NatRange(options.NatRange) };
+        var reading = new ReadingSettings(protocol, options.ProcRoot, source, namespaces, options.Processes) { NatRange = NatRange(options.NatRange), IgnoreNat = options.IgnoreNat };
         return new Settings(new CheckSettings(reading, new Thresholds(warning, critical) { Sets = new Dictionary<string, Thresholds> { [Kinds.Nat.NatTupleKind.FailureThresholds] = natFailure } }, options.Top, timeout, timeoutState), format, options.Output, options.Verbose);
     }
 

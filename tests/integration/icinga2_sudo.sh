@@ -101,7 +101,8 @@ refused() {  # ARGS...: sudo -n refuses this argument list for nagios, and nothi
     [ "$rc" = 1 ] && grep -q 'a password is required' "$T/refused.err" && [ ! -s "$T/refused.out" ]
 }
 for args in "--all-namespaces --output $T/written-as-root" "--all-namespaces --proc-root /tmp" "--netns /run/netns/$ns" \
-    "--processes --pid 1" "--all-namespaces -v" "--processes --all-namespaces" "--all-namespaces -w 99 -c 99" ""; do
+    "--processes --pid 1" "--all-namespaces -v" "--processes --all-namespaces" "--all-namespaces -w 99 -c 99" \
+    "-v" "--output $T/written-as-root" "--format json -v"; do
     # shellcheck disable=SC2086  # the argument list is meant to be split
     check "nagios: sudo -n refuses '${args:-no arguments}' (not in the rule)" refused $args
 done
@@ -145,13 +146,14 @@ object PerfdataWriter "perfdata" {
     rotation_interval = 1s
 }
 EOF
+    svc sudo_plain 'sudo = true'
     svc sudo_all 'sudo = true' 'all_namespaces = true'
     svc sudo_processes 'sudo = true' 'processes = true'
     svc sudo_both 'sudo = true' 'all_namespaces = true' 'processes = true'
     svc plain_all 'all_namespaces = true'
     svc sudo_output 'sudo = true' 'all_namespaces = true' "output = \"$T/written-by-icinga\""
 } >"$T/etc/icinga2.conf"
-services="sudo_all sudo_processes sudo_both plain_all sudo_output"
+services="sudo_plain sudo_all sudo_processes sudo_both plain_all sudo_output"
 
 check "icinga2 daemon -C accepts the config" quiet "$T/validate.log" icinga2 daemon -C -c "$T/etc/icinga2.conf" "${dirs[@]}"
 start_daemon "$T/log/daemon.log" icinga2 daemon -c "$T/etc/icinga2.conf" "${dirs[@]}"
@@ -170,6 +172,13 @@ ran() { grep -qF -- "Running command '/usr/bin/env' '/usr/bin/sudo' '-n' '$plugi
 check "sudo_all: Icinga ran exactly: sudo -n $plugin --all-namespaces" ran --all-namespaces
 check "sudo_processes: Icinga ran exactly: sudo -n $plugin --processes" ran --processes
 check "sudo_both: Icinga ran exactly: sudo -n $plugin --all-namespaces --processes" ran --all-namespaces --processes
+
+# Only sudo set: no argument at all, the line "" of the rule (as root the plugin reads source NAT).
+ran_plain() { grep -qF -- "Running command '/usr/bin/env' '/usr/bin/sudo' '-n' '$plugin':" "$T/log/notice.log"; }
+check "sudo_plain: Icinga ran exactly: sudo -n $plugin (no argument)" ran_plain
+rec=$(record sudo_plain)
+check "sudo_plain: the plugin's answer, not sudo's ($(head -c 100 <<<"$rec" | tr '\t\n' '  '))" grep -q $'\tOUTPUT::EPHEMERAL PORTS ' <<<"$rec"
+check "sudo_plain: as root, nothing left unread for want of CAP_NET_ADMIN" test -z "$(grep -F 'needs CAP_NET_ADMIN' <<<"$rec")"
 
 rec=$(record sudo_all)
 check "sudo_all: the plugin's answer, not sudo's ($(head -c 100 <<<"$rec" | tr '\t\n' '  '))" grep -q $'\tOUTPUT::EPHEMERAL PORTS ' <<<"$rec"

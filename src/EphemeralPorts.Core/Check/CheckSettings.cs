@@ -39,6 +39,9 @@ public sealed record ReadingSettings(
     /// <summary>The source-NAT port range the operator gave (<c>--nat-range</c>), which overrides what the rules say; null when none.</summary>
     public (int Low, int High)? NatRange { get; init; }
 
+    /// <summary>Source-NAT tuples are neither read nor alerted on (<c>--ignore-nat</c>); the conntrack table still is.</summary>
+    public bool IgnoreNat { get; init; }
+
     public bool Tcp => Protocol != ProtocolChoice.Udp;
 
     public bool Udp => Protocol != ProtocolChoice.Tcp;

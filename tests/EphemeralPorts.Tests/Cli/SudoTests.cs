@@ -167,7 +167,16 @@ public sealed class SudoTests : IDisposable
         user.MayRun("--all-namespaces", "-w", "70", "-c", "85", "--output", "/etc/passwd").ShouldBeFalse();
         user.MayRun("--all-namespaces", "--proc-root", "/tmp/x", "-w", "70", "-c", "85").ShouldBeFalse();
         user.MayRun("--netns", "/tmp/x").ShouldBeFalse();
-        user.MayRun().ShouldBeFalse();
+
+        // The plain check as root (source-NAT tuples need CAP_NET_ADMIN): no argument, and "" lets
+        // no argument be added to it.
+        user.MayRun().ShouldBeTrue();
+        user.MayRun("-w", "70", "-c", "85").ShouldBeTrue();
+        user.MayRun("--format", "json").ShouldBeTrue();
+        user.MayRun("-v").ShouldBeFalse();
+        user.MayRun("--ignore-nat").ShouldBeFalse();
+        user.MayRun("--format", "json", "--output", "/etc/passwd").ShouldBeFalse();
+        user.MayRun("--output", "/etc/passwd").ShouldBeFalse();
     }
 
     private static string Stat(string path)

@@ -103,7 +103,7 @@ public static class Plugin
             // setpriv(1) drops to an unprivileged user without a login shell or PAM. The clone may
             // live below a directory that user cannot enter (/root): run a world-readable copy.
             start.FileName = "setpriv";
-            foreach (var a in new[] { $"--reuid={runAs}", "--init-groups", "--", SharedCopy.Value })
+            foreach (var a in new[] { $"--reuid={runAs}", "--init-groups", "--", SharedBinary })
             {
                 start.ArgumentList.Add(a);
             }
@@ -116,6 +116,9 @@ public static class Plugin
 
         return Run(start, limit ?? TimeSpan.FromSeconds(60));
     }
+
+    /// <summary>A world-readable copy of the native binary that any user may run (the clone may be below /root).</summary>
+    public static string SharedBinary => SharedCopy.Value;
 
     private static readonly Lazy<string> SharedCopy = new(() =>
     {

@@ -73,4 +73,20 @@ public sealed record NatReading(ConntrackTable? Table, IReadOnlyList<NatKeyUsage
 
     /// <summary>Keys whose range in force is not known (the rules refused, or a rule's ports unreadable): their figures are a guess.</summary>
     public int UnknownRanges { get; init; }
+
+    /// <summary>
+    /// Where the keys were not read: the forwarding sysctl that says this namespace routes other
+    /// hosts' packets (<c>net.ipv4.ip_forward = 1</c>), the mark of a router, Docker host or
+    /// Kubernetes node, which is where source NAT lives; null where it forwards nothing.
+    /// </summary>
+    public string? Forwarding { get; init; }
+
+    /// <summary>The operator asked not to read the keys (<c>--ignore-nat</c>).</summary>
+    public bool Ignored { get; init; }
+
+    /// <summary>
+    /// The keys decide the state but were not read: the namespace tracks connections and forwards
+    /// packets, so it may well source-NAT, and an OK would be an OK for something never read.
+    /// </summary>
+    public bool KeysUnread => Keys is null && KeysNotRead is not null && !Ignored && Forwarding is not null && Table is { Count: > 0 };
 }

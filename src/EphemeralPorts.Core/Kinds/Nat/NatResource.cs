@@ -67,9 +67,14 @@ public sealed class NatResource : IResource
         var (statistics, statisticsSource) = Statistics(view, request.Progress, buffer);
         var table = new ConntrackTable(count, max, statistics, statisticsSource);
         var evictable = SoftPortsEvictable(root);
+        if (request.Settings.IgnoreNat)
+        {
+            return new NatReading(table, null, "NAT tuples not read (--ignore-nat)", evictable) { Ignored = true };
+        }
+
         if (!view.IsLiveKernel)
         {
-            return new NatReading(table, null, "NAT tuples are read from the kernel (ctnetlink), not from a /proc tree", evictable);
+            return new NatReading(table, null, "NAT tuples were not read: they are read from the kernel (ctnetlink), not from a /proc tree", evictable) { Forwarding = Forwarding(view) };
         }
 
         request.Progress("the conntrack table (ctnetlink dump)");
@@ -81,8 +86,8 @@ public sealed class NatResource : IResource
         catch (ConntrackRefusedException e)
         {
             return new NatReading(table, null, e.Reason == ConntrackRefusal.NeedsCapNetAdmin
-                ? "NAT tuples were not read: the conntrack dump needs CAP_NET_ADMIN (run as root)"
-                : $"NAT tuples were not read: {e.Message}", evictable);
+                ? "NAT tuples were not read: the conntrack dump needs CAP_NET_ADMIN"
+                : $"NAT tuples were not read: {e.Message}", evictable) { Forwarding = Forwarding(view) };
         }
 
         // The range each key's flows are given: the operator's, else the rules in force (read the
@@ -98,6 +103,36 @@ public sealed class NatResource : IResource
 
         var keys = sink.Keys(evictable ? SoftPorts.Evictable : SoftPorts.Used, given, rules);
         return new NatReading(table, keys, null, evictable) { UnknownRanges = keys.Count(k => !k.RangeKnown) };
+    }
+
+    /// <summary>
+    /// The forwarding sysctl that is on, if any: IPv4's ip_forward, else IPv6's conf/all/forwarding
+    /// (both world-readable). Read only where the keys could not be, to tell whether their absence
+    /// may hide source NAT: nf_nat's rules and entries are readable only with CAP_NET_ADMIN.
+    /// </summary>
+    private static string? Forwarding(NamespaceView view)
+    {
+        foreach (var (file, name) in (ReadOnlySpan<(string, string)>)[("net/ipv4/ip_forward", "net.ipv4.ip_forward"), ("net/ipv6/conf/all/forwarding", "net.ipv6.conf.all.forwarding")])
+        {
+            var path = $"{view.SysctlDirectory}/{file}";
+            if (view.Root.ReadSmallFile(path, optional: true) is not { } text)
+            {
+                continue;
+            }
+
+            // Anything but a plain 0 may forward: an unreadable value is not taken for "off".
+            if (!long.TryParse(text.Trim(), NumberStyles.None, CultureInfo.InvariantCulture, out var value))
+            {
+                return $"{name} unreadable";
+            }
+
+            if (value != 0)
+            {
+                return string.Create(CultureInfo.InvariantCulture, $"{name} = {value}");
+            }
+        }
+
+        return null;
     }
 
     /// <summary>The counters: the namespace's /proc file where the kernel has it (no privilege needed), else ctnetlink.</summary>

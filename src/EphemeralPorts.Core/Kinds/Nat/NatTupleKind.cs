@@ -36,6 +36,14 @@ public sealed class NatTupleKind : IExhaustionKind
 
     public KindVerdict? Evaluate(Readings readings, Thresholds thresholds)
     {
+        if (readings.Of<NatReading>(NatResource.Instance) is { KeysUnread: true } unread)
+        {
+            // Not read where the namespace may well NAT: UNKNOWN, never OK by omission.
+            return new KindVerdict(this, ServiceState.Unknown, 0, $"{unread.KeysNotRead}, and this namespace forwards packets ({unread.Forwarding}) and tracks {unread.Table!.Count} connection{(unread.Table.Count == 1 ? string.Empty : "s")}: it may source-NAT", [
+                "NAT tuples are read from the conntrack table with CAP_NET_ADMIN: run the plugin as root (sudo: icinga/sudoers/check_ephemeral_ports) or with that capability; where this namespace forwards without source NAT, --ignore-nat",
+            ]);
+        }
+
         if (readings.Of<NatReading>(NatResource.Instance) is not { Worst: { } worst } nat)
         {
             return null;
@@ -76,9 +84,10 @@ public sealed class NatTupleKind : IExhaustionKind
             yield break;
         }
 
-        if (nat.KeysNotRead is { } why && nat.Table is { Count: > 0 })
+        if (nat.KeysNotRead is { } why && nat.Table is { Count: > 0 } && !nat.KeysUnread && (!nat.Ignored || verbosity >= 1))
         {
-            yield return (why, 0);
+            // Said on the status line where it decides the state; here where it does not.
+            yield return (nat.Forwarding is null && !nat.Ignored ? why + " (this namespace forwards no packets: net.ipv4.ip_forward and net.ipv6.conf.all.forwarding are 0)" : why, 0);
         }
 
         if (nat.Keys is not { Count: > 0 } keys)
@@ -111,6 +120,10 @@ public sealed class NatTupleKind : IExhaustionKind
         if (nat.KeysNotRead is { } why)
         {
             section["notRead"] = why;
+            if (nat.Forwarding is { } forwarding)
+            {
+                section["forwarding"] = forwarding;
+            }
         }
 
         if (nat.Worst is { } worst)

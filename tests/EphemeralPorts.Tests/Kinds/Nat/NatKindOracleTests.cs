@@ -85,6 +85,36 @@ public class NatKindOracleTests
         text.ShouldContain("ephemeral_ports_nat_busiest_info{nat_address=\"10.211.2.1\",destination=\"10.211.2.2\",port=\"8080\",protocol=\"tcp\"} 1\n");
     }
 
+    /// <summary>
+    /// Without CAP_NET_ADMIN the keys cannot be read. The router forwards (net.ipv4.ip_forward = 1)
+    /// and tracks the flows, so an OK would be an OK for what was never read: UNKNOWN, naming why,
+    /// with the table's figures still there; --ignore-nat (a router known not to NAT) takes the
+    /// keys out of the verdict and says so at -v.
+    /// </summary>
+    [NatNamespaceFact]
+    public void Without_cap_net_admin_a_forwarding_router_is_unknown_not_ok()
+    {
+        var nobody = $"setpriv --reuid=nobody --init-groups -- {Support.Plugin.SharedBinary} --protocol tcp";
+        var probe = $"{nobody}; echo \"exit=$?\"; echo ====; {nobody} --ignore-nat -v; echo \"exit=$?\"";
+        var doc = NatOracleTests.Nat("fill", "--range", "10", "--probe", probe);
+        foreach (var attempt in doc.GetProperty("attempts").EnumerateArray())
+        {
+            var n = attempt.GetProperty("n").GetInt32();
+            var parts = attempt.GetProperty("probe").GetProperty("stdout").GetString()!.Split("====\n");
+            parts.Length.ShouldBe(2, $"after flow {n}");
+            var (unread, ignored) = (parts[0], parts[1]);
+            unread.ShouldStartWith("EPHEMERAL PORTS UNKNOWN - NAT tuples were not read: the conntrack dump needs CAP_NET_ADMIN, and this namespace forwards packets (net.ipv4.ip_forward = 1) and tracks ", Case.Sensitive, $"after flow {n}");
+            unread.ShouldContain("\nexit=3\n", Case.Sensitive, unread);
+            unread.ShouldNotContain("nat_busiest", Case.Sensitive, "nothing of the keys was read");
+            Counter(unread, "conntrack_entries").ShouldBeGreaterThanOrEqualTo(Math.Min(n, 10), "the table is still read");
+
+            ignored.ShouldStartWith("EPHEMERAL PORTS OK - ", Case.Sensitive, $"--ignore-nat after flow {n}: {ignored}");
+            ignored.ShouldContain("\nNAT tuples not read (--ignore-nat)\n", Case.Sensitive, ignored);
+            ignored.ShouldContain("\nexit=0\n", Case.Sensitive, ignored);
+            Counter(ignored, "conntrack_entries").ShouldBeGreaterThanOrEqualTo(Math.Min(n, 10));
+        }
+    }
+
     private static long Counter(string statusLine, string label)
     {
         var at = statusLine.IndexOf($"'{label}'=", StringComparison.Ordinal);
