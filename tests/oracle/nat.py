@@ -14,7 +14,8 @@ Scenarios:
   fill  --range N [--probe CMD]
                            client connections one by one, each held open, until the first whose SYN
                            the router drops (reported per attempt, with the NAT port each one got,
-                           and CMD's exit code and output, run in the router's namespace after it)
+                           and CMD's exit code and output, run in the router's namespace after it,
+                           with the namespaces' names in EPNAT_CLIENT, EPNAT_ROUTER, EPNAT_SERVER)
   rate  --range N --used U [--layout random|contiguous|blocks] [--attempts K] [--soft S [--soft-layout random|first|spaced]]
                            holds U chosen ports of the key (client connections bound to those ports:
                            nf_nat keeps a port that is in range and free), then K new flows from
@@ -375,7 +376,9 @@ def probe(lab):
     """--probe: the command run in the router's namespace (the plugin under test), its exit code and output."""
     if not lab.args.probe:
         return None
-    p = subprocess.run(["ip", "netns", "exec", lab.router, "sh", "-c", lab.args.probe], capture_output=True, text=True, timeout=60)
+    # The lab's names, for a probe that reaches the router from elsewhere (--netns, --pid, --all-namespaces).
+    env = dict(os.environ, EPNAT_CLIENT=lab.client, EPNAT_ROUTER=lab.router, EPNAT_SERVER=lab.server)
+    p = subprocess.run(["ip", "netns", "exec", lab.router, "sh", "-c", lab.args.probe], capture_output=True, text=True, timeout=60, env=env)
     return {"exit": p.returncode, "stdout": p.stdout, "stderr": p.stderr}
 
 
@@ -560,7 +563,8 @@ def main():
     try:
         lab.up()
         doc = {"scenario": a.scenario, "proto": a.proto, "rule": a.rule, "random_fully": a.random_fully,
-               "range": list(lab.range) if lab.range else None, "kernel": os.uname().release}
+               "range": list(lab.range) if lab.range else None, "kernel": os.uname().release,
+               "namespaces": {"client": lab.client, "router": lab.router, "server": lab.server}}
         doc.update(SCENARIOS[a.scenario](lab))
     finally:
         lab.down()

@@ -233,7 +233,7 @@ public static class PortCheck
             throw new CheckException($"no network namespace could be read: {string.Join("; ", skipped)}");
         }
 
-        var ordered = Precedence.WorstFirst(read, r => r.Result.Evaluation.State, r => r.Result.Usage.HeadlinePercent);
+        var ordered = Precedence.WorstFirst(read, r => r.Result.Evaluation.State, r => r.Result.Evaluation.Percent);
         var worst = ordered[0];
         if (!all)
         {

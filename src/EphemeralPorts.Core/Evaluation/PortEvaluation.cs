@@ -13,6 +13,12 @@ public sealed record PortEvaluation(ServiceState State, IReadOnlyList<KindVerdic
     /// <summary>The runbook's section for the worst part, where something alerts.</summary>
     public string? RunbookSection { get; init; }
 
+    /// <summary>
+    /// The percentage behind the namespace's state: the highest of its kinds' (a namespace whose
+    /// NAT tuple or conntrack table is full is at 100% even where no socket of its own holds a port).
+    /// </summary>
+    public double Percent => Verdicts.Count == 0 ? 0 : Verdicts.Max(v => v.Percent);
+
     /// <summary>The state <paramref name="kind"/> concluded; OK where it had nothing to say.</summary>
     public ServiceState StateOf(IExhaustionKind kind) => Verdicts.FirstOrDefault(v => ReferenceEquals(v.Kind, kind))?.State ?? ServiceState.Ok;
 }

@@ -70,7 +70,7 @@ public static class JsonReport
                 t.ReusableTimeWait,
                 report.Processes?.ByTuple is { } h && i < h.Count ? h[i].Select(x => new JsonHolder(x.Pid, x.Command, x.Sockets)).ToList() : null)).ToList(),
             Namespace = report.Shown.Name,
-            Namespaces = report.Namespaces?.Checked.Select(n => new JsonNamespace(n.Name!, n.Evaluation.State.Label(), Round(n.Usage.HeadlinePercent), Headline.Sentence(n))).ToList(),
+            Namespaces = report.Namespaces?.Checked.Select(n => new JsonNamespace(n.Name!, n.Evaluation.State.Label(), Round(n.Evaluation.Percent), Headline.Sentence(n))).ToList(),
             Skipped = report.Namespaces?.Skipped is { Count: > 0 } skipped ? skipped
                 : report.Processes is { HiddenBy: { } hidden } ? [$"other users' processes are hidden ({hidden})"]
                 : report.Processes is { Unreadable: > 0 } processes ? [$"the open files of {processes.Unreadable} processes could not be read"] : null,

@@ -63,7 +63,7 @@ public static class NagiosReport
             var rank = 0;
             foreach (var ns in all.Checked.Take(verbosity >= 1 ? all.Checked.Count : 10))
             {
-                lines.Add(new($"  {ns.Name}: {ns.Evaluation.State.Label()} {Numbers.Format(ns.Usage.HeadlinePercent)}%", rank++ < 5 ? 0 : 3));
+                lines.Add(new($"  {ns.Name}: {ns.Evaluation.State.Label()} {Numbers.Format(ns.Evaluation.Percent)}%", rank++ < 5 ? 0 : 3));
             }
 
             lines.Add(new($"details of the worst, namespace {report.Shown.Name}:", 1));

@@ -74,7 +74,7 @@ public sealed class NatTupleKind : IExhaustionKind
     private static List<string> Advise(NatKeyUsage worst) =>
     [
         $"source NAT gives each (NAT address, destination, port) {worst.Range.Size} ports ({worst.Range}): widen the SNAT/MASQUERADE port range, add NAT addresses (snat to a range: each client is hashed to one), or reuse connections to {worst.Key.Destination}",
-        "failures are silent: watch conntrack insert_failed and drop (perfdata nat_insert_failed, conntrack_drop)",
+        "failures are silent: watch conntrack insert_failed and drop (perfdata conntrack_insert_failed, conntrack_drop)",
     ];
 
     public IEnumerable<(string Text, int Expendable)> Details(Readings readings, int verbosity)
@@ -95,12 +95,15 @@ public sealed class NatTupleKind : IExhaustionKind
             yield break;
         }
 
-        yield return ($"NAT tuples (NAT address -> destination:port/protocol held/range), {keys.Count} in all:", 1);
+        // Within 1 KB the heading goes with the other tuples, the busiest line stays: no heading over nothing.
+        yield return ($"NAT tuples (NAT address -> destination:port/protocol held/range), {keys.Count} in all:", 3);
+        var first = true;
         foreach (var key in keys.Take(verbosity >= 1 ? 20 : 3))
         {
             var odds = key.FailureOdds > 0 ? $", {Numbers.Format(key.FailurePercent)}% of new flows fail" : string.Empty;
             var soft = key.Soft > 0 ? string.Create(CultureInfo.InvariantCulture, $", {key.Soft} TIME_WAIT/CLOSE") : string.Empty;
-            yield return ($"  {key} {key.Held}/{key.Range.Size} ({Numbers.Format(key.Percent)}%){odds}{soft}", 3);
+            yield return ($"  {key} {key.Held}/{key.Range.Size} ({Numbers.Format(key.Percent)}%){odds}{soft}", first ? 1 : 3);
+            first = false;
         }
 
         if (verbosity >= 1)

@@ -1,4 +1,5 @@
 using System.Text.Json;
+using EphemeralPorts.Plugin;
 using EphemeralPorts.Tests.Oracle;
 using EphemeralPorts.Tests.Support;
 
@@ -83,6 +84,57 @@ public class NatKindOracleTests
         text.ShouldContain("ephemeral_ports_nat_failure_ratio 1\n");
         text.ShouldContain("# TYPE ephemeral_ports_conntrack_insert_failed_total counter\n");
         text.ShouldContain("ephemeral_ports_nat_busiest_info{nat_address=\"10.211.2.1\",destination=\"10.211.2.2\",port=\"8080\",protocol=\"tcp\"} 1\n");
+    }
+
+    /// <summary>
+    /// The router reached from elsewhere, as an operator does on a Docker host or Kubernetes node:
+    /// by name (--netns) and by a process in it (--pid) from the server's namespace, and among every
+    /// namespace (--all-namespaces, in a private PID namespace where the named namespaces are what
+    /// there is to find). Each says what the kernel did, and with --all-namespaces the router's
+    /// full NAT tuple is the headline and its namespace line says 100%.
+    /// </summary>
+    [NatNamespaceFact]
+    public void The_router_is_checked_by_netns_pid_and_all_namespaces()
+    {
+        var b = Repo.NativeBinary;
+        var probe = string.Join("; echo ====; ",
+            $"ip netns exec $EPNAT_SERVER {b} --netns $EPNAT_ROUTER --protocol tcp",
+            $"sleep 60 & p=$!; ip netns exec $EPNAT_SERVER {b} --pid $p --protocol tcp --format json; kill $p",
+            $"ip netns exec $EPNAT_SERVER unshare -pf --mount-proc {b} --all-namespaces --protocol tcp -v",
+            $"ip netns exec $EPNAT_SERVER unshare -pf --mount-proc {b} --all-namespaces --protocol tcp --format prometheus");
+        var doc = NatOracleTests.Nat("fill", "--range", "10", "--probe", probe);
+        doc.GetProperty("first_failure").GetInt32().ShouldBe(11);
+        var router = doc.GetProperty("namespaces").GetProperty("router").GetString()!;
+        foreach (var attempt in doc.GetProperty("attempts").EnumerateArray())
+        {
+            var n = attempt.GetProperty("n").GetInt32();
+            var held = Math.Min(n, 10);
+            var expected = held * 10 > 85 ? "CRITICAL" : held * 10 > 70 ? "WARNING" : "OK";
+            var parts = attempt.GetProperty("probe").GetProperty("stdout").GetString()!.Split("====\n");
+            parts.Length.ShouldBe(4, $"after flow {n}");
+
+            var netns = parts[0];
+            netns.ShouldStartWith($"EPHEMERAL PORTS {expected} - namespace netns {router}: ", Case.Sensitive, $"--netns after flow {n}");
+            netns.Split('\n')[0].ShouldContain($"busiest NAT tuple {Key}/tcp holds {held} of 10 source ports", Case.Sensitive, netns);
+            netns.ShouldContain($"\n  {Key}/tcp {held}/10 ", Case.Sensitive, $"the busiest tuple's detail line, within 1 KB: {netns}");
+
+            using (var json = JsonDocument.Parse(parts[1]))
+            {
+                json.RootElement.GetProperty("state").GetString().ShouldBe(expected, $"--pid after flow {n}");
+                json.RootElement.GetProperty("nat").GetProperty("tuples")[0].GetProperty("held").GetInt32().ShouldBe(held);
+            }
+
+            var all = parts[2];
+            all.ShouldContain($"'nat_busiest_used'={held};;;0;10", Case.Sensitive, $"--all-namespaces after flow {n}: {all}");
+            var percent = Numbers.Format(held * 10);
+            all.ShouldContain($"\n  netns {router}: {expected} {percent}%\n", Case.Sensitive, $"the router's line after flow {n}: {all}");
+            if (held == 10)
+            {
+                all.ShouldStartWith($"EPHEMERAL PORTS CRITICAL - namespace netns {router}: busiest NAT tuple {Key}/tcp holds 10 of 10 source ports (100%), new connections to it fail now", Case.Sensitive, all);
+            }
+
+            parts[3].ShouldContain($"ephemeral_ports_namespace_nat_busiest_ratio{{namespace=\"netns {router}\",", Case.Sensitive, parts[3]);
+        }
     }
 
     /// <summary>
