@@ -85,7 +85,7 @@ public class NatKindOracleTests
         text.ShouldContain("ephemeral_ports_nat_busiest_info{nat_address=\"10.211.2.1\",destination=\"10.211.2.2\",port=\"8080\",protocol=\"tcp\"} 1\n");
     }
 
-    private static long Counter(string statusLine, string label)
+    internal static long Counter(string statusLine, string label)
     {
         var at = statusLine.IndexOf($"'{label}'=", StringComparison.Ordinal);
         at.ShouldBeGreaterThan(0, $"{label} in {statusLine}");
