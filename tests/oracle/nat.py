@@ -30,6 +30,13 @@ Scenarios:
   classes [--rule R]       a rule without ports: nine flows from each of a few original ports
                            (from nine client addresses), all but the first made to search: the
                            NAT ports show the class default ranges
+  addrrange --range N [--clients C] [--rule snat|iptables-snat] [--probe CMD]
+                           a rule whose NAT address is a range of two (10.211.2.3-10.211.2.4, on
+                           the router's outside interface): nf_nat hashes each (client, server) to
+                           one of them. One flow from each of C client addresses, then flows only
+                           from the clients of the busier address until the router drops one, then
+                           one from a client of the other address; after each, the NAT address and
+                           port the kernel gave it and each address's count, from the conntrack table
   cleanup                  deletes every namespace this script names (epnat-*)
 
 A dropped SYN is seen at once as a rise of the router's insert_failed counter
@@ -443,6 +450,107 @@ def scenario_classes(lab):
     return {"pairs": pairs}
 
 
+# --- addrrange: one rule, two NAT addresses (issue 21 item 6) -----------------------------------
+# The rule's address range: two consecutive addresses on the router's outside interface, clear of
+# the server (10.211.2.2) and of the router's own 10.211.2.1.
+NAT_PAIR = ("10.211.2.3", "10.211.2.4")
+# A rule for sources no client has, to another address with a smaller range, ahead of the pair's:
+# it never translates a flow here, and a reader that took it to apply to the pair's keys would
+# give them 5 ports instead of the range's.
+DECOY_SOURCES, DECOY_ADDR, DECOY_PORTS = "10.211.9.0/24", "10.211.2.9", "50000-50004"
+
+
+def addrrange_rules(lab):
+    """Puts the pair on the router's outside interface and replaces the rule up() made with the
+    decoy and `snat to PAIR:ports` (nft) or `-j SNAT --to-source PAIR:ports` (iptables-nft)."""
+    a = lab.args
+    for addr in NAT_PAIR:
+        lab.ip(lab.router, "addr", "add", addr + "/24", "dev", "s0")
+    ports = "%d-%d" % lab.range
+    pair = "%s-%s:%s" % (NAT_PAIR[0], NAT_PAIR[1], ports)
+    decoy = "%s:%s" % (DECOY_ADDR, DECOY_PORTS)
+    if a.rule == "snat":
+        fully = " fully-random" if a.random_fully else ""
+        run("ip", "netns", "exec", lab.router, "nft", "delete", "table", "ip", "epnat")
+        rules = "".join("  ip saddr %s oifname \"s0\" meta l4proto %s snat to %s%s\n" % (src, a.proto, to, fully)
+                        for src, to in ((DECOY_SOURCES, decoy), (CLIENTS, pair)))
+        ruleset = "table ip epnat {\n chain post {\n  type nat hook postrouting priority srcnat; policy accept;\n%s }\n}\n" % rules
+        run("ip", "netns", "exec", lab.router, "nft", "-f", "-", stdin=ruleset)
+        return
+    iptables = ("ip", "netns", "exec", lab.router, "iptables", "-t", "nat")
+    run(*iptables, "-F", "POSTROUTING")
+    for src, to in ((DECOY_SOURCES, decoy), (CLIENTS, pair)):
+        run(*iptables, "-A", "POSTROUTING", "-s", src, "-o", "s0", "-p", a.proto, "-j", "SNAT", "--to-source", to,
+            *(["--random-fully"] if a.random_fully else []))
+
+
+def addrrange_table(lab):
+    """The router's conntrack entries to the server's port, whatever their NAT address:
+    (client address, client port) -> (NAT address, NAT port), read from each entry's reply tuple
+    (server:8080 -> NAT address:port). The table, not what this script believes."""
+    p = run("ip", "netns", "exec", lab.router, "conntrack", "-L", "-p", lab.args.proto, check=False)
+    flows = {}
+    for line in p.stdout.splitlines():
+        kv = [f.split("=", 1) for f in line.split() if "=" in f]
+        src, dst, sport, dport = ([v for k, v in kv if k == key] for key in ("src", "dst", "sport", "dport"))
+        if len(src) < 2 or len(dport) < 2 or src[1] != SERVER or sport[1] != str(SERVER_PORT):
+            continue
+        flows[(src[0], int(sport[0]))] = (dst[1], int(dport[1]))
+    return flows
+
+
+def scenario_addrrange(lab):
+    """nf_nat's address choice under a rule with two NAT addresses (find_best_ips_proto): each
+    client is hashed with the server to one address, and only that address's ports are searched.
+    Which client lands where is the kernel's affair: the script only reads it back. Phase "spread":
+    one flow from each client. Phase "fill": flows from the clients of the address that got more of
+    them (a tie: the first client's), in turn, until the router drops one. Phase "other": one flow
+    from a client of the other address, after the drop. Every flow is held open."""
+    a = lab.args
+    addrrange_rules(lab)
+    clients = [CLIENT] + EXTRA_CLIENTS[:a.clients - 1]
+    attempts = []
+
+    def flow(source, phase):
+        s, port, how = lab.connect(bind_port=0, source=source)
+        seen = None
+        if s is not None:
+            lab.keep.append(s)
+            for conn, peer in lab.drain():
+                lab.keep += [conn] if conn else []
+                seen = "%s:%d" % peer
+        table = addrrange_table(lab)
+        nat = table.get((source, port))
+        held = {}
+        for addr, _ in table.values():
+            held[addr] = held.get(addr, 0) + 1
+        attempts.append({"n": len(attempts) + 1, "phase": phase, "client": source, "client_port": port,
+                         "ok": s is not None, "how": how, "nat_address": nat[0] if nat else None,
+                         "nat_port": nat[1] if nat else None, "server_saw": seen, "held": held, "probe": probe(lab)})
+        return attempts[-1]
+
+    mapping = {}
+    for source in clients:
+        got = flow(source, "spread")
+        if not got["ok"] or got["nat_address"] is None:
+            raise RuntimeError("flow from %s: %s, NAT address %s" % (source, got["how"], got["nat_address"]))
+        mapping[source] = got["nat_address"]
+    spread = {addr: sum(1 for m in mapping.values() if m == addr) for addr in NAT_PAIR}
+    busier = max(NAT_PAIR, key=lambda addr: (spread[addr], addr == mapping[CLIENT]))
+    other = [c for c in clients if mapping[c] != busier]
+    turn = [c for c in clients if mapping[c] == busier]
+    first = None
+    for i in range(a.range + 5):
+        got = flow(turn[i % len(turn)], "fill")
+        if not got["ok"]:
+            first = got["n"]
+            break
+    if first is not None and other:
+        flow(other[0], "other")
+    return {"nat_pair": list(NAT_PAIR), "decoy": "%s:%s" % (DECOY_ADDR, DECOY_PORTS), "clients": clients,
+            "mapping": mapping, "busier": busier, "attempts": attempts, "first_failure": first}
+
+
 def layout(a):
     lo = a.low
     rng = random.Random(a.seed)
@@ -511,7 +619,8 @@ def scenario_rate(lab):
 SOFT_CLIENT_PORTS = iter(range(30000, 40000))
 
 
-SCENARIOS = {"fill": scenario_fill, "rate": scenario_rate, "local": scenario_local, "classes": scenario_classes}
+SCENARIOS = {"fill": scenario_fill, "rate": scenario_rate, "local": scenario_local, "classes": scenario_classes,
+             "addrrange": scenario_addrrange}
 
 
 def main():
@@ -531,7 +640,8 @@ def main():
     parser.add_argument("--soft-layout", default="random", choices=["random", "first", "spaced"],
                         help="rate: the soft ports at random among the held, the lowest ones, or evenly spaced")
     parser.add_argument("--timeout", type=float, default=0.3, help="seconds a connect may take (below the 1 s SYN retransmission)")
-    parser.add_argument("--probe", help="fill: a shell command run in the router's namespace after each attempt (its exit code and output are reported)")
+    parser.add_argument("--clients", type=int, default=8, help="addrrange: how many client addresses (2-9)")
+    parser.add_argument("--probe", help="fill, addrrange: a shell command run in the router's namespace after each attempt (its exit code and output are reported)")
     a = parser.parse_args()
     if a.scenario == "cleanup":
         json.dump({"removed": cleanup_all()}, sys.stdout)
@@ -541,6 +651,9 @@ def main():
         return 2
     if a.proto == "udp" and (a.scenario == "classes" or a.soft):
         print("nat.py: classes and --soft are TCP only", file=sys.stderr)
+        return 2
+    if a.scenario == "addrrange" and (a.rule not in ("snat", "iptables-snat") or not 2 <= a.clients <= min(a.range, 1 + len(EXTRA_CLIENTS))):
+        print("nat.py: addrrange takes --rule snat or iptables-snat and 2-%d clients, no more than the range" % (1 + len(EXTRA_CLIENTS)), file=sys.stderr)
         return 2
     if a.scenario == "classes":
         a.range = 0

@@ -167,7 +167,7 @@ public class NatKindOracleTests
         }
     }
 
-    private static long Counter(string statusLine, string label)
+    internal static long Counter(string statusLine, string label)
     {
         var at = statusLine.IndexOf($"'{label}'=", StringComparison.Ordinal);
         at.ShouldBeGreaterThan(0, $"{label} in {statusLine}");

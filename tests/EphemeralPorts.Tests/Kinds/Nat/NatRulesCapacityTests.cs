@@ -77,6 +77,41 @@ public class NatRulesCapacityTests
         capacity.Ports.ShouldBe(new NatPortRange(2000, 2099));
     }
 
+    [Theory]
+    [InlineData("10.77.0.255", "10.77.1.1", "10.77.0.255", true)]
+    [InlineData("10.77.0.255", "10.77.1.1", "10.77.1.0", true)]
+    [InlineData("10.77.0.255", "10.77.1.1", "10.77.1.1", true)]
+    [InlineData("10.77.0.255", "10.77.1.1", "10.77.0.254", false)]
+    [InlineData("10.77.0.255", "10.77.1.1", "10.77.1.2", false)]
+    [InlineData("10.77.0.255", "10.77.1.1", "::ffff:10.77.1.0", true)]
+    [InlineData("10.77.0.255", "10.77.1.1", "fd77::1:0", false)]
+    [InlineData("fd77::ffff", "fd77::1:1", "fd77::1:0", true)]
+    [InlineData("fd77::ffff", "fd77::1:1", "fd77::1:2", false)]
+    public void A_rule_to_an_address_range_gives_its_ports_to_every_address_inside_it_and_to_no_other(string low, string high, string address, bool inside)
+    {
+        // nf_nat hashes each client to one address of the range (find_best_ips_proto) and searches that
+        // address's ports: every address inside is a key with the rule's whole port range. A rule to
+        // another single address, with fewer ports, ahead of it, must not be taken for it.
+        var family = CtAddress.Parse(low).IsV4Mapped ? NatFamily.IPv4 : NatFamily.IPv6;
+        var range = new NatRule(family, NatRuleKind.Snat, new NatAddressRange(CtAddress.Parse(low), CtAddress.Parse(high)), new NatPortRange(40000, 40009), NatRangeFlags.None, Tcp, null, "range");
+        var other = CtAddress.Parse(family == NatFamily.IPv4 ? "10.77.9.9" : "fd77::9:9");
+        var decoy = new NatRule(family, NatRuleKind.Snat, new NatAddressRange(other, other), new NatPortRange(50000, 50004), NatRangeFlags.None, Tcp, null, "decoy");
+
+        var capacity = NatRulesCapacity.For([decoy, range], Tcp, CtAddress.Parse(address), 45000);
+
+        if (inside)
+        {
+            capacity.Source.ShouldBe(NatCapacitySource.RuleRange);
+            capacity.Ports.ShouldBe(new NatPortRange(40000, 40009));
+            capacity.Candidates.Select(r => r.Origin).ShouldBe(["range"]);
+        }
+        else
+        {
+            capacity.Source.ShouldBe(NatCapacitySource.NoRuleSeen);
+            capacity.Candidates.ShouldBeEmpty();
+        }
+    }
+
     [Fact]
     public void A_rule_with_an_unmatched_protocol_or_any_family_applies()
     {
