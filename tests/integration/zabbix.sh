@@ -153,6 +153,8 @@ ANCHORS = [
     (r"Ephemeral ports: conntrack table WARNING", "conntrack-warning"),
     (r"Ephemeral ports: conntrack table CRITICAL", "conntrack-critical"),
     (r"Ephemeral ports: conntrack insertions failing .*", "nat-tuple-critical"),
+    (r"Ephemeral ports: NAT tuple .* (above|drops over) \{\$EPHEMERAL_PORTS\.(NAT\.FAILURE\.)?WARN:.*", "nat-tuple-warning"),
+    (r"Ephemeral ports: NAT tuple .* (above|drops over) \{\$EPHEMERAL_PORTS\.(NAT\.FAILURE\.)?CRIT:.*", "nat-tuple-critical"),
 ]
 
 def anchor(name):
@@ -196,6 +198,189 @@ def check_thresholds(t, label, top_triggers=()):
     ok("{$EPHEMERAL_PORTS.RUNBOOK}" in macros and not bad,
        "%s: all %d triggers link {$EPHEMERAL_PORTS.RUNBOOK}#<their section>%s" % (label, len(everything), "; not: " + ", ".join(bad) if bad else ""))
 
+TCP_RULE, NAT_RULE = "ephemeral_ports.tuples.discovery", "ephemeral_ports.nat.discovery"
+NAT_MACROS = {"{#NAT.ADDRESS}": "$.natAddress", "{#NAT.DEST}": "$.destination", "{#NAT.PORT}": "$.port",
+              "{#NAT.PROTO}": "$.protocol", "{#NAT.ZONE}": "$.zone"}
+# The one JSONPath form of the NAT item prototypes: the tuple selected by all five of its key
+# fields (NAT address, destination, port, protocol, zone: two tuples may differ in one only).
+NAT_FILTER = re.compile(r'\$\.nat\.tuples\[\?\(@\.natAddress == "([^"]*)" && @\.destination == "([^"]*)" && @\.port == ([0-9]+)'
+                        r' && @\.protocol == "([^"]*)" && @\.zone == ([0-9]+)\)\]\.([A-Za-z]+)\.first\(\)')
+NAT_FIELDS = {"held": "held", "pct": "percent", "failure_pct": "failurePct", "entries": "entries", "capacity": "capacity"}
+NAT_TRIGGER = re.compile(r"min\(/([^/]+)/(ephemeral_ports\.nat\.tuple\.(pct|failure_pct)\[[^\]]*\]),\{\$EPHEMERAL_PORTS\.PERIOD\}\)"
+                         r">\{\$(EPHEMERAL_PORTS\.(?:NAT\.FAILURE\.)?(WARN|CRIT)):\"\{#NAT\.DEST\}:\{#NAT\.PORT\}\"\}")
+
+def rule(t, key):
+    return next(r for r in t.get("discovery_rules", []) if r["key"] == key)
+
+def discovery_objects(t):
+    """Every discovery rule, item prototype and trigger prototype of the template."""
+    out = []
+    for r in t.get("discovery_rules", []):
+        out.append(r)
+        for p in r.get("item_prototypes", []):
+            out.append(p)
+            out += p.get("trigger_prototypes", [])
+    return out
+
+def rule_of(t, obj):
+    return next(r["key"] for r in t.get("discovery_rules", []) if obj is r or obj in discovery_objects({"discovery_rules": [r]}))
+
+def check_nat_discovery(t, label, v7):
+    """The source-NAT discovery: a dependent rule over $.nat.tuples that a document without NAT
+    turns into an empty list (not an error), prototypes selecting their tuple by all five key
+    fields and discarding the value when it is not listed, WARNING/CRITICAL trigger prototypes on
+    the fill and the failure odds with per-destination context macros, the WARNING depending on
+    the CRITICAL, recovering on nodata once the tuple is no longer listed."""
+    name = t["template"]
+    r = rule(t, NAT_RULE)
+    step = r["preprocessing"][0]
+    ok(r.get("type") == "DEPENDENT" and r.get("master_item", {}).get("key") == "ephemeral_ports.json"
+       and len(r["preprocessing"]) == 1 and step["type"] == "JSONPATH" and step["parameters"] == ["$.nat.tuples"]
+       and step.get("error_handler") == "CUSTOM_VALUE" and step.get("error_handler_params") == "[]",
+       "%s: %s is a dependent of ephemeral_ports.json over $.nat.tuples, '[]' when the document has none" % (label, NAT_RULE))
+    lifetime = (r.get("lifetime_type"), r.get("lifetime"), r.get("enabled_lifetime_type"), r.get("enabled_lifetime")) if v7 else r.get("lifetime")
+    ok(lifetime == (("DELETE_AFTER", "7d", "DISABLE_AFTER", "1d") if v7 else "7d"),
+       "%s: lost NAT tuples %s" % (label, "disabled after 1d, deleted after 7d" if v7 else "deleted after 7d (6.0 cannot disable them first)"))
+    ok({m["lld_macro"]: m["path"] for m in r.get("lld_macro_paths", [])} == NAT_MACROS,
+       "%s: LLD macros %s" % (label, " ".join(NAT_MACROS)))
+    protos = r.get("item_prototypes", [])
+    pkeys = [p["key"] for p in protos]
+    args = '["{#NAT.ADDRESS}","{#NAT.DEST}","{#NAT.PORT}","{#NAT.PROTO}","{#NAT.ZONE}"]'
+    ok(sorted(pkeys) == sorted("ephemeral_ports.nat.tuple.%s%s" % (k, args) for k in NAT_FIELDS),
+       "%s: NAT item prototypes %s, each keyed by all five macros" % (label, ", ".join(sorted(NAT_FIELDS))))
+    bad = []
+    sample = {"{#NAT.ADDRESS}": "192.0.2.1", "{#NAT.DEST}": "198.51.100.2", "{#NAT.PORT}": "443", "{#NAT.PROTO}": "tcp", "{#NAT.ZONE}": "7"}
+    for p in protos:
+        field = NAT_FIELDS[p["key"].split("[")[0].rsplit(".", 1)[1]]
+        s0 = p["preprocessing"][0]
+        path = s0["parameters"][0]
+        for k, v in sample.items():
+            path = path.replace(k, v)
+        # Filled in, the filter must name each field once with its own macro (port and zone are
+        # numbers in the document: compared unquoted), then the prototype's own field.
+        m = NAT_FILTER.fullmatch(path)
+        if not (p.get("type") == "DEPENDENT" and p.get("master_item", {}).get("key") == "ephemeral_ports.json" and str(p.get("delay")) == "0"
+                and s0["type"] == "JSONPATH" and s0.get("error_handler") == "DISCARD_VALUE" and "timeout" not in p
+                and m and m.groups() == ("192.0.2.1", "198.51.100.2", "443", "tcp", "7", field)):
+            bad.append(p["key"])
+    ok(not bad and len(protos) == len(NAT_FIELDS),
+       "%s: every NAT prototype is a dependent item (delay 0) whose JSONPath selects its tuple by all five fields and discards the value when the tuple is not listed%s"
+       % (label, "; not: " + ", ".join(bad) if bad else ""))
+    macros = macro_values(t)
+    ok(macros.get("{$EPHEMERAL_PORTS.NAT.FAILURE.WARN}") == "1" and macros.get("{$EPHEMERAL_PORTS.NAT.FAILURE.CRIT}") == "10"
+       and re.fullmatch(r"[0-9]+[smh]", macros.get("{$EPHEMERAL_PORTS.TUPLE.NODATA}", "")),
+       "%s: macros {$EPHEMERAL_PORTS.NAT.FAILURE.WARN} 1, .CRIT 10 (the plugin's --nat-failure-warning/-critical defaults), {$EPHEMERAL_PORTS.TUPLE.NODATA} %s"
+       % (label, macros.get("{$EPHEMERAL_PORTS.TUPLE.NODATA}")))
+    tps, bad = {}, []
+    for p in protos:
+        for tp in p.get("trigger_prototypes", []):
+            m = NAT_TRIGGER.fullmatch(tp["expression"])
+            if not m or m.group(1) != name or m.group(2) != p["key"]:
+                bad.append(tp["name"])
+                continue
+            ref = "/%s/%s" % (name, p["key"])
+            want_rec = "max(%s,{$EPHEMERAL_PORTS.PERIOD})<={$%s:\"{#NAT.DEST}:{#NAT.PORT}\"} or nodata(%s,{$EPHEMERAL_PORTS.TUPLE.NODATA})=1" % (ref, m.group(4), ref)
+            if tp.get("recovery_mode") != "RECOVERY_EXPRESSION" or tp.get("recovery_expression") != want_rec:
+                bad.append(tp["name"] + " (recovery)")
+            tps[(m.group(3), m.group(5))] = tp
+    pairs = []
+    for kind in ("pct", "failure_pct"):
+        w, c = tps.get((kind, "WARN")), tps.get((kind, "CRIT"))
+        pairs.append(w is not None and c is not None and w["priority"] == "WARNING" and c["priority"] == "HIGH"
+                     and [(d["name"], d["expression"], d.get("recovery_expression")) for d in w.get("dependencies", [])]
+                     == [(c["name"], c["expression"], c["recovery_expression"])] and not c.get("dependencies"))
+    ok(not bad and len(tps) == 4 and all(pairs),
+       "%s: NAT trigger prototypes: fill over {$EPHEMERAL_PORTS.WARN/CRIT:\"{#NAT.DEST}:{#NAT.PORT}\"}, failure odds over {$EPHEMERAL_PORTS.NAT.FAILURE.WARN/CRIT:...}, min() over the period, recovery by max() or nodata {$EPHEMERAL_PORTS.TUPLE.NODATA}, each WARNING depending on its CRITICAL%s"
+       % (label, "; not: " + ", ".join(bad) if bad else ""))
+    v6 = "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff"
+    longest = max(len(x["name"].replace("{#NAT.ADDRESS}", v6).replace("{#NAT.DEST}", v6).replace("{#NAT.PORT}", "65535")
+                      .replace("{#NAT.PROTO}", "udplite").replace("{#NAT.ZONE}", "65535")) for x in protos + list(tps.values()))
+    ok(longest <= 255, "%s: NAT prototype names fit Zabbix's 255 characters with two full IPv6 addresses (longest %d)" % (label, longest))
+
+def nat_discover(r, document):
+    """What the NAT rule's preprocessing gives the LLD: the nat.tuples list, or its error handler's '[]'."""
+    step = r["preprocessing"][0]
+    try:
+        rows = resolve(document if isinstance(document, dict) else {}, "$.nat.tuples")
+    except KeyError:
+        if step.get("error_handler") != "CUSTOM_VALUE":
+            raise
+        rows = json.loads(step["error_handler_params"])
+    if not isinstance(rows, list):
+        raise ValueError("$.nat.tuples is not a list")
+    return [{m["lld_macro"]: str(resolve(row, m["path"])) for m in r["lld_macro_paths"]} for row in rows]
+
+def nat_values(r, entity, document):
+    """Each item prototype of one discovered tuple, its JSONPath filled in and run on DOCUMENT:
+    key -> value, or None when the step discards it (the tuple is not listed)."""
+    values = {}
+    for p in r["item_prototypes"]:
+        key, path = p["key"], p["preprocessing"][0]["parameters"][0]
+        for k, v in entity.items():
+            key, path = key.replace(k, v), path.replace(k, v)
+        m = NAT_FILTER.fullmatch(path)
+        if not m:
+            raise ValueError("%s: JSONPath %s outside the known filter form" % (key, path))
+        rows = (document.get("nat") or {}).get("tuples", []) if isinstance(document, dict) else []
+        found = [x for x in rows if (x["natAddress"], x["destination"], x["port"], x["protocol"], x["zone"])
+                 == (m.group(1), m.group(2), int(m.group(3)), m.group(4), int(m.group(5)))]
+        if len(found) > 1:
+            raise ValueError("%s: %d tuples match" % (key, len(found)))
+        if found and not type_ok(found[0][m.group(6)], p.get("value_type", "UNSIGNED")):
+            raise ValueError("%s: %r is not %s" % (key, found[0][m.group(6)], p.get("value_type", "UNSIGNED")))
+        values[key] = found[0][m.group(6)] if found else None
+    return values
+
+def nat_fired(t, r, entity, values, host_macros):
+    """The trigger prototypes of one tuple that fire when every value of the period is VALUES'
+    (min is that value); no value in the period fires nothing. A macro with the tuple's context
+    "DEST:PORT" on the host wins over the plain one on the host, then the template's."""
+    macros = dict(macro_values(t), **host_macros)
+    ctx = "%s:%s" % (entity["{#NAT.DEST}"], entity["{#NAT.PORT}"])
+    fired = []
+    for p in r["item_prototypes"]:
+        for tp in p.get("trigger_prototypes", []):
+            m = NAT_TRIGGER.fullmatch(tp["expression"])
+            key = m.group(2)
+            for k, v in entity.items():
+                key = key.replace(k, v)
+            plain = "{$%s}" % m.group(4)
+            threshold = macros.get('{$%s:"%s"}' % (m.group(4), ctx), macros[plain])
+            if values.get(key) is not None and float(values[key]) > float(threshold):
+                fired.append(tp)
+    names = {tp["name"] for tp in fired}
+    return [tp for tp in fired if not any(d["name"] in names for d in tp.get("dependencies", []))]
+
+def cmd_natlld(path, label, discover_path, values_path, expected, host_macros):
+    """Discovery over DISCOVER (the entities the server holds), then the values of one later
+    document VALUES through each entity's prototypes, and the trigger prototypes that fire:
+    EXPECTED is a comma list of PORT/PRIORITY/kind (kind pct or failure_pct), sorted."""
+    t = template_of(load_template(path))
+    r = rule(t, NAT_RULE)
+    def load(p):
+        try:
+            return json.load(open(p))
+        except ValueError:
+            return None
+    discovered, document = load(discover_path), load(values_path)
+    try:
+        entities = nat_discover(r, discovered)
+        fired, found, dropped = [], 0, 0
+        for e in entities:
+            values = nat_values(r, e, document)
+            found += sum(v is not None for v in values.values())
+            dropped += all(v is None for v in values.values())
+            for tp in nat_fired(t, r, e, values, host_macros):
+                fired.append("%s/%s/%s" % (e["{#NAT.PORT}"], tp["priority"], NAT_TRIGGER.fullmatch(tp["expression"]).group(3)))
+        problem = None
+    except (KeyError, ValueError) as ex:
+        problem, entities, fired, found, dropped = str(ex), [], [], 0, 0
+    rows = len((document.get("nat") or {}).get("tuples", [])) if isinstance(document, dict) else 0
+    ok(problem is None and ",".join(sorted(fired)) == expected and found == rows * len(r["item_prototypes"]),
+       "%s: %d NAT tuples discovered, %d prototype values found by their filters, %d tuples not listed any more (values discarded), host macros %s: trigger prototypes that fire: %s%s"
+       % (label, len(entities), found, dropped, " ".join("%s=%s" % kv for kv in host_macros.items()) or "none",
+          ",".join(sorted(fired)) or "none", "; " + problem if problem else "" if ",".join(sorted(fired)) == expected else "; expected " + (expected or "none")))
+
 def cmd_template(path):
     doc = load_template(path)
     ex = doc["zabbix_export"]
@@ -209,6 +394,7 @@ def cmd_template(path):
     uuids = [g["uuid"] for g in ex.get("groups", [])] + [t["uuid"]]
     uuids += [i["uuid"] for i in t["items"]] + [tr["uuid"] for i in t["items"] for tr in i.get("triggers", [])]
     uuids += [v["uuid"] for v in t.get("valuemaps", [])] + [g["uuid"] for g in ex.get("graphs", [])]
+    uuids += [x["uuid"] for x in discovery_objects(t)]
     ok(all(re.fullmatch(r"[0-9a-f]{32}", u) for u in uuids) and len(set(uuids)) == len(uuids),
        "template: %d UUIDs, all 32 lowercase hex digits and unique" % len(uuids))
     keys = [i["key"] for i in t["items"]]
@@ -245,6 +431,9 @@ def cmd_template(path):
     ok(refs_ok and len(triggers) >= 3, "template: %d triggers; expressions use /%s/<existing key>, priorities valid"
        % (len(triggers), name))
     check_thresholds(t, "template")
+    ok([r["key"] for r in t.get("discovery_rules", [])] == [NAT_RULE],
+       "template: one discovery rule, %s (the busiest TCP tuples' is 7.0's)" % NAT_RULE)
+    check_nat_discovery(t, "template", v7=False)
     ok(all("timeout" not in i for i in t["items"]), "template: no item timeout (6.0 has none: the agent's Timeout applies)")
     graph_ok = all(gi["item"]["host"] == name and gi["item"]["key"] in keys
                    for g in ex.get("graphs", []) for gi in g["graph_items"])
@@ -321,8 +510,9 @@ def cmd_template7(path, path6):
     ok(vm.get("check_ephemeral_ports state") == {"0": "OK", "1": "WARNING", "2": "CRITICAL", "3": "UNKNOWN"},
        "7.0 template: value map for the state 0-3")
     rules = t.get("discovery_rules", [])
-    ok(len(rules) == 1, "7.0 template: one discovery rule")
-    r = rules[0]
+    ok(sorted(x["key"] for x in rules) == sorted([TCP_RULE, NAT_RULE]), "7.0 template: two discovery rules, %s and %s" % (TCP_RULE, NAT_RULE))
+    check_nat_discovery(t, "7.0 template", v7=True)
+    r = rule(t, TCP_RULE)
     ok(r.get("type") == "DEPENDENT" and r.get("master_item", {}).get("key") == "ephemeral_ports.json"
        and r["preprocessing"][0]["type"] == "JSONPATH" and r["preprocessing"][0]["parameters"] == ["$.topDestinations"],
        "7.0 template: the discovery rule is a dependent of ephemeral_ports.json over $.topDestinations")
@@ -360,6 +550,10 @@ def cmd_template7(path, path6):
         i6["uuid"] == i7["uuid"] for i6 in t6["items"] for i7 in t["items"] if i6["key"] == i7["key"])
     ok(same and set(i["key"] for i in t6["items"]) <= set(keys),
        "7.0 template: same name, UUIDs and item keys as the 6.0 template (an upgrade in place)")
+    objs6 = {(x.get("key") or x.get("name")): x["uuid"] for x in discovery_objects(t6)}
+    objs7 = {(x.get("key") or x.get("name")): x["uuid"] for x in discovery_objects(t) if rule_of(t, x) == NAT_RULE}
+    ok(objs6 == objs7 and len(objs6) >= 10,
+       "7.0 template: the NAT discovery rule, its %d item and trigger prototypes have the 6.0 template's keys, names and UUIDs" % (len(objs6) - 1))
 
 FILTER = re.compile(r"\$\.topDestinations\[\?\(@\.source == \"(.*)\" && @\.destination == \"(.*)\" && @\.port == ([0-9]+)\)\]\.([a-zA-Z]+)\.first\(\)")
 
@@ -367,7 +561,7 @@ def cmd_lld(path, label, document_path):
     """The discovery over one document: entities from $.topDestinations with the LLD macro paths,
     then each item prototype's JSONPath with the macros filled in must find that tuple's value."""
     t = template_of(load_template(path))
-    r = t["discovery_rules"][0]
+    r = rule(t, TCP_RULE)
     try:
         document = json.load(open(document_path))
     except ValueError:
@@ -443,6 +637,8 @@ if __name__ == "__main__":
         cmd_template7(*args)
     elif cmd == "lld":  # TEMPLATE7 LABEL FILE
         cmd_lld(*args)
+    elif cmd == "natlld":  # TEMPLATE LABEL DISCOVER_FILE VALUES_FILE EXPECTED MACRO=VALUE...
+        cmd_natlld(args[0], args[1], args[2], args[3], args[4], dict(a.split("=", 1) for a in args[5:]))
     elif cmd == "override":  # TEMPLATE FILE EXPECTED_PRIORITIES MACRO=VALUE...: the triggers with host macros
         t = template_of(load_template(args[0]))
         document = json.load(open(args[1]))
@@ -469,14 +665,48 @@ zbx template "$template" || failed=1
 for dir in "$fixtures"/*/proc; do
     name=$(basename "$(dirname "$dir")")
     "$T/bin/check_ephemeral_ports" --format json --proc-root "$dir" >"$T/fixture-$name.json"
-    zbx document "$template" "fixture $name" "$T/fixture-$name.json" "" >"$T/fixture-$name.tap" ||
+    { zbx document "$template" "fixture $name" "$T/fixture-$name.json" "" &&
+        zbx natlld "$template" "fixture $name" "$T/fixture-$name.json" "$T/fixture-$name.json" ""; } >"$T/fixture-$name.tap" ||
         { cat "$T/fixture-$name.tap"; failed=1; }
 done
 count=$(ls "$fixtures"/*/proc -d | wc -l)
-check "all $count fixture trees: every dependent item gets a value of its type and the expected trigger fires" \
+check "all $count fixture trees: every dependent item gets a value of its type, the expected trigger fires, the NAT discovery finds no tuple without an error" \
     test -z "$(cat "$T"/fixture-*.tap | grep '^not ok')"
 echo 'not json at all' >"$T/garbage.txt"  # e.g. an error text in place of the document
 zbx document "$template" "non-JSON agent value" "$T/garbage.txt" garbage || failed=1
+
+# --- source NAT: the discovery over documents of the real plugin in a NAT router ----------------
+# tests/fixtures/zabbix-nat/ (capture.py: tests/oracle/nat.py's router, one tuple filled by real
+# connections, a second one of three entries): 10.211.2.1 -> 10.211.2.2:8080/tcp at 80% and
+# :8081 at 30%; the same moment with --top 1 (8081 not listed) and as user nobody (not read);
+# 8080 full (failure odds 100%).
+# Each template: the items, then the discovery, each tuple's prototype values and the trigger
+# prototypes that fire, with the template's macros and with host macros (per-destination context).
+natfx=$fixtures/zabbix-nat
+for tpl in "$template" "$zconf/template_ephemeral_ports_7.0.yaml"; do
+    v=$(basename "$tpl" .yaml)
+    zbx document "$tpl" "$v, NAT 80%" "$natfx/two-tuples.json" WARNING || failed=1
+    zbx document "$tpl" "$v, NAT full" "$natfx/two-tuples-full.json" CRITICAL || failed=1
+    zbx natlld "$tpl" "$v, NAT 80% and 30%" "$natfx/two-tuples.json" "$natfx/two-tuples.json" 8080/WARNING/pct || failed=1
+    zbx natlld "$tpl" "$v, NAT 80% and 30%" "$natfx/two-tuples.json" "$natfx/two-tuples.json" 8080/WARNING/pct,8081/WARNING/pct \
+        '{$EPHEMERAL_PORTS.WARN:"10.211.2.2:8081"}=25' || failed=1
+    zbx natlld "$tpl" "$v, NAT 80% and 30%" "$natfx/two-tuples.json" "$natfx/two-tuples.json" 8080/HIGH/pct \
+        '{$EPHEMERAL_PORTS.CRIT:"10.211.2.2:8080"}=75' || failed=1
+    zbx natlld "$tpl" "$v, NAT 80% and 30%" "$natfx/two-tuples.json" "$natfx/two-tuples.json" "" '{$EPHEMERAL_PORTS.WARN}=80' || failed=1
+    zbx natlld "$tpl" "$v, NAT full" "$natfx/two-tuples-full.json" "$natfx/two-tuples-full.json" 8080/HIGH/failure_pct,8080/HIGH/pct || failed=1
+    zbx natlld "$tpl" "$v, NAT full" "$natfx/two-tuples-full.json" "$natfx/two-tuples-full.json" 8080/HIGH/pct,8080/WARNING/failure_pct \
+        '{$EPHEMERAL_PORTS.NAT.FAILURE.CRIT:"10.211.2.2:8080"}=100' || failed=1
+    # 8081 drops out of the list (--top 1): its items get no value and its triggers stay quiet,
+    # even with a threshold it was above.
+    zbx natlld "$tpl" "$v, NAT discovered with 2 tuples, then --top 1" "$natfx/two-tuples.json" "$natfx/top-1.json" 8080/WARNING/pct \
+        '{$EPHEMERAL_PORTS.WARN:"10.211.2.2:8081"}=25' || failed=1
+    zbx natlld "$tpl" "$v, non-JSON agent value" "$T/garbage.txt" "$T/garbage.txt" "" || failed=1
+    # The plugin as an unprivileged user in that router: "nat" says notRead, no tuples.
+    zbx document "$tpl" "$v, NAT not read (not root)" "$natfx/not-read.json" OK || failed=1
+    zbx natlld "$tpl" "$v, NAT not read (not root)" "$natfx/not-read.json" "$natfx/not-read.json" "" || failed=1
+    zbx natlld "$tpl" "$v, NAT discovered with 2 tuples, then not read" "$natfx/two-tuples.json" "$natfx/not-read.json" "" \
+        '{$EPHEMERAL_PORTS.WARN:"10.211.2.2:8081"}=25' || failed=1
+done
 
 # --- host macros decide, not the plugin's -w/-c: the fixture is WARNING at 77.78% for the plugin --
 for tpl in "$template" "$zconf/template_ephemeral_ports_7.0.yaml"; do
@@ -497,7 +727,8 @@ zbx template7 "$template7" "$template" || failed=1
 for dir in "$fixtures"/*/proc; do
     name=$(basename "$(dirname "$dir")")
     { zbx document "$template7" "7.0 fixture $name" "$T/fixture-$name.json" "" &&
-        zbx lld "$template7" "7.0 fixture $name" "$T/fixture-$name.json"; } >"$T/fixture7-$name.tap" ||
+        zbx lld "$template7" "7.0 fixture $name" "$T/fixture-$name.json" &&
+        zbx natlld "$template7" "7.0 fixture $name" "$T/fixture-$name.json" "$T/fixture-$name.json" ""; } >"$T/fixture7-$name.tap" ||
         { cat "$T/fixture7-$name.tap"; failed=1; }
 done
 check "7.0 template, all $count fixture trees: items get values of their type, triggers fire as expected, every discovered tuple's prototypes find their values" \

@@ -10,14 +10,15 @@ namespace EphemeralPorts.Tests.Cli;
 /// </summary>
 public class FixtureTests
 {
-    private static readonly HashSet<string> NotScenarios = new(StringComparer.Ordinal) { "conntrack", "natrules" };
+    private static readonly HashSet<string> NotScenarios = new(StringComparer.Ordinal) { "conntrack", "natrules", "zabbix-nat" };
 
     public static TheoryData<string> Scenarios()
     {
         var data = new TheoryData<string>();
         foreach (var dir in Directory.GetDirectories(Repo.Fixtures).Order(StringComparer.Ordinal))
         {
-            // Captured kernel data for the parser tests of one kind, not a /proc scenario.
+            // Captured kernel data for the parser tests of one kind (or plugin documents for the
+            // Zabbix tests), not a /proc scenario.
             if (NotScenarios.Contains(Path.GetFileName(dir)))
             {
                 continue;
