@@ -206,8 +206,12 @@ NAT_MACROS = {"{#NAT.ADDRESS}": "$.natAddress", "{#NAT.DEST}": "$.destination", 
 NAT_FILTER = re.compile(r'\$\.nat\.tuples\[\?\(@\.natAddress == "([^"]*)" && @\.destination == "([^"]*)" && @\.port == ([0-9]+)'
                         r' && @\.protocol == "([^"]*)" && @\.zone == ([0-9]+)\)\]\.([A-Za-z]+)\.first\(\)')
 NAT_FIELDS = {"held": "held", "pct": "percent", "failure_pct": "failurePct", "entries": "entries", "capacity": "capacity"}
+# The problem expression also needs the tuple's values to be recent: with none in the period min()
+# cannot be evaluated, and a problem expression Zabbix cannot evaluate leaves the trigger as it
+# was (state unknown), never reaching the recovery expression; "unknown and 0" is 0.
 NAT_TRIGGER = re.compile(r"min\(/([^/]+)/(ephemeral_ports\.nat\.tuple\.(pct|failure_pct)\[[^\]]*\]),\{\$EPHEMERAL_PORTS\.PERIOD\}\)"
-                         r">\{\$(EPHEMERAL_PORTS\.(?:NAT\.FAILURE\.)?(WARN|CRIT)):\"\{#NAT\.DEST\}:\{#NAT\.PORT\}\"\}")
+                         r">\{\$(EPHEMERAL_PORTS\.(?:NAT\.FAILURE\.)?(WARN|CRIT)):\"\{#NAT\.DEST\}:\{#NAT\.PORT\}\"\}"
+                         r" and nodata\(/\1/\2,\{\$EPHEMERAL_PORTS\.TUPLE\.NODATA\}\)=0")
 
 def rule(t, key):
     return next(r for r in t.get("discovery_rules", []) if r["key"] == key)
@@ -290,7 +294,7 @@ def check_nat_discovery(t, label, v7):
                      and [(d["name"], d["expression"], d.get("recovery_expression")) for d in w.get("dependencies", [])]
                      == [(c["name"], c["expression"], c["recovery_expression"])] and not c.get("dependencies"))
     ok(not bad and len(tps) == 4 and all(pairs),
-       "%s: NAT trigger prototypes: fill over {$EPHEMERAL_PORTS.WARN/CRIT:\"{#NAT.DEST}:{#NAT.PORT}\"}, failure odds over {$EPHEMERAL_PORTS.NAT.FAILURE.WARN/CRIT:...}, min() over the period, recovery by max() or nodata {$EPHEMERAL_PORTS.TUPLE.NODATA}, each WARNING depending on its CRITICAL%s"
+       "%s: NAT trigger prototypes: fill over {$EPHEMERAL_PORTS.WARN/CRIT:\"{#NAT.DEST}:{#NAT.PORT}\"}, failure odds over {$EPHEMERAL_PORTS.NAT.FAILURE.WARN/CRIT:...}, min() over the period while values come (nodata {$EPHEMERAL_PORTS.TUPLE.NODATA} 0), recovery by max() or nodata, each WARNING depending on its CRITICAL%s"
        % (label, "; not: " + ", ".join(bad) if bad else ""))
     v6 = "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff"
     longest = max(len(x["name"].replace("{#NAT.ADDRESS}", v6).replace("{#NAT.DEST}", v6).replace("{#NAT.PORT}", "65535")

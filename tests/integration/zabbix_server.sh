@@ -11,7 +11,16 @@
 #     tuple and empties it again, a host macro {$EPHEMERAL_PORTS.CRIT}=75 makes the CRITICAL
 #     trigger fire at 80% while the plugin's own state stays WARNING (the thresholds are the
 #     server's), and an external check with --pid sees the same namespace; on 7.0 also the item's
-#     timeout, the discovered tuple, its trigger prototypes and the forecast trigger.
+#     timeout, the discovered tuple, its trigger prototypes and the forecast trigger;
+#   - on each: the source-NAT discovery run by the server itself. A second agent's
+#     ephemeral_ports.json returns, in turn, documents the real plugin printed in a NAT router
+#     (tests/fixtures/zabbix-nat/, captured from tests/oracle/nat.py: no NAT router is needed
+#     while the servers run); the server discovers the two tuples, its prototypes' JSONPaths give
+#     each discovered item its value, the fill and failure-odds trigger prototypes fire (template
+#     macros and a per-destination context macro), a tuple that drops out of the plugin's --top
+#     stays supported without values and its trigger recovers on nodata, and documents without
+#     NAT leave the rule supported (the tuples are only marked lost); the namespace host of the
+#     agent scenario (no NAT) has the rule supported and nothing discovered.
 # Each release's server, frontend and database come from a debootstrap root cached under
 # /var/cache/check-ephemeral-ports/ (lib/zabbix_root.sh; a few minutes on the first run, then
 # reused). A run mounts an overlay on it (the cache stays as it was), /proc inside it, and starts
@@ -38,6 +47,7 @@ own_procs() {
         case $(readlink "$p/root" 2>/dev/null) in "$T"/*) echo "${p#/proc/}";; esac
     done
     pgrep -f "$T/zabbix_agentd.conf"
+    pgrep -f "$T/nat_agentd.conf"
 }
 
 setup_temp_dir
@@ -231,6 +241,32 @@ if __name__ == "__main__":
     elif cmd == "template-macro":  # TEMPLATE_NAME MACRO: the template's value of MACRO
         t = api.call("template.get", {"filter": {"host": args[0]}, "output": ["templateid"], "selectMacros": "extend"})
         print(next((m["value"] for m in t[0]["macros"] if m["macro"] == args[1]), "") if t else "")
+    elif cmd == "trigger-named":  # HOSTID NAME VALUE TIMEOUT: wait until the trigger whose expanded name is NAME has VALUE
+        hostid, name, value, timeout = args
+        def named():
+            r = [t for t in api.call("trigger.get", {"hostids": hostid, "output": ["value", "description"], "expandDescription": True})
+                 if t["description"] == name]
+            return r[0]["value"] if r else None
+        try:
+            wait_for("trigger " + name, lambda: named() == value, int(timeout))
+        except TimeoutError:
+            print("TIMEOUT: value %s" % named())
+            sys.exit(1)
+        print("value %s" % value)
+    elif cmd == "rule":  # HOSTID KEY: the discovery rule's state (0 normal, 1 not supported) and error
+        r = api.call("discoveryrule.get", {"hostids": args[0], "filter": {"key_": args[1]}, "output": ["state", "error"]})
+        print("%s %s" % (r[0]["state"], r[0]["error"]) if r else "none")
+    elif cmd == "discovered":  # HOSTID PREFIX: the discovered items whose key starts with PREFIX, one JSON line each:
+        # key, state, error, lastclock, lastvalue, lost (the rule no longer lists it: deletion scheduled)
+        r = api.call("item.get", {"hostids": args[0], "search": {"key_": args[1]}, "startSearch": True,
+                                  "output": ["key_", "state", "error", "lastclock", "lastvalue", "flags"],
+                                  "selectItemDiscovery": ["ts_delete"]})
+        for i in sorted((i for i in r if i["flags"] == "4"), key=lambda i: i["key_"]):
+            print(json.dumps({"key": i["key_"], "state": i["state"], "error": i["error"], "lastclock": int(i["lastclock"]),
+                              "lastvalue": i["lastvalue"], "lost": int(i["itemDiscovery"]["ts_delete"]) > 0}))
+    elif cmd == "hostid":  # NAME: the host's id
+        r = api.call("host.get", {"filter": {"host": args[0]}, "output": ["hostid"]})
+        print(r[0]["hostid"] if r else "")
     elif cmd == "items":  # HOSTID: every item key of the host
         for i in api.call("item.get", {"hostids": args[0], "output": ["key_", "lastvalue"]}):
             print(i["key_"], i["lastvalue"][:80])
@@ -490,27 +526,163 @@ EOF
     check "$label agent: trigger 'Ephemeral ports: WARNING' recovers when the connections are closed" test $? = 0 || echo "# $out"
 }
 
+# --- the source-NAT discovery ------------------------------------------------------------------
+# nat_scenario LABEL: a second zabbix_agentd whose ephemeral_ports.json prints $T/nat-doc.json, a
+# document of the real plugin in tests/oracle/nat.py's NAT router (tests/fixtures/zabbix-nat/:
+# the router is gone by then, and the server only sees the agent's value), swapped between the
+# steps; a host cep-nat on it linked to the template. The server runs the discovery rule
+# ephemeral_ports.nat.discovery on each value of the master item, creates the tuples' items and
+# triggers from the prototypes and computes their values with the prototypes' JSONPaths.
+natfx=$root/tests/fixtures/zabbix-nat
+nat_key() { # FIELD PORT: a discovered item's key
+    echo "ephemeral_ports.nat.tuple.$1[\"10.211.2.1\",\"10.211.2.2\",\"$2\",\"tcp\",\"0\"]"
+}
+nat_trigger() { # PORT REST: a discovered trigger's expanded name
+    echo "Ephemeral ports: NAT tuple 10.211.2.1 -> 10.211.2.2:$1/tcp (zone 0) $2"
+}
+# Waits for two more values of the master item of host $nhid (the document in place was read).
+nat_two_values() {
+    local c
+    c=$(zapi value "$a" "$api" "$nhid" ephemeral_ports.state 5 | cut -d' ' -f1)
+    c=$(zapi value "$a" "$api" "$nhid" ephemeral_ports.state 60 "${c:-0}" "$poke" | cut -d' ' -f1)
+    zapi value "$a" "$api" "$nhid" ephemeral_ports.state 60 "${c:-0}" "$poke" | cut -d' ' -f1
+}
+nat_scenario() {
+    local label=$1 a=$T/$1/api.json nport nhid poke out f p prev8081 v1 v2 agenthid
+    nport=$(free_port 16000 16999)
+    cp "$natfx/two-tuples.json" "$T/nat-doc.json"
+    echo "UserParameter=ephemeral_ports.json,cat $T/nat-doc.json" >"$T/nat_userparameter.conf"
+    mkdir -p "$T/agent"
+    cat >"$T/nat_agentd.conf" <<EOF
+LogType=console
+PidFile=$T/agent/nat_agentd.pid
+Server=127.0.0.1
+ListenIP=127.0.0.1
+ListenPort=$nport
+StartAgents=2
+AllowRoot=1
+Timeout=10
+Include=$T/nat_userparameter.conf
+EOF
+    start_daemon "$T/$label/nat_agentd.log" zabbix_agentd -f -c "$T/nat_agentd.conf"
+    nhid=$(zapi host "$a" "$api" cep-nat 'Ephemeral ports by Zabbix agent' "$nport" \
+        '{$EPHEMERAL_PORTS.INTERVAL}=5s' '{$EPHEMERAL_PORTS.PERIOD}=20s' '{$EPHEMERAL_PORTS.TUPLE.NODATA}=30s')
+    check "$label: host cep-nat (agent on 127.0.0.1:$nport printing the NAT router's documents) linked to the template" \
+        test -n "$nhid" || return 1
+    poke=poke=$nhid:ephemeral_ports.json
+
+    # Two tuples: 8080 at 80%, 8081 at 30%. Every prototype of both: an item with its value.
+    out=$(zapi value "$a" "$api" "$nhid" "$(nat_key pct 8080)" 150 0 "$poke")
+    check "$label NAT: the server discovered 10.211.2.1 -> 10.211.2.2:8080/tcp; its held percent is ${out#* }" test "${out#* }" = 80 ||
+        { echo "# $out"; zapi rule "$a" "$api" "$nhid" ephemeral_ports.nat.discovery | sed 's/^/#   rule: /'; }
+    for f in held entries capacity failure_pct pct; do
+        for p in 8080 8081; do zapi value "$a" "$api" "$nhid" "$(nat_key $f $p)" 60 0 "$poke" >/dev/null; done
+    done
+    zapi discovered "$a" "$api" "$nhid" ephemeral_ports.nat.tuple. >"$T/$label/nat-items.txt"
+    sed 's/^/#   /' "$T/$label/nat-items.txt"
+    check "$label NAT: 10 discovered items (5 prototypes x 2 tuples), each with the value of its tuple in the document" \
+        "$py" -c '
+import json, sys
+items = [json.loads(l) for l in open(sys.argv[1])]
+doc = json.load(open(sys.argv[2]))
+field = {"held": "held", "pct": "percent", "failure_pct": "failurePct", "entries": "entries", "capacity": "capacity"}
+want = {"ephemeral_ports.nat.tuple.%s[\"%s\",\"%s\",\"%s\",\"%s\",\"%s\"]" % (k, t["natAddress"], t["destination"], t["port"], t["protocol"], t["zone"]): t[v]
+        for t in doc["nat"]["tuples"] for k, v in field.items()}
+got = {i["key"]: i["lastvalue"] for i in items if i["state"] == "0" and i["lastclock"] > 0}
+sys.exit(0 if len(want) == 10 and set(got) == set(want) and all(float(got[k]) == float(want[k]) for k in want) else 1)
+' "$T/$label/nat-items.txt" "$natfx/two-tuples.json"
+    out=$(zapi trigger-named "$a" "$api" "$nhid" "$(nat_trigger 8080 'above 70% for 20s')" 1 90 "$poke")
+    check "$label NAT: the 8080 tuple's fill WARNING trigger (80% > {\$EPHEMERAL_PORTS.WARN} 70) fires" test $? = 0 ||
+        { echo "# $out"; zapi triggers "$a" "$api" "$nhid" | sed 's/^/#   /'; }
+    zapi triggers "$a" "$api" "$nhid" >"$T/$label/nat-triggers.txt"
+    check "$label NAT: 8 discovered triggers (4 prototypes x 2 tuples), only that one in PROBLEM" \
+        test "$(grep -c 'NAT tuple 10.211' "$T/$label/nat-triggers.txt"):$(grep -c '^1 .*NAT tuple 10.211' "$T/$label/nat-triggers.txt")" = 8:1 ||
+        sed 's/^/#   /' "$T/$label/nat-triggers.txt"
+
+    # A host macro with the tuple's context: 8081 (30%) fires at 25 while 8080 keeps 70.
+    zapi macro "$a" "$api" "$nhid" '{$EPHEMERAL_PORTS.WARN:"10.211.2.2:8081"}' 25 >/dev/null
+    out=$(zapi trigger-named "$a" "$api" "$nhid" "$(nat_trigger 8081 'above 25% for 20s')" 1 90 "$poke")
+    check "$label NAT: host macro {\$EPHEMERAL_PORTS.WARN:\"10.211.2.2:8081\"}=25: the 8081 tuple's WARNING fires at 30%" test $? = 0 ||
+        { echo "# $out"; zapi triggers "$a" "$api" "$nhid" | sed 's/^/#   /'; }
+
+    # 8080 full: every new flow to it fails (failurePct 100): both CRITICAL triggers.
+    cp "$natfx/two-tuples-full.json" "$T/nat-doc.json"
+    out=$(zapi trigger-named "$a" "$api" "$nhid" "$(nat_trigger 8080 'drops over 10% of new flows')" 1 90 "$poke")
+    check "$label NAT: 8080 full: the failure odds CRITICAL trigger (100% > {\$EPHEMERAL_PORTS.NAT.FAILURE.CRIT} 10) fires" test $? = 0 ||
+        { echo "# $out"; zapi triggers "$a" "$api" "$nhid" | sed 's/^/#   /'; }
+    out=$(zapi trigger-named "$a" "$api" "$nhid" "$(nat_trigger 8080 'above 85% for 20s')" 1 30 "$poke")
+    check "$label NAT: 8080 full: the fill CRITICAL trigger fires" test $? = 0 || echo "# $out"
+
+    # --top 1: 8081 is no longer listed. Its items stay supported and get no value while 8080's
+    # keep coming; its trigger recovers after {$EPHEMERAL_PORTS.TUPLE.NODATA} (30s here).
+    cp "$natfx/top-1.json" "$T/nat-doc.json"
+    nat_two_values >/dev/null
+    prev8081=$(zapi value "$a" "$api" "$nhid" "$(nat_key pct 8081)" 5 | cut -d' ' -f1)
+    v1=$(zapi value "$a" "$api" "$nhid" "$(nat_key pct 8080)" 5)
+    nat_two_values >/dev/null
+    v2=$(zapi value "$a" "$api" "$nhid" "$(nat_key pct 8080)" 60 "${v1%% *}" "$poke")
+    check "$label NAT --top 1: 8080 still gets values (${v1#* }, then ${v2#* }: 80% again)" test "${v2#* }" = 80
+    out=$(zapi trigger-named "$a" "$api" "$nhid" "$(nat_trigger 8081 'above 25% for 20s')" 0 120 "$poke")
+    check "$label NAT --top 1: the 8081 tuple's WARNING recovers on nodata (no value for {\$EPHEMERAL_PORTS.TUPLE.NODATA} 30s)" test $? = 0 ||
+        { echo "# $out"; zapi triggers "$a" "$api" "$nhid" | sed 's/^/#   /'; }
+    zapi discovered "$a" "$api" "$nhid" ephemeral_ports.nat.tuple. >"$T/$label/nat-items.txt"
+    sed 's/^/#   /' "$T/$label/nat-items.txt"
+    check "$label NAT --top 1: the 8081 items are supported, without error, and got no value since (lastclock $prev8081)" \
+        "$py" -c '
+import json, sys
+items = [i for i in map(json.loads, open(sys.argv[1])) if "\"8081\"" in i["key"]]
+sys.exit(0 if len(items) == 5 and all(i["state"] == "0" and not i["error"] and i["lastclock"] <= int(sys.argv[2]) for i in items) else 1)
+' "$T/$label/nat-items.txt" "${prev8081:-0}"
+    check "$label NAT --top 1: the rule lists 8080 only: the 8081 items are lost (kept for the rule's lifetime), 8080's not" \
+        test "$(grep -c '8081.*"lost": true' "$T/$label/nat-items.txt"):$(grep -c '8080.*"lost": true' "$T/$label/nat-items.txt")" = 5:0
+
+    # A document without NAT (the plugin's own, on a /proc fixture: no "nat" key), then the
+    # plugin as nobody ("nat": notRead, no tuples): the rule stays supported, both tuples lost.
+    "$bin" --format json --proc-root "$root/tests/fixtures/format-json/proc" >"$T/nat-none.json"
+    for f in "$T/nat-none.json" "$natfx/not-read.json"; do
+        cp "$f" "$T/nat-doc.json"
+        nat_two_values >/dev/null
+        out=$(zapi rule "$a" "$api" "$nhid" ephemeral_ports.nat.discovery)
+        check "$label NAT, $(basename "$f"): the discovery rule stays supported, no error ('$out')" test "$out" = "0 "
+    done
+    zapi discovered "$a" "$api" "$nhid" ephemeral_ports.nat.tuple. >"$T/$label/nat-items.txt"
+    check "$label NAT, no tuples listed: all 10 items kept and supported, marked lost (deleted after the rule's lifetime)" \
+        test "$(grep -c '"lost": true' "$T/$label/nat-items.txt"):$(grep -c '"state": "0"' "$T/$label/nat-items.txt")" = 10:10 ||
+        sed 's/^/#   /' "$T/$label/nat-items.txt"
+
+    # The agent scenario's host: its namespace does not NAT.
+    agenthid=$(zapi hostid "$a" "$api" cep-agent)
+    out=$(zapi rule "$a" "$api" "$agenthid" ephemeral_ports.nat.discovery)
+    check "$label: host cep-agent (a namespace without NAT): the NAT discovery rule is supported ('$out') and discovered nothing" \
+        test "$out" = "0 " -a -z "$(zapi discovered "$a" "$api" "$agenthid" ephemeral_ports.nat.tuple.)"
+}
+
 make_namespace
 
+# ZABBIX_SERVERS="6" or "7" runs one of the two (each takes minutes); both by default.
+servers=" ${ZABBIX_SERVERS:-6 7} "
+
 # --- Zabbix 6.0, Debian 12 ---------------------------------------------------------------------
-if start_server zabbix6 bookworm zabbix-6.0-bookworm-1; then
+if [[ $servers == *" 6 "* ]] && start_server zabbix6 bookworm zabbix-6.0-bookworm-1; then
     import_template zabbix6 "$zconf/template_ephemeral_ports.yaml"
     hid=$(zapi host "$T/zabbix6/api.json" "$api" cep-external - 10050)
     external_check zabbix6 "$hid"
     agent_scenario zabbix6 "$hid"
+    nat_scenario zabbix6
 fi
 stop_all
 for ((n = ${#mounts[@]} - 1; n >= 0; n--)); do umount "${mounts[n]}"; done
 mounts=()
 
 # --- Zabbix 7.0, Debian 13 ---------------------------------------------------------------------
-if start_server zabbix7 trixie zabbix-7.0-trixie-1; then
+if [[ $servers == *" 7 "* ]] && start_server zabbix7 trixie zabbix-7.0-trixie-1; then
     import_template zabbix7 "$zconf/template_ephemeral_ports.yaml"
     import_template zabbix7 "$zconf/template_ephemeral_ports_7.0.yaml"
     hid=$(zapi host "$T/zabbix7/api.json" "$api" cep-external - 10050)
     external_check zabbix7 "$hid"
 
     agent_scenario zabbix7 "$hid"
+    nat_scenario zabbix7
 fi
 stop_all
 for ((n = ${#mounts[@]} - 1; n >= 0; n--)); do umount "${mounts[n]}"; done
