@@ -536,11 +536,13 @@ def cmd_template7(path, path6):
         refs_ok &= bool(refs) and all(h == name and k in pkeys for h, k in refs)
     ok(len(tprotos) >= 2 and refs_ok and {tp["priority"] for tp in tprotos} == {"WARNING", "HIGH"},
        "7.0 template: %d trigger prototypes (WARNING, HIGH) on the item prototypes" % len(tprotos))
-    ctx = {tp["priority"]: re.search(r"min\(/.+\],\{\$EPHEMERAL_PORTS\.PERIOD\}\)>(\{\$EPHEMERAL_PORTS\.[A-Z]+:\"\{#DESTINATION\}:\{#PORT\}\"\})$", tp["expression"])
+    # "and nodata(...)=0": see NAT_TRIGGER (a tuple that leaves the list must let its trigger recover).
+    ctx = {tp["priority"]: re.search(r"min\((/.+\]),\{\$EPHEMERAL_PORTS\.PERIOD\}\)>(\{\$EPHEMERAL_PORTS\.[A-Z]+:\"\{#DESTINATION\}:\{#PORT\}\"\})"
+                                     r" and nodata\(\1,\{\$EPHEMERAL_PORTS\.TUPLE\.NODATA\}\)=0$", tp["expression"])
            for tp in tprotos}
-    ok(ctx.get("WARNING") and ctx["WARNING"].group(1) == '{$EPHEMERAL_PORTS.WARN:"{#DESTINATION}:{#PORT}"}'
-       and ctx.get("HIGH") and ctx["HIGH"].group(1) == '{$EPHEMERAL_PORTS.CRIT:"{#DESTINATION}:{#PORT}"}',
-       "7.0 template: the tuple trigger prototypes use the threshold macros with the context \"{#DESTINATION}:{#PORT}\" over {$EPHEMERAL_PORTS.PERIOD}")
+    ok(ctx.get("WARNING") and ctx["WARNING"].group(2) == '{$EPHEMERAL_PORTS.WARN:"{#DESTINATION}:{#PORT}"}'
+       and ctx.get("HIGH") and ctx["HIGH"].group(2) == '{$EPHEMERAL_PORTS.CRIT:"{#DESTINATION}:{#PORT}"}',
+       "7.0 template: the tuple trigger prototypes use the threshold macros with the context \"{#DESTINATION}:{#PORT}\" over {$EPHEMERAL_PORTS.PERIOD}, while the tuple has values (nodata {$EPHEMERAL_PORTS.TUPLE.NODATA} 0)")
     triggers = [tr for i in t["items"] for tr in i.get("triggers", [])] + ex.get("triggers", [])
     ok(all(all(h == name and k in keys for h, k in re.findall(r"[a-z]+\(/([^/]*)/([^,)]+)", tr["expression"]))
            for tr in triggers), "7.0 template: trigger expressions use /%s/<existing key>" % name)

@@ -448,8 +448,8 @@ Include=$T/userparameter.conf
 EOF
     start_daemon "$T/$label/zabbix_agentd.log" zabbix_agentd -f -c "$T/zabbix_agentd.conf"
     ahid=$(zapi host "$a" "$api" cep-agent 'Ephemeral ports by Zabbix agent' "$aport" \
-        '{$EPHEMERAL_PORTS.INTERVAL}=5s' "{\$EPHEMERAL_PORTS.PERIOD}=$period")
-    check "$label: host cep-agent (agent on 127.0.0.1:$aport) linked to the template, host macro {\$EPHEMERAL_PORTS.PERIOD}=$period" \
+        '{$EPHEMERAL_PORTS.INTERVAL}=5s' "{\$EPHEMERAL_PORTS.PERIOD}=$period" '{$EPHEMERAL_PORTS.TUPLE.NODATA}=30s')
+    check "$label: host cep-agent (agent on 127.0.0.1:$aport) linked to the template, host macros {\$EPHEMERAL_PORTS.PERIOD}=$period, {\$EPHEMERAL_PORTS.TUPLE.NODATA}=30s" \
         test -n "$ahid" || return 1
     if [ "$label" = zabbix7 ]; then
         # 7.0: the item's own timeout (the agent's Timeout no longer applies to items).
@@ -524,6 +524,13 @@ EOF
     check "$label agent: trigger 'Ephemeral ports: CRITICAL' recovers when the connections are closed" test $? = 0 || echo "# $out"
     out=$(zapi trigger "$a" "$api" "$ahid" 'Ephemeral ports: WARNING' 0 90 "$poke")
     check "$label agent: trigger 'Ephemeral ports: WARNING' recovers when the connections are closed" test $? = 0 || echo "# $out"
+    if [ "$label" = zabbix7 ]; then
+        # The tuple left topDestinations: its item gets no value, and its trigger recovers after
+        # {$EPHEMERAL_PORTS.TUPLE.NODATA} (30s here) instead of staying in PROBLEM.
+        out=$(zapi trigger-named "$a" "$api" "$ahid" "Ephemeral ports: tuple 127.0.0.1 -> 127.0.0.1:5000 above 75% for $period" 0 120 "$poke")
+        check "$label agent: the discovered tuple's CRITICAL trigger recovers once the tuple is no longer listed (nodata 30s)" test $? = 0 ||
+            { echo "# $out"; zapi triggers "$a" "$api" "$ahid" | sed 's/^/#   /'; }
+    fi
 }
 
 # --- the source-NAT discovery ------------------------------------------------------------------
