@@ -40,7 +40,7 @@ public sealed class ConntrackTableKind : IExhaustionKind
             return null;
         }
 
-        var full = table.Count >= table.Max ? ", new connections are dropped now" : string.Empty;
+        var full = table.Full ? ", new connections are dropped now" : string.Empty;
         return new KindVerdict(this, state, table.Percent, $"conntrack table holds {table.Count} of {table.Max} entries ({Numbers.Format(table.Percent)}%){full}",
         [
             $"raise net.netfilter.nf_conntrack_max (now {table.Max}, shared by every namespace) or shorten the timeouts of idle entries (nf_conntrack_tcp_timeout_*)",

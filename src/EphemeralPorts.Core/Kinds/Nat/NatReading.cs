@@ -56,7 +56,22 @@ public sealed record NatKeyUsage(NatKey Key, int Entries, int Held, int Soft, Na
 /// <param name="StatisticsSource">Where the counters were read, for -v.</param>
 public sealed record ConntrackTable(long Count, long Max, ConntrackStatistics? Statistics, string StatisticsSource)
 {
-    public double Percent => Max > 0 ? Numbers.Percent((int)Math.Min(Count, int.MaxValue), (int)Math.Min(Max, int.MaxValue)) : 0;
+    /// <summary>Below this a table that is not full stays: see <see cref="Percent"/>.</summary>
+    public const double AlmostFull = 99.99;
+
+    /// <summary>
+    /// Entries over the max in percent, 100 only when the table is full: __nf_conntrack_alloc()
+    /// refuses the entry that would pass the max, and until then one more fits. Shown with two
+    /// decimals, the last 0.01% of a large table (26 entries of 262,144) would read "100%".
+    /// </summary>
+    public double Percent => Max <= 0 ? 0 : Count >= Max ? 100 : Math.Min(Numbers.Percent(Count, Max), AlmostFull);
+
+    /// <summary>
+    /// The next entry passes the max: the kernel drops its packet unless early_drop() finds an
+    /// entry that is not ASSURED to evict (proven with a namespace filled to the max:
+    /// tests/oracle/conntrack_fill.py, docs/nat-model.md).
+    /// </summary>
+    public bool Full => Max > 0 && Count >= Max;
 }
 
 /// <summary>
