@@ -5,9 +5,10 @@ using EphemeralPorts.Plugin;
 namespace EphemeralPorts.Kinds.Nat;
 
 /// <summary>
-/// The conntrack table of a namespace: its entries against nf_conntrack_max (global, one limit
-/// every namespace counts against). Full, early_drop evicts unassured entries and then packets are
-/// dropped ("nf_conntrack: table full, dropping packet"). Quiet on the status line while it is OK.
+/// The conntrack table of a namespace: its entries against nf_conntrack_max (one value for the
+/// host, read-only in other namespaces, each namespace's own count held against it alone). Full,
+/// early_drop evicts unassured entries and then packets are dropped ("nf_conntrack: table full,
+/// dropping packet"). Quiet on the status line while it is OK.
 /// </summary>
 public sealed class ConntrackTableKind : IExhaustionKind
 {
@@ -43,7 +44,7 @@ public sealed class ConntrackTableKind : IExhaustionKind
         var full = table.Full ? ", new connections are dropped now" : string.Empty;
         return new KindVerdict(this, state, table.Percent, $"conntrack table holds {table.Count} of {table.Max} entries ({Numbers.Format(table.Percent)}%){full}",
         [
-            $"raise net.netfilter.nf_conntrack_max (now {table.Max}, shared by every namespace) or shorten the timeouts of idle entries (nf_conntrack_tcp_timeout_*)",
+            $"raise net.netfilter.nf_conntrack_max (now {table.Max}, set in the host's namespace, each namespace's entries held against it) or shorten the timeouts of idle entries (nf_conntrack_tcp_timeout_*)",
         ]);
     }
 

@@ -69,7 +69,7 @@ public static class NatMetrics
         Prometheus = "conntrack_entries",
     };
 
-    public static readonly Metric ConntrackMax = new(ConntrackTableKind.Figures, "nf_conntrack_max: the one limit every namespace's entries count against (0: none).", s => TableOf(s)?.Max)
+    public static readonly Metric ConntrackMax = new(ConntrackTableKind.Figures, "nf_conntrack_max: the one limit each namespace's own entries are held against (0: none).", s => TableOf(s)?.Max)
     {
         Json = "conntrack.max",
         Prometheus = "conntrack_max",
@@ -100,14 +100,14 @@ public static class NatMetrics
     };
 
     /// <summary>
-    /// With <c>--all-namespaces</c>: every namespace's entries together. nf_conntrack_max is one
-    /// limit for all of them while each namespace counts only its own, so namespaces that are each
-    /// far from it can add up past it.
+    /// With <c>--all-namespaces</c>: every namespace's entries together. A figure, not a limit:
+    /// __nf_conntrack_alloc() holds each namespace's own count against nf_conntrack_max, so the sum
+    /// may pass it while every namespace still takes entries (ConntrackTableOracleTests). It has
+    /// no max of its own.
     /// </summary>
-    public static readonly Metric AllNamespacesEntries = new(ConntrackTableKind.Figures, "Conntrack entries of every namespace checked (--all-namespaces), which share the one nf_conntrack_max.", s => SumOfNamespaces(s))
+    public static readonly Metric AllNamespacesEntries = new(ConntrackTableKind.Figures, "Conntrack entries of every namespace checked (--all-namespaces) together; not a limit: each namespace's own count is held against nf_conntrack_max.", s => SumOfNamespaces(s))
     {
-        Max = s => s.Namespaces?.Checked.Select(n => n.Readings.Of<NatReading>(NatResource.Instance)?.Table?.Max).FirstOrDefault(m => m > 0),
-        Perfdata = new("conntrack_entries_all", 24, "with `--all-namespaces`: the conntrack entries of every namespace checked together, against the one `nf_conntrack_max`", "0;nf_conntrack_max"),
+        Perfdata = new("conntrack_entries_all", 24, "with `--all-namespaces`: the conntrack entries of every namespace checked together (not a limit: the kernel holds each namespace's own count against `nf_conntrack_max`)", "0;"),
         Prometheus = "conntrack_entries_all_namespaces",
     };
 
