@@ -21,10 +21,13 @@ drop above 95% skip it) and a 1200 s timeout; entry i is 10.200.0.0+i/64000 : 10
 10.201.0.1:80, addresses that exist nowhere. Each namespace has an nft rule matching `ct state`,
 so conntrack is hooked there and a real connection in it needs an entry too.
 
-serve: prints one JSON line ({"a": NAME, "b": NAME, "max": M, ...}), then answers each line of
-stdin with one JSON line:
-  fill NS [N]     up to N more entries in NS (a or b), or until the kernel refuses one
+serve: prints one JSON line ({"a": NAME, "b": NAME, "c": NAME, "max": M, ...}), then answers each
+line of stdin with one JSON line:
+  fill NS [N] [unassured]
+                  up to N more entries in NS (a, b or c), or until the kernel refuses one;
+                  `unassured`: entries without ASSURED, which early_drop() may evict (give N)
   delete NS N     deletes the last N entries made in NS
+  flush NS        deletes every entry of NS
   connect NS      a TCP connection to a listener on 127.0.0.1 in NS (nonblocking, 0.5 s)
   stat NS         NS's nf_conntrack_count and its counters (/proc/net/stat/nf_conntrack, summed)
   counts          nf_conntrack_count of the host's namespace and of every namespace under
@@ -106,14 +109,14 @@ class Template:
     # Placeholders for the varying fields, each found exactly twice in the built message.
     MARK_IP, MARK_PORT = "10.222.173.190", 0xBEEF
 
-    def __init__(self):
+    def __init__(self, assured=True):
         client, port = self.MARK_IP, self.MARK_PORT
         body = struct.pack("=BBH", socket.AF_INET, 0, 0)
         body += attr(CTA_TUPLE_ORIG | NESTED, ip_tuple(client, SERVER, port, SERVER_PORT))
         body += attr(CTA_TUPLE_REPLY | NESTED, ip_tuple(SERVER, client, SERVER_PORT, port))
         # CONFIRMED too, as conntrack(8) sends it: without it 6.18 answers EBUSY (ctnetlink_change_status()
         # refuses a status whose unchangeable bits differ from the new entry's).
-        body += attr(CTA_STATUS, struct.pack("!I", IPS_SEEN_REPLY | IPS_ASSURED | IPS_CONFIRMED))
+        body += attr(CTA_STATUS, struct.pack("!I", IPS_SEEN_REPLY | IPS_CONFIRMED | (IPS_ASSURED if assured else 0)))
         body += attr(CTA_TIMEOUT, struct.pack("!I", TIMEOUT))
         body += attr(CTA_PROTOINFO | NESTED, attr(CTA_PROTOINFO_TCP | NESTED, attr(CTA_PROTOINFO_TCP_STATE, bytes([TCP_CONNTRACK_ESTABLISHED]))))
         self.size = 16 + len(body)
@@ -149,7 +152,7 @@ class Template:
         return buf
 
 
-TEMPLATE = Template()
+TEMPLATES = {True: Template(assured=True), False: Template(assured=False)}
 
 
 class CtNetlink:
@@ -216,13 +219,15 @@ class Namespace:
         """/proc/net/stat/nf_conntrack summed over the CPUs (hex columns named by the header)."""
         return None if self.stat is None else _sum_rows(self.stat)
 
-    def fill(self, limit, maximum):
+    def fill(self, limit, maximum, assured=True):
         """Up to `limit` more entries (None: until the kernel refuses one). Guided by the count: a
         datagram never holds more messages than the table has room for, then EXTRA messages past
-        the limit, each acknowledged, are the kernel's refusals."""
+        the limit, each acknowledged, are the kernel's refusals. Entries that are not ASSURED are
+        evicted for new ones past the limit (early_drop): then `limit` bounds the loop."""
         started = time.monotonic()
         accepted, refused, first_refusal, sends = 0, 0, None, 0
         wanted = limit if limit is not None else maximum + EXTRA
+        template = TEMPLATES[assured]
         while accepted + refused < wanted and sends < maximum // 16 + 100:
             room = maximum - self.count() if maximum > 0 else BATCH
             left = wanted - accepted - refused
@@ -231,7 +236,7 @@ class Namespace:
             else:
                 n, flags = min(EXTRA, left), NLM_F_REQUEST | NLM_F_CREATE | NLM_F_EXCL | NLM_F_ACK
             first = self.made
-            self.netlink.send(TEMPLATE.batch(first, n, flags))
+            self.netlink.send(template.batch(first, n, flags))
             sends += 1
             failed = {seq: code for seq, code in self.netlink.errors() if code != 0}
             # Entries are numbered densely: a refused one is made again by the next send.
@@ -273,6 +278,21 @@ class Namespace:
             self.made -= k
             deleted += k
         return {"deleted": deleted, "count": self.count()}
+
+    def flush(self):
+        """Every entry of the namespace deleted (IPCTNL_MSG_CT_DELETE without a tuple flushes the
+        sender's namespace only)."""
+        body = struct.pack("=BBH", socket.AF_INET, 0, 0)
+        self.netlink.send(struct.pack("=IHHII", 16 + len(body), MSG_CT_DELETE, NLM_F_REQUEST | NLM_F_ACK, 1, 0) + body)
+        for _ in range(100):
+            acks = self.netlink.errors()
+            if acks:
+                if acks[0][1] != 0:
+                    raise OSError(acks[0][1], "ctnetlink flush")
+                break
+            time.sleep(0.01)
+        self.made = 0
+        return {"count": self.count()}
 
     def connect(self):
         """A TCP connection on the namespace's loopback: its SYN needs a new conntrack entry."""
@@ -361,8 +381,12 @@ def counts():
         if inode in seen:
             continue
         seen.add(inode)
-        with inside(name):
-            named.append({"name": name, "inode": inode, "count": read_count()})
+        try:
+            with inside(name):
+                named.append({"name": name, "inode": inode, "count": read_count()})
+        except OSError as e:
+            # Not a namespace (any more): a file left under /run/netns, which no reader can enter.
+            named.append({"name": name, "inode": inode, "count": 0, "error": str(e)})
     host = {"inode": home, "count": read_count()}
     return {"host": host, "named": named, "sum": host["count"] + sum(n["count"] for n in named)}
 
@@ -380,10 +404,10 @@ def serve():
     tag = "%s%d" % (PREFIX, os.getpid())
     spaces = {}
     try:
-        for key in ("a", "b"):
+        for key in ("a", "b", "c"):
             spaces[key] = Namespace("%s-%s" % (tag, key))
         top = maximum()
-        print(json.dumps({"a": spaces["a"].name, "b": spaces["b"].name, "max": top, "kernel": os.uname().release,
+        print(json.dumps({"a": spaces["a"].name, "b": spaces["b"].name, "c": spaces["c"].name, "max": top, "kernel": os.uname().release,
                           "procfs_stat": spaces["a"].stat is not None}), flush=True)
         for line in sys.stdin:
             words = line.split()
@@ -392,7 +416,10 @@ def serve():
             try:
                 ns = spaces.get(words[1]) if len(words) > 1 else None
                 if words[0] == "fill" and ns:
-                    reply = ns.fill(int(words[2]) if len(words) > 2 else None, top)
+                    count = int(words[2]) if len(words) > 2 and words[2].isdigit() else None
+                    reply = ns.fill(count, top, assured=words[-1] != "unassured")
+                elif words[0] == "flush" and ns:
+                    reply = ns.flush()
                 elif words[0] == "delete" and ns and len(words) == 3:
                     reply = ns.delete(int(words[2]))
                 elif words[0] == "connect" and ns:

@@ -28,6 +28,9 @@ public sealed class ConntrackLab : IDisposable
     /// <summary>Namespace B, a few entries.</summary>
     public string B { get; private set; } = string.Empty;
 
+    /// <summary>Namespace C, empty but while a test fills it.</summary>
+    public string C { get; private set; } = string.Empty;
+
     /// <summary>nf_conntrack_max, read by the script at start.</summary>
     public long Max { get; private set; }
 
@@ -55,6 +58,7 @@ public sealed class ConntrackLab : IDisposable
             {
                 A = doc.RootElement.GetProperty("a").GetString()!;
                 B = doc.RootElement.GetProperty("b").GetString()!;
+                C = doc.RootElement.GetProperty("c").GetString()!;
                 Max = doc.RootElement.GetProperty("max").GetInt64();
             }
 
@@ -109,7 +113,7 @@ public sealed class ConntrackLab : IDisposable
             _server.WaitForExit();
         }
 
-        foreach (var name in new[] { A, B }.Where(n => n.Length > 0 && File.Exists(Path.Combine("/run/netns", n))))
+        foreach (var name in new[] { A, B, C }.Where(n => n.Length > 0 && File.Exists(Path.Combine("/run/netns", n))))
         {
             Command.MustSucceed("ip", "netns", "del", name);
         }
@@ -248,6 +252,40 @@ public class ConntrackTableOracleTests(ConntrackLab lab, ITestOutputHelper outpu
     }
 
     [ConntrackFillFact]
+    public void A_table_full_of_unassured_entries_evicts_one_for_a_new_connection_instead_of_dropping_it()
+    {
+        lab.Start();
+        var max = lab.Max;
+        try
+        {
+            // Entries without ASSURED: early_drop() may evict them. ctnetlink's own allocations
+            // (nf_conntrack_alloc(), hash 0) search the buckets from 0 and soon find none: those
+            // are refused; a packet's searches from its own flow's bucket.
+            var fill = lab.Ask($"fill c {max + 64} unassured");
+            output.WriteLine($"unassured fill: {fill}");
+            fill.GetProperty("count").GetInt64().ShouldBe(max);
+
+            var attempt = lab.Ask("connect c");
+            output.WriteLine($"connect in the namespace full of unassured entries: {attempt}");
+            attempt.GetProperty("connected").GetBoolean().ShouldBeTrue("an unassured entry makes room");
+            var before = attempt.GetProperty("before");
+            var after = attempt.GetProperty("after");
+            after.GetProperty("early_drop").GetInt64().ShouldBeGreaterThan(before.GetProperty("early_drop").GetInt64());
+            after.GetProperty("drop").GetInt64().ShouldBe(before.GetProperty("drop").GetInt64(), "nothing dropped");
+
+            // The plugin counts the evictions the kernel counted.
+            var run = InNamespace(lab.C);
+            output.WriteLine(run.FirstLine);
+            run.ExitCode.ShouldBe(2, run.Stdout);
+            Perf(run, "conntrack_early_drop").ShouldBe(lab.Ask("stat c").GetProperty("counters").GetProperty("early_drop").GetInt64());
+        }
+        finally
+        {
+            lab.Ask("flush c").GetProperty("count").GetInt64().ShouldBe(0);
+        }
+    }
+
+    [ConntrackFillFact]
     public void The_namespaces_sum_is_no_limit_a_namespace_beside_a_full_one_takes_entries_and_is_ok()
     {
         lab.Start();
@@ -300,6 +338,7 @@ public class ConntrackTableOracleTests(ConntrackLab lab, ITestOutputHelper outpu
             after.GetProperty("sum").GetInt64().ShouldBe(sum, "the namespaces' counts did not settle in 3 runs");
             sum.ShouldBeGreaterThan(max, "A full and B beside it: the sum passes the max");
             Perf(nagios, "conntrack_entries_all").ShouldBe(sum, nagios.FirstLine);
+            nagios.FirstLine.ShouldEndWith($"'conntrack_entries_all'={sum};;;0", Case.Sensitive, "a figure, not a limit: no max");
             PrometheusValue(prometheus.Stdout, "ephemeral_ports_conntrack_entries_all_namespaces").ShouldBe(sum);
 
             // The full one is the worst and named so on the status line; the overview marks it and B.
