@@ -56,7 +56,7 @@ public sealed record NatKeyUsage(NatKey Key, int Entries, int Held, int Soft, Na
 /// <param name="StatisticsSource">Where the counters were read, for -v.</param>
 public sealed record ConntrackTable(long Count, long Max, ConntrackStatistics? Statistics, string StatisticsSource)
 {
-    /// <summary>Below this a table that is not full stays: see <see cref="Percent"/>.</summary>
+    /// <summary>The most a table that is not full reads: see <see cref="Percent"/>.</summary>
     public const double AlmostFull = 99.99;
 
     /// <summary>
