@@ -190,7 +190,8 @@ class CtNetlink:
 class Namespace:
     def __init__(self, name):
         self.name = name
-        self.made = 0          # entries made by this script, 0 .. made-1 (the ones deleted are taken off the end)
+        self.made = 0          # entry numbers used, 0 .. made-1 (the ones deleted are taken off the end)
+        self.missing = set()   # numbers below `made` the kernel refused: no entry
         self.netlink = self.listener = self.stat = None
         run("ip", "netns", "add", name)
         try:
@@ -238,36 +239,36 @@ class Namespace:
             first = self.made
             self.netlink.send(template.batch(first, n, flags))
             sends += 1
-            failed = {seq: code for seq, code in self.netlink.errors() if code != 0}
-            # Entries are numbered densely: a refused one is made again by the next send.
-            ok = 0
-            for k in range(n):
-                if first + k + 1 in failed:
-                    break
-                ok += 1
-            accepted += ok
-            self.made += ok
+            failed = {seq: code for seq, code in self.netlink.errors() if code != 0 and first < seq <= first + n}
+            # Every number of the datagram is used; the refused ones are remembered as holes (past
+            # the limit an unassured table refuses some and evicts for others).
+            self.made += n
+            self.missing.update(seq - 1 for seq in failed)
+            accepted += n - len(failed)
             if failed:
                 refused += len(failed)
                 code = failed[min(failed)]
                 first_refusal = first_refusal or errno.errorcode.get(code, str(code))
-                if limit is None:
-                    break
-                if ok < n and room > 0:
-                    # Refused below the limit: something else is wrong; say so instead of looping.
+                if limit is None or room > 0:
+                    # Until the first refusal; or refused below the limit, where something else is
+                    # wrong: said instead of looping.
                     break
         return {"accepted": accepted, "refused": refused, "first_refusal": first_refusal,
                 "seconds": round(time.monotonic() - started, 3), "sends": sends, "count": self.count()}
 
     def delete(self, n):
         """Deletes the last n entries made here (IPCTNL_MSG_CT_DELETE by original tuple)."""
-        n = min(n, self.made)
         deleted = 0
-        while deleted < n:
-            k = min(BATCH, n - deleted)
+        while deleted < n and self.made > 0:
+            numbers = []
+            while len(numbers) < min(BATCH, n - deleted) and self.made > 0:
+                self.made -= 1
+                if self.made in self.missing:
+                    self.missing.discard(self.made)
+                else:
+                    numbers.append(self.made)
             msgs = bytearray()
-            for j in range(k):
-                i = self.made - 1 - j
+            for i in numbers:
                 client, port = address(i)
                 body = struct.pack("=BBH", socket.AF_INET, 0, 0) + attr(CTA_TUPLE_ORIG | NESTED, ip_tuple(client, SERVER, port, SERVER_PORT))
                 msgs += struct.pack("=IHHII", 16 + len(body), MSG_CT_DELETE, NLM_F_REQUEST, i + 1, 0) + body
@@ -275,8 +276,7 @@ class Namespace:
             failed = [e for e in self.netlink.errors() if e[1] != 0]
             if failed:
                 raise RuntimeError("ctnetlink delete: %d refused, first %s" % (len(failed), errno.errorcode.get(failed[0][1])))
-            self.made -= k
-            deleted += k
+            deleted += len(numbers)
         return {"deleted": deleted, "count": self.count()}
 
     def flush(self):
@@ -292,6 +292,7 @@ class Namespace:
                 break
             time.sleep(0.01)
         self.made = 0
+        self.missing.clear()
         return {"count": self.count()}
 
     def connect(self):
