@@ -3,7 +3,7 @@
 
 Run as root:  python3 conntrack_fill.py fill      one namespace filled until the kernel refuses,
                                                   timed, then deleted (one JSON document)
-              python3 conntrack_fill.py serve     namespaces A and B kept while commands are read
+              python3 conntrack_fill.py serve     namespaces A, B and C kept while commands are read
               python3 conntrack_fill.py cleanup   deletes every namespace this script names (epct-*)
 
 Why it can be done without touching the host: __nf_conntrack_alloc() holds each namespace's own
