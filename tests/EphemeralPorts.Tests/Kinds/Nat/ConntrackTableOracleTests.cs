@@ -346,7 +346,7 @@ public class ConntrackTableOracleTests(ConntrackLab lab, ITestOutputHelper outpu
             // the JSON overview's summary says why. (Other namespaces of the host may be worse: the
             // status line names the worst, not necessarily A.)
             nagios.ExitCode.ShouldBe(2, nagios.Stdout);
-            nagios.Stdout.ShouldContain($"\n  netns {lab.A}: CRITICAL ", Case.Sensitive);
+            nagios.Stdout.ShouldContain($"\n  netns {lab.A}: CRITICAL 100%\n", Case.Sensitive, "the namespace's worst kind is its table");
             nagios.Stdout.ShouldContain($"\n  netns {lab.B}: OK ", Case.Sensitive);
             using (var doc = JsonDocument.Parse(json.Stdout))
             {
