@@ -48,6 +48,13 @@ public interface IExhaustionKind
 
     /// <summary>Its section of the JSON document, under its <see cref="JsonKey"/>; null for none.</summary>
     System.Text.Json.Nodes.JsonNode? Json(Readings readings, int top) => null;
+
+    /// <summary>
+    /// The type its section is written from, where the section holds more than the catalogue's
+    /// figures (a list Zabbix discovers, say): the published names of the section, which the
+    /// templates' paths are held to. Null where the figures are all.
+    /// </summary>
+    Type? JsonShape => null;
 }
 
 /// <summary>

@@ -119,43 +119,15 @@ public sealed class NatTupleKind : IExhaustionKind
             return null;
         }
 
-        var section = new JsonObject();
-        if (nat.KeysNotRead is { } why)
-        {
-            section["notRead"] = why;
-            if (nat.Forwarding is { } forwarding)
-            {
-                section["forwarding"] = forwarding;
-            }
-        }
-
-        if (nat.Worst is { } worst)
-        {
-            section["busiestPct"] = worst.Percent;
-            section["failurePct"] = worst.FailurePercent;
-        }
-
-        var keys = new JsonArray();
-        foreach (var key in (nat.Keys ?? []).Take(top))
-        {
-            keys.Add((JsonNode)new JsonObject
-            {
-                ["natAddress"] = key.Key.NatAddress.ToString(),
-                ["destination"] = key.Key.Destination.ToString(),
-                ["port"] = key.Key.DestinationPort,
-                ["protocol"] = NatKeyUsage.ProtocolName(key.Key.Protocol),
-                ["zone"] = key.Key.Zone,
-                ["entries"] = key.Entries,
-                ["held"] = key.Held,
-                ["soft"] = key.Soft,
-                ["capacity"] = key.Range.Size,
-                ["range"] = key.Range.ToString(),
-                ["percent"] = key.Percent,
-                ["failurePct"] = key.FailurePercent,
-            });
-        }
-
-        section["tuples"] = keys;
-        return section;
+        var worst = nat.Worst;
+        var section = new NatJson(
+            nat.KeysNotRead,
+            nat.KeysNotRead is null ? null : nat.Forwarding,
+            worst?.Percent,
+            worst?.FailurePercent,
+            [.. (nat.Keys ?? []).Take(top).Select(NatTupleJson.Of)]);
+        return System.Text.Json.JsonSerializer.SerializeToNode(section, NatJsonContext.Default.NatJson);
     }
+
+    public Type? JsonShape => typeof(NatJson);
 }
