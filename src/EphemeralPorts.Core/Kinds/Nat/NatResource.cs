@@ -76,7 +76,8 @@ public sealed class NatResource : IResource
         var sink = new KeySink();
         try
         {
-            ConntrackDump.Read(sink, buffer: buffer);
+            // Many entries: received on a thread of its own while this one parses and groups them.
+            ConntrackDump.Read(sink, buffer: buffer, overlap: ConntrackDump.OverlapWorthIt(count));
         }
         catch (ConntrackRefusedException e)
         {
