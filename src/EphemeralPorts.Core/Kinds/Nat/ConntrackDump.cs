@@ -1,7 +1,7 @@
 using System.Buffers.Binary;
 using System.Collections.Concurrent;
 using System.Globalization;
-using EphemeralPorts.Acquisition;
+using System.Runtime.InteropServices;
 using EphemeralPorts.Acquisition.SockDiag;
 using EphemeralPorts.Native;
 using EphemeralPorts.Plugin;
@@ -331,16 +331,17 @@ public static class ConntrackDump
     /// <summary>
     /// The receiving thread's side of an overlapped dump: recv() on a thread of its own (the
     /// kernel fills each datagram inside that call, netlink_recvmsg() → netlink_dump()), several
-    /// datagrams packed into one pooled chunk, at most <see cref="PendingChunks"/> chunks ahead of
-    /// the parser; this thread parses. Null where no thread could be started: the caller then
+    /// datagrams packed into one chunk, at most <see cref="PendingChunks"/> chunks ahead of the
+    /// parser; this thread parses. Null where no thread could be started: the caller then
     /// receives here, as without overlap (the request is sent, nothing was received yet).
     /// </summary>
     private static DumpState.Finished? RunOverlapped(ICtNetlinkTransport socket, DumpState state)
     {
         var parser = Environment.CurrentManagedThreadId;
         using var stop = new CancellationTokenSource();
-        using var chunks = new BlockingCollection<(byte[] Buffer, int Length)>();
+        using var received = new BlockingCollection<(nint Chunk, int Length)>();
         using var room = new SemaphoreSlim(PendingChunks);
+        using var chunks = new Chunks();
         var receiver = Worker<bool>.Start("ctnetlink dump", () =>
         {
             if (Environment.CurrentManagedThreadId == parser)
@@ -358,7 +359,7 @@ public static class ConntrackDump
                         return true;
                     }
 
-                    var chunk = ReadBuffers.Rent();
+                    var chunk = chunks.Take();
                     var length = 0;
                     try
                     {
@@ -367,35 +368,27 @@ public static class ConntrackDump
                         // its skbs at 32 KiB; 64 KiB pages once gave more), and until the dump ends.
                         do
                         {
-                            var n = Receive(socket, chunk.AsSpan(length));
-                            ended = EndsDump(chunk.AsSpan(length, n));
+                            var n = Receive(socket, Chunks.Span(chunk, length, Chunks.Bytes - length));
+                            ended = EndsDump(Chunks.Span(chunk, length, n));
                             length = (length + n + 3) & ~3;
                         }
-                        while (!ended && chunk.Length - length >= ChunkRoom);
+                        while (!ended && Chunks.Bytes - length >= ChunkRoom);
                     }
                     catch
                     {
-                        if (length > 0)
-                        {
-                            // What came before the failure is parsed first, as without overlap.
-                            chunks.Add((chunk, length));
-                        }
-                        else
-                        {
-                            ReadBuffers.Return(chunk);
-                        }
-
+                        // What came before the failure is parsed first, as without overlap.
+                        received.Add((chunk, length));
                         throw;
                     }
 
-                    chunks.Add((chunk, length));
+                    received.Add((chunk, length));
                 }
 
                 return true;
             }
             finally
             {
-                chunks.CompleteAdding();
+                received.CompleteAdding();
             }
         });
 
@@ -406,18 +399,18 @@ public static class ConntrackDump
 
         try
         {
-            foreach (var (chunk, length) in chunks.GetConsumingEnumerable())
+            foreach (var (chunk, length) in received.GetConsumingEnumerable())
             {
                 try
                 {
-                    if (state.Take(chunk.AsSpan(0, length)) is { } result)
+                    if (state.Take(Chunks.Span(chunk, 0, length)) is { } result)
                     {
                         return result;
                     }
                 }
                 finally
                 {
-                    ReadBuffers.Return(chunk);
+                    chunks.Give(chunk);
                     room.Release();
                 }
             }
@@ -426,17 +419,57 @@ public static class ConntrackDump
         {
             // Done, refused or failed: the receiver stops at its next chunk (during a dump recv()
             // never waits: each call queues the next datagram) and is joined before the caller
-            // closes the socket under it; what it received and nobody parsed goes back.
+            // closes the socket under it and the chunks are freed.
             stop.Cancel();
             _ = receiver.Wait(Timeout.InfiniteTimeSpan);
-            while (chunks.TryTake(out var left))
-            {
-                ReadBuffers.Return(left.Buffer);
-            }
         }
 
         _ = receiver.Result; // a failed recv() is rethrown here, after what came before it was parsed
         throw new CheckException("ctnetlink: the kernel closed the dump early");
+    }
+
+    /// <summary>
+    /// The chunks of one overlapped dump, outside the GC heap and cycled between the two threads
+    /// (at most <see cref="PendingChunks"/> + 2 of them). Managed 256 KiB arrays would be large
+    /// objects, each counted against the budget whose end starts a full collection (the pool's
+    /// other users and the grouping's growing arrays draw on it too); these are not. Freed once
+    /// the receiver is joined; only the pages the kernel wrote are resident.
+    /// </summary>
+    private sealed unsafe class Chunks : IDisposable
+    {
+        public const int Bytes = 256 * 1024;
+
+        private readonly ConcurrentQueue<nint> _free = new();
+        private readonly List<nint> _all = [];
+
+        public nint Take()
+        {
+            if (_free.TryDequeue(out var chunk))
+            {
+                return chunk;
+            }
+
+            chunk = (nint)NativeMemory.Alloc(Bytes);
+            lock (_all)
+            {
+                _all.Add(chunk);
+            }
+
+            return chunk;
+        }
+
+        public void Give(nint chunk) => _free.Enqueue(chunk);
+
+        public static Span<byte> Span(nint chunk, int from, int length) => new((byte*)chunk + from, length);
+
+        public void Dispose()
+        {
+            lock (_all)
+            {
+                _all.ForEach(chunk => NativeMemory.Free((void*)chunk));
+                _all.Clear();
+            }
+        }
     }
 
     /// <summary>Chunks received and not yet parsed: the receiver runs at most this far ahead (memory stays bounded).</summary>
