@@ -104,6 +104,27 @@ public class ConntrackDumpCostTests(ITestOutputHelper output)
     }
 
     [NamespaceFact]
+    public void Where_no_entry_is_source_NATed_no_NAT_rule_is_read()
+    {
+        // fill.py's entries carry no SRC_NAT: no key to analyse, so no rule could apply to one.
+        const int Entries = 2000;
+        var ns = Namespace("norules");
+        try
+        {
+            Filled(ns, Entries);
+            var stdout = Command.Output("ip", "netns", "exec", ns, Repo.NativeBinary, "-v");
+            stdout.ShouldContain($"conntrack: {Entries} entries of ");
+            stdout.ShouldContain("'nat_tuples'=0;");
+            stdout.ShouldNotContain("nf_tables:");
+            stdout.ShouldNotContain("iptables-legacy");
+        }
+        finally
+        {
+            Command.MustSucceed("ip", "netns", "del", ns);
+        }
+    }
+
+    [NamespaceFact]
     public void Measure_a_large_dump_against_conntrack_and_proc()
     {
         if (!int.TryParse(Environment.GetEnvironmentVariable("CEP_BENCH_CONNTRACK"), CultureInfo.InvariantCulture, out var entries))
