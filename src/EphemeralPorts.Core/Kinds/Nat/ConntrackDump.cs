@@ -191,7 +191,9 @@ public sealed record ConntrackDumpResult(int Entries, long BytesReceived, bool K
 /// <summary>
 /// Reads the conntrack table of the calling thread's network namespace through ctnetlink
 /// (NETLINK_NETFILTER, IPCTNL_MSG_CT_GET with NLM_F_DUMP), streaming each entry into a sink through
-/// <see cref="CtNetlinkParser"/> from one buffer reused for every recv(). Needs CAP_NET_ADMIN
+/// <see cref="CtNetlinkParser"/> from one buffer reused for every recv(), or, for a large table,
+/// from chunks a receiving thread fills while the calling thread parses (the sink is only ever
+/// called on the calling thread). Needs CAP_NET_ADMIN
 /// (nfnetlink_rcv_msg() checks it against the namespace's owner): without it, a
 /// <see cref="ConntrackRefusedException"/>. Run it on a thread that entered the namespace to
 /// read (NamespaceSwitch / NamespaceRunner); the socket belongs to the namespace it was opened in.
