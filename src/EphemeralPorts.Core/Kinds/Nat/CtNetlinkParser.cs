@@ -395,6 +395,11 @@ public static class CtNetlinkParser
     /// <summary>The inverse of ctnetlink_dump_tuples(): CTA_TUPLE_IP, CTA_TUPLE_PROTO, CTA_TUPLE_ZONE.</summary>
     private static Tuple ReadTuple(ReadOnlySpan<byte> nest, int nestAt, int message, bool ipv6, string name)
     {
+        if (!ipv6 && nest.Length == PortTupleV4Bytes && PortTupleV4(nest) is { } common)
+        {
+            return common;
+        }
+
         var tuple = default(Tuple);
         bool source = false, destination = false, protocol = false, sourcePort = false, destinationPort = false;
         var attributes = new CtNetlink.Attributes(nest, nestAt, message);
@@ -485,6 +490,46 @@ public static class CtNetlinkParser
         }
 
         return tuple;
+    }
+
+    /// <summary>
+    /// The payload of an IPv4 tuple with ports and no zone as every kernel writes it, attribute
+    /// for attribute (ipv4_tuple_to_nlattr(), then ctnetlink_dump_tuples_proto() with
+    /// nf_ct_port_tuple_to_nlattr()): CTA_TUPLE_IP { CTA_IP_V4_SRC, CTA_IP_V4_DST },
+    /// CTA_TUPLE_PROTO { CTA_PROTO_NUM, CTA_PROTO_SRC_PORT, CTA_PROTO_DST_PORT }, 48 bytes.
+    /// </summary>
+    private const int PortTupleV4Bytes = 48;
+
+    /// <summary>
+    /// <see cref="ReadTuple"/> for the shape nearly every entry has (<see cref="PortTupleV4Bytes"/>):
+    /// seven attribute headers compared where that shape puts them (length and type; the flag bits
+    /// masked off, as <see cref="CtNetlink.Attributes"/> does) and the fields read in place, instead
+    /// of walking three levels of attributes. Anything else, malformed input included, is null:
+    /// the walk then reads or refuses it, so the result is the walk's either way.
+    /// </summary>
+    private static Tuple? PortTupleV4(ReadOnlySpan<byte> nest)
+    {
+        const uint Mask = 0x3FFF_FFFF; // nla_len, and nla_type without NLA_F_NESTED / NLA_F_NET_BYTEORDER
+        static uint Header(int length, int type) => (uint)length | ((uint)type << 16);
+        if ((BinaryPrimitives.ReadUInt32LittleEndian(nest) & Mask) != Header(20, CtNetlink.CtaTupleIp)
+            || (BinaryPrimitives.ReadUInt32LittleEndian(nest[4..]) & Mask) != Header(8, CtNetlink.CtaIpV4Src)
+            || (BinaryPrimitives.ReadUInt32LittleEndian(nest[12..]) & Mask) != Header(8, CtNetlink.CtaIpV4Dst)
+            || (BinaryPrimitives.ReadUInt32LittleEndian(nest[20..]) & Mask) != Header(28, CtNetlink.CtaTupleProto)
+            || (BinaryPrimitives.ReadUInt32LittleEndian(nest[24..]) & Mask) != Header(5, CtNetlink.CtaProtoNum)
+            || (BinaryPrimitives.ReadUInt32LittleEndian(nest[32..]) & Mask) != Header(6, CtNetlink.CtaProtoSrcPort)
+            || (BinaryPrimitives.ReadUInt32LittleEndian(nest[40..]) & Mask) != Header(6, CtNetlink.CtaProtoDstPort))
+        {
+            return null;
+        }
+
+        return new Tuple
+        {
+            Source = CtAddress.FromBytes(nest.Slice(8, 4)),
+            Destination = CtAddress.FromBytes(nest.Slice(16, 4)),
+            Protocol = nest[28],
+            SourcePort = BinaryPrimitives.ReadUInt16BigEndian(nest[36..]),
+            DestinationPort = BinaryPrimitives.ReadUInt16BigEndian(nest[44..]),
+        };
     }
 
     /// <summary>CTA_PROTOINFO: tcp_to_nlattr() writes CTA_PROTOINFO_TCP with CTA_PROTOINFO_TCP_STATE first.</summary>

@@ -81,7 +81,8 @@ public sealed class NatResource : IResource
         var sink = new KeySink();
         try
         {
-            ConntrackDump.Read(sink, buffer: buffer);
+            // Many entries: received on a thread of its own while this one parses and groups them.
+            ConntrackDump.Read(sink, buffer: buffer, overlap: ConntrackDump.OverlapWorthIt(count));
         }
         catch (ConntrackRefusedException e)
         {
@@ -91,10 +92,12 @@ public sealed class NatResource : IResource
         }
 
         // The range each key's flows are given: the operator's, else the rules in force (read the
-        // same way, CAP_NET_ADMIN), else nothing certain.
+        // same way, CAP_NET_ADMIN), else nothing certain. Only keys with a source-NATed entry are
+        // analysed: where the dump has none (a host that tracks but does not translate), no rule
+        // can apply to anything and none is read.
         var given = request.Settings.NatRange is { } r ? new NatPortRange(r.Low, r.High) : (NatPortRange?)null;
         NatRulesReading? rules = null;
-        if (given is null)
+        if (given is null && sink.AnySourceNat)
         {
             request.Progress("the source-NAT rules (nf_tables, iptables-legacy)");
             rules = NatRulesReader.Read();
@@ -195,6 +198,9 @@ public sealed class NatResource : IResource
         private (int Key, ushort Port, bool Soft)[] _holds = new (int, ushort, bool)[1024];
         private int _count;
 
+        /// <summary>Whether any entry was source-NATed: only then is there a key to analyse.</summary>
+        public bool AnySourceNat { get; private set; }
+
         public void Add(in ConntrackEntry entry)
         {
             // nf_nat picks ports for port-carrying protocols; ICMP ids are another story.
@@ -217,6 +223,7 @@ public sealed class NatResource : IResource
             if (entry.IsSourceNat)
             {
                 state.OriginalPort ??= entry.ClientPort;
+                AnySourceNat = true;
             }
 
             if (_count == _holds.Length)

@@ -75,6 +75,56 @@ public class ConntrackDumpCostTests(ITestOutputHelper output)
     }
 
     [NamespaceFact]
+    public void A_dump_received_on_a_thread_of_its_own_gives_what_the_serial_dump_gives()
+    {
+        const int Entries = 20_000;
+        var ns = Namespace("overlap");
+        try
+        {
+            Filled(ns, Entries);
+            var (serial, overlapped) = NatLab.In(ns, () =>
+            {
+                ConntrackDump.OverlapWorthIt(Entries).ShouldBeTrue();
+                var serial = new ListSink();
+                var overlapped = new ListSink();
+                ConntrackDump.Read(serial).Entries.ShouldBe(Entries);
+                ConntrackDump.Read(overlapped, overlap: true).Entries.ShouldBe(Entries);
+                return (serial.Entries, overlapped.Entries);
+            });
+
+            // The same entries (fill.py's are all distinct by their reply tuple), whatever the order of the hash walk.
+            static (CtAddress, CtAddress, ushort, byte, ushort, ushort) Reply(ConntrackEntry e) => (e.NatAddress, e.Destination, e.DestinationPort, e.Protocol, e.Zone, e.NatPort);
+            overlapped.Select(Reply).Order().ShouldBe(serial.Select(Reply).Order());
+            overlapped.Select(Reply).Distinct().Count().ShouldBe(Entries);
+        }
+        finally
+        {
+            Command.MustSucceed("ip", "netns", "del", ns);
+        }
+    }
+
+    [NamespaceFact]
+    public void Where_no_entry_is_source_NATed_no_NAT_rule_is_read()
+    {
+        // fill.py's entries carry no SRC_NAT: no key to analyse, so no rule could apply to one.
+        const int Entries = 2000;
+        var ns = Namespace("norules");
+        try
+        {
+            Filled(ns, Entries);
+            var stdout = Command.Output("ip", "netns", "exec", ns, Repo.NativeBinary, "-v");
+            stdout.ShouldContain($"conntrack: {Entries} entries of ");
+            stdout.ShouldContain("'nat_tuples'=0;");
+            stdout.ShouldNotContain("nf_tables:");
+            stdout.ShouldNotContain("iptables-legacy");
+        }
+        finally
+        {
+            Command.MustSucceed("ip", "netns", "del", ns);
+        }
+    }
+
+    [NamespaceFact]
     public void Measure_a_large_dump_against_conntrack_and_proc()
     {
         if (!int.TryParse(Environment.GetEnvironmentVariable("CEP_BENCH_CONNTRACK"), CultureInfo.InvariantCulture, out var entries))

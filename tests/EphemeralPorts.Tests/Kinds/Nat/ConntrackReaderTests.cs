@@ -22,6 +22,12 @@ public class ConntrackReaderTests
 
         public List<byte[]> Requests { get; } = [];
 
+        /// <summary>The threads that called recv().</summary>
+        public HashSet<int> Receivers { get; } = [];
+
+        /// <summary>recv() calls with nothing left to give: on a kernel's socket such a call would wait for ever.</summary>
+        public int Overreads { get; private set; }
+
         public int Send(ReadOnlySpan<byte> request)
         {
             Requests.Add(request.ToArray());
@@ -31,8 +37,10 @@ public class ConntrackReaderTests
 
         public int Receive(Span<byte> buffer)
         {
+            Receivers.Add(Environment.CurrentManagedThreadId);
             if (!_pending.TryDequeue(out var datagram))
             {
+                Overreads++;
                 return 0;
             }
 
@@ -74,12 +82,14 @@ public class ConntrackReaderTests
         return m;
     }
 
-    [Fact]
-    public void The_replayed_dump_gives_the_captured_entries_and_its_byte_count()
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void The_replayed_dump_gives_the_captured_entries_and_its_byte_count(bool overlap)
     {
         var link = new RecordedLink(Datagrams());
         var sink = new ListSink();
-        var result = ConntrackDump.Read(link, sink);
+        var result = ConntrackDump.Read(link, sink, overlap: overlap);
         result.Entries.ShouldBe(16);
         result.BytesReceived.ShouldBe(new FileInfo(Path.Combine(Dir, "ct-dump.bin")).Length);
         result.KernelFiltered.ShouldBeFalse();
@@ -94,14 +104,17 @@ public class ConntrackReaderTests
     }
 
     [Theory]
-    [InlineData(22)] // EINVAL
-    [InlineData(95)] // EOPNOTSUPP: flag bits the kernel does not know (ctnetlink_parse_filter)
-    public void A_kernel_that_refuses_the_filter_is_asked_again_without_it_and_the_filter_holds_in_user_space(int errno)
+    [InlineData(22, false)] // EINVAL
+    [InlineData(95, false)] // EOPNOTSUPP: flag bits the kernel does not know (ctnetlink_parse_filter)
+    [InlineData(22, true)]
+    [InlineData(95, true)]
+    public void A_kernel_that_refuses_the_filter_is_asked_again_without_it_and_the_filter_holds_in_user_space(int errno, bool overlap)
     {
         var link = new RecordedLink([Error(errno)], Datagrams());
         var sink = new ListSink();
         var query = new ConntrackQuery { StatusMask = ConntrackStatus.SourceNat, StatusValue = ConntrackStatus.SourceNat };
-        var result = ConntrackDump.Read(link, sink, query);
+        var result = ConntrackDump.Read(link, sink, query, overlap: overlap);
+        link.Overreads.ShouldBe(0);
 
         link.Requests.Count.ShouldBe(2);
         link.Requests[0].Length.ShouldBeGreaterThan(20, "the first request carries CTA_STATUS and CTA_STATUS_MASK");
@@ -133,47 +146,88 @@ public class ConntrackReaderTests
         BinaryPrimitives.ReadUInt32LittleEndian(request).ShouldBe((uint)request.Length);
     }
 
-    [Fact]
-    public void Refusals_of_the_whole_request_are_typed_by_what_the_caller_can_say()
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void Refusals_of_the_whole_request_are_typed_by_what_the_caller_can_say(bool overlap)
     {
-        var eperm = Should.Throw<ConntrackRefusedException>(() => ConntrackDump.Read(new RecordedLink([Error(1)]), new ListSink()));
+        var eperm = Should.Throw<ConntrackRefusedException>(() => ConntrackDump.Read(new RecordedLink([Error(1)]), new ListSink(), overlap: overlap));
         eperm.Reason.ShouldBe(ConntrackRefusal.NeedsCapNetAdmin);
-        var missing = Should.Throw<ConntrackRefusedException>(() => ConntrackDump.Read(new RecordedLink([Error(95)]), new ListSink()));
+        var missing = Should.Throw<ConntrackRefusedException>(() => ConntrackDump.Read(new RecordedLink([Error(95)]), new ListSink(), overlap: overlap));
         missing.Reason.ShouldBe(ConntrackRefusal.NotAvailable);
         missing.Message.ShouldStartWith("conntrack dump: ctnetlink is not available: the kernel answered");
 
         // A filtered request refused for want of privilege is not retried: the answer would be the same.
         var link = new RecordedLink([Error(1)], Datagrams());
-        Should.Throw<ConntrackRefusedException>(() => ConntrackDump.Read(link, new ListSink(), new ConntrackQuery { StatusMask = ConntrackStatus.Assured, StatusValue = ConntrackStatus.Assured }))
+        Should.Throw<ConntrackRefusedException>(() => ConntrackDump.Read(link, new ListSink(), new ConntrackQuery { StatusMask = ConntrackStatus.Assured, StatusValue = ConntrackStatus.Assured }, overlap: overlap))
             .Reason.ShouldBe(ConntrackRefusal.NeedsCapNetAdmin);
         link.Requests.Count.ShouldBe(1);
 
-        Should.Throw<CheckException>(() => ConntrackDump.Read(new RecordedLink([Error(12)]), new ListSink()))
+        Should.Throw<CheckException>(() => ConntrackDump.Read(new RecordedLink([Error(12)]), new ListSink(), overlap: overlap))
             .Message.ShouldStartWith("conntrack dump: the kernel refused the request: ");
     }
 
-    [Fact]
-    public void An_error_after_entries_fails_the_whole_read()
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void An_error_after_entries_fails_the_whole_read(bool overlap)
     {
         var datagrams = Datagrams();
         var link = new RecordedLink([datagrams[0], Error(105)]);
-        Should.Throw<CheckException>(() => ConntrackDump.Read(link, new ListSink()))
+        Should.Throw<CheckException>(() => ConntrackDump.Read(link, new ListSink(), overlap: overlap))
             .Message.ShouldBe($"ctnetlink dump: the kernel ended it with {EphemeralPorts.Native.Errno.Describe(105)} after 3 entries");
     }
 
-    [Fact]
-    public void A_link_closed_before_the_end_fails_the_read_and_offsets_count_over_datagrams()
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void A_link_closed_before_the_end_fails_the_read_and_offsets_count_over_datagrams(bool overlap)
     {
         var datagrams = Datagrams();
-        Should.Throw<CheckException>(() => ConntrackDump.Read(new RecordedLink(datagrams[..2]), new ListSink()))
+        Should.Throw<CheckException>(() => ConntrackDump.Read(new RecordedLink(datagrams[..2]), new ListSink(), overlap: overlap))
             .Message.ShouldBe("ctnetlink: the kernel closed the dump early");
 
         // A damaged message in the second datagram is named by its place in the whole dump.
         var second = datagrams[1].ToArray();
         BinaryPrimitives.WriteUInt16LittleEndian(second.AsSpan(4), 0x0777);
         var offset = datagrams[0].Length;
-        Should.Throw<CheckException>(() => ConntrackDump.Read(new RecordedLink([datagrams[0], second, .. datagrams[2..]]), new ListSink()))
+        var damaged = new RecordedLink([datagrams[0], second, .. datagrams[2..]]);
+        Should.Throw<CheckException>(() => ConntrackDump.Read(damaged, new ListSink(), overlap: overlap))
             .Message.ShouldBe($"ctnetlink dump malformed: message type 0x0777, not a conntrack entry (0x0100) at byte {offset + 4} (message at byte {offset})");
+    }
+
+    [Fact]
+    public void An_overlapped_dump_receives_on_a_thread_of_its_own_and_never_past_the_end()
+    {
+        // Many small datagrams: several chunks, so the receiver waits for the parser's room too.
+        var datagrams = Datagrams(messagesEach: 1);
+        var many = Enumerable.Repeat(datagrams[..^1], 40).SelectMany(d => d).Append(datagrams[^1]).ToList();
+        var link = new RecordedLink(many);
+        var sink = new ListSink();
+        var result = ConntrackDump.Read(link, sink, overlap: true);
+        result.Entries.ShouldBe(40 * 16);
+        sink.Entries.Count.ShouldBe(40 * 16);
+        link.Receivers.ShouldNotContain(Environment.CurrentManagedThreadId);
+        link.Overreads.ShouldBe(0, "the receiver stops at NLMSG_DONE: on a kernel's socket another recv() would wait for ever");
+        sink.Entries.Take(16).ShouldBe(sink.Entries.Skip(16 * 39), "the datagrams are parsed in the order they came");
+
+        var serial = new RecordedLink(many);
+        ConntrackDump.Read(serial, new ListSink());
+        serial.Receivers.ShouldBe([Environment.CurrentManagedThreadId]);
+    }
+
+    [Fact]
+    public void An_overlapped_dump_stops_receiving_after_a_datagram_whose_headers_do_not_add_up()
+    {
+        // The second datagram's first message claims more bytes than it has: the parser refuses
+        // it, and the receiver, which cannot find the dump's end in it, receives nothing more.
+        var datagrams = Datagrams();
+        var second = datagrams[1].ToArray();
+        BinaryPrimitives.WriteUInt32LittleEndian(second, (uint)second.Length + 4);
+        var link = new RecordedLink([datagrams[0], second]);
+        Should.Throw<CheckException>(() => ConntrackDump.Read(link, new ListSink(), overlap: true))
+            .Message.ShouldStartWith("ctnetlink dump malformed: netlink message of");
+        link.Overreads.ShouldBe(0);
     }
 
     [Fact]

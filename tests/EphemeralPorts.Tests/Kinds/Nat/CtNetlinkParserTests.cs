@@ -394,6 +394,48 @@ public class CtNetlinkShapeTests
     private static byte[] Status(ConntrackStatus s) => Attr(CtNetlink.CtaStatus, [(byte)((uint)s >> 24), (byte)((uint)s >> 16), (byte)((uint)s >> 8), (byte)s]);
 
     [Fact]
+    public void A_tuple_in_the_kernels_own_shape_reads_as_the_same_tuple_in_any_other()
+    {
+        // The usual IPv4 shape is read in place; the same tuple with its addresses in the other
+        // order, or without NLA_F_NESTED on its nests (kernels before 5.2's nla_nest_start()), or
+        // with a zone, is walked attribute by attribute: the same entry each time.
+        var ports = new[] { Attr(CtNetlink.CtaProtoSrcPort, Be16(40001)), Attr(CtNetlink.CtaProtoDstPort, Be16(443)) };
+        var reply = new[] { Attr(CtNetlink.CtaProtoSrcPort, Be16(443)), Attr(CtNetlink.CtaProtoDstPort, Be16(61001)) };
+        var client = System.Net.IPAddress.Parse("10.0.0.2").GetAddressBytes();
+        var server = System.Net.IPAddress.Parse("192.0.2.9").GetAddressBytes();
+        var swapped = new byte[][]
+        {
+            Attr(CtNetlink.CtaTupleIp | CtNetlink.NlaFNested, Attr(CtNetlink.CtaIpV4Dst, server), Attr(CtNetlink.CtaIpV4Src, client)),
+            Attr(CtNetlink.CtaTupleProto | CtNetlink.NlaFNested, [Attr(CtNetlink.CtaProtoNum, [6]), .. ports]),
+        }.SelectMany(a => a).ToArray();
+        var usual = Tuple("10.0.0.2", "192.0.2.9", 6, ports);
+        var flagless = usual.ToArray();
+        flagless[3] &= 0x3F; // CTA_TUPLE_IP's type byte: NLA_F_NESTED off
+        flagless[23] &= 0x3F; // CTA_TUPLE_PROTO's
+        usual.Length.ShouldBe(48, "the shape read in place");
+
+        ConntrackEntry Read(byte[] orig, int? zone = null)
+        {
+            var entry = Message(CtNetlink.MsgCtNew, CtNetlink.AfInet,
+                Attr(CtNetlink.CtaTupleOrig | CtNetlink.NlaFNested, orig),
+                Attr(CtNetlink.CtaTupleReply | CtNetlink.NlaFNested, Tuple("192.0.2.9", "192.0.2.1", 6, reply, zone)),
+                Status(ConntrackStatus.SourceNat | ConntrackStatus.Confirmed));
+            var sink = new ListSink();
+            CtNetlinkParser.ParseDump([.. entry, .. Done], sink).ShouldBe(1);
+            return sink.Entries.Single();
+        }
+
+        var expected = Read(usual);
+        expected.Client.ShouldBe(CtAddress.Parse("10.0.0.2"));
+        expected.ClientPort.ShouldBe((ushort)40001);
+        expected.Key.ShouldBe(new NatKey(CtAddress.Parse("192.0.2.1"), CtAddress.Parse("192.0.2.9"), 443, 6, 0));
+        expected.NatPort.ShouldBe((ushort)61001);
+        Read(swapped).ShouldBe(expected);
+        Read(flagless).ShouldBe(expected);
+        Read(usual, zone: 7).Key.ShouldBe(expected.Key with { Zone = 7 });
+    }
+
+    [Fact]
     public void A_zone_of_the_reply_direction_only_comes_from_the_reply_tuple()
     {
         var ports = new[] { Attr(CtNetlink.CtaProtoSrcPort, Be16(5000)), Attr(CtNetlink.CtaProtoDstPort, Be16(53)) };
