@@ -270,7 +270,7 @@ case "${1:-build}" in
     package) package ;;
     release) release ;;
     bench)
-        need_packages python3 iproute2 util-linux time conntrack
+        need_packages python3 iproute2 util-linux time conntrack nftables
         publish
         # A private network namespace: the connections and the range setting go with it. Twice,
         # each in a private mount namespace: with a fresh bpffs on /sys/fs/bpf (the BPF reader pins

@@ -206,8 +206,8 @@ def main():
 
 
 def nat_curve(binary, counts=(0, 10_000, 100_000)):
-    """The NAT kind's cost: N conntrack entries of NAT-shaped UDP flows in a throwaway namespace
-    (tests/fixtures/conntrack/fill.py), the whole check run there against conntrack -L and
+    """The NAT kind's cost: N source-NATed conntrack entries of UDP flows (50 keys) in a throwaway
+    namespace (tests/fixtures/conntrack/fill.py --snat), the whole check run there against conntrack -L and
     cat /proc/net/nf_conntrack of the same namespace. Every command runs through ip netns exec."""
     fill = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "fixtures", "conntrack", "fill.py")
     if subprocess.run(["sh", "-c", "command -v conntrack"], capture_output=True).returncode != 0:
@@ -222,7 +222,7 @@ def nat_curve(binary, counts=(0, 10_000, 100_000)):
         try:
             subprocess.run(["ip", "-n", ns, "link", "set", "lo", "up"], check=True)
             if n:
-                subprocess.run(["ip", "netns", "exec", ns, "python3", fill, str(n), "1200"], check=True, stdout=subprocess.DEVNULL)
+                subprocess.run(["ip", "netns", "exec", ns, "python3", fill, str(n), "1200", "--snat"], check=True, stdout=subprocess.DEVNULL)
             inside = ["ip", "netns", "exec", ns]
             commands = [
                 ("ours (default)", inside + [binary]),

@@ -348,16 +348,20 @@ public sealed class NatPortSearch
 
         // Runs of consecutive held ports (and of hard ones) starting at each position of the range
         // followed by its first 127 ports again, capped at 255: enough for any window that does not
-        // cross the u16 wrap, whatever residue it starts at.
+        // cross the u16 wrap, whatever residue it starts at. Filled only inside the runs, found a
+        // word at a time, and only the held runs' positions are visited after: the cost follows the
+        // held ports, not the range (50 keys of a 64,512-port class range cost 22 ms a run walked
+        // position by position).
         var length = Range.Size + MaxAttempts - 1;
         var runHeld = ArrayPool<byte>.Shared.Rent(length);
         var runHard = ArrayPool<byte>.Shared.Rent(length);
         try
         {
-            Runs(runHeld, runHard, length);
+            var heldRuns = Runs(runHeld, length, hard: false);
+            Runs(runHard, length, hard: true);
             foreach (var window in windows)
             {
-                var failing = Failing(window, softPorts, runHeld, runHard);
+                var failing = Failing(window, softPorts, runHeld, runHard, heldRuns);
                 counts.Add(failing);
                 if (failing == 0)
                 {
@@ -374,21 +378,89 @@ public sealed class NatPortSearch
         return counts;
     }
 
-    private void Runs(byte[] runHeld, byte[] runHard, int length)
+    /// <summary>
+    /// Fills <paramref name="runs"/>[j] with the number of consecutive held (or hard) positions from
+    /// j on, in the range followed by its first ports again (position j is port j % size), capped at
+    /// 255, zero elsewhere; returns the maximal runs as [start, end) of those positions.
+    /// </summary>
+    private List<(int Start, int End)> Runs(byte[] runs, int length, bool hard)
     {
         var size = Range.Size;
-        int nextHeld = 0, nextHard = 0;
-        for (var j = length - 1; j >= 0; j--)
+        Array.Clear(runs, 0, length);
+        var found = new List<(int Start, int End)>();
+        var j = 0;
+        while (true)
         {
-            var index = j < size ? j : j % size;
-            var isHeld = Bit(held!, index);
-            var isHard = isHeld && !Bit(soft!, index);
-            nextHeld = isHeld ? Math.Min(nextHeld + 1, byte.MaxValue) : 0;
-            nextHard = isHard ? Math.Min(nextHard + 1, byte.MaxValue) : 0;
-            runHeld[j] = (byte)nextHeld;
-            runHard[j] = (byte)nextHard;
+            j = Next(j, size, set: true, hard);
+            if (j >= size)
+            {
+                break;
+            }
+
+            var end = Next(j, size, set: false, hard);
+            found.Add((j, end));
+            j = end;
         }
+
+        // The positions past the range repeat its ports (more than once where it is small).
+        for (var k = size; k < length; k++)
+        {
+            if (!IsHeldAt(k % size, hard))
+            {
+                continue;
+            }
+
+            if (found.Count > 0 && found[^1].End == k)
+            {
+                found[^1] = (found[^1].Start, k + 1);
+            }
+            else
+            {
+                found.Add((k, k + 1));
+            }
+        }
+
+        foreach (var (start, end) in found)
+        {
+            for (var k = start; k < end; k++)
+            {
+                runs[k] = (byte)Math.Min(end - k, byte.MaxValue);
+            }
+        }
+
+        return found;
     }
+
+    /// <summary>The first position from <paramref name="from"/> below <paramref name="limit"/> whose bit is <paramref name="set"/> (or limit).</summary>
+    private int Next(int from, int limit, bool set, bool hard)
+    {
+        if (from >= limit)
+        {
+            return limit;
+        }
+
+        var w = from >> 6;
+        var word = Word(w, set, hard) & (~0UL << (from & 63));
+        while (word == 0)
+        {
+            if (++w << 6 >= limit)
+            {
+                return limit;
+            }
+
+            word = Word(w, set, hard);
+        }
+
+        return Math.Min(limit, (w << 6) + System.Numerics.BitOperations.TrailingZeroCount(word));
+    }
+
+    private ulong Word(int w, bool set, bool hard)
+    {
+        var bits = hard ? held![w] & ~soft![w] : held![w];
+        return set ? bits : ~bits;
+    }
+
+    private bool IsHeldAt(int index, bool hard) => Bit(held!, index) && (!hard || !Bit(soft!, index));
 
     /// <summary>
     /// The offsets whose window of <paramref name="window"/> candidates fails: the first
@@ -396,7 +468,7 @@ public sealed class NatPortSearch
     /// (hard only, for <see cref="SoftPorts.Evictable"/> in the eviction tail and everywhere for
     /// <see cref="SoftPorts.Free"/>).
     /// </summary>
-    private long Failing(int window, SoftPorts softPorts, byte[] runHeld, byte[] runHard)
+    private long Failing(int window, SoftPorts softPorts, byte[] runHeld, byte[] runHard, List<(int Start, int End)> heldRuns)
     {
         var size = Range.Size;
         var tail = softPorts == SoftPorts.Evictable ? Math.Min(HarderThreshold, window) : window;
@@ -405,35 +477,45 @@ public sealed class NatPortSearch
 
         // Offsets 0 .. Offsets - window do not wrap: the window is the ports start, start+1, ...
         // (mod R) for start = off % R, and `last / R + 1` offsets (fewer for the last residues)
-        // start at each residue.
+        // start at each residue. A failing window starts on a held port: only those are looked at.
         var last = Offsets - window;
         long failing = 0;
         var residues = Math.Min(size - 1, last);
-        for (var start = 0; start <= residues; start++)
+        foreach (var (runStart, runEnd) in heldRuns)
         {
-            if ((head == 0 || runHeld[start] >= head) && tailRuns[start + head] >= tail)
+            for (var start = runStart; start < runEnd && start <= residues; start++)
             {
-                failing += ((last - start) / size) + 1;
+                if ((head == 0 || runHeld[start] >= head) && tailRuns[start + head] >= tail)
+                {
+                    failing += ((last - start) / size) + 1;
+                }
             }
         }
 
-        // The window - 1 offsets whose window crosses 65535 → 0, walked as the kernel walks them.
+        // The window - 1 offsets whose window crosses 65535 → 0: the candidates are the ports from
+        // off % R on (65536 - off of them), then those from 0 on.
         for (var off = last + 1; off < Offsets; off++)
         {
-            var all = true;
-            for (var i = 0; i < window && all; i++)
-            {
-                var index = ((off + i) & 0xffff) % size;
-                all = Bit(held!, index) && (i < head || softPorts == SoftPorts.Used || !Bit(soft!, index));
-            }
-
-            if (all)
+            var first = Offsets - off;
+            if (Holds(off % size, 0, first, head, runHeld, tailRuns) && Holds(0, first, window - first, head, runHeld, tailRuns))
             {
                 failing++;
             }
         }
 
         return failing;
+    }
+
+    /// <summary>
+    /// Whether <paramref name="count"/> consecutive candidates, the <paramref name="candidate"/>-th
+    /// of the window first, from position <paramref name="at"/> on, are all taken: the head's held,
+    /// the tail's taken in the mode's sense.
+    /// </summary>
+    private static bool Holds(int at, int candidate, int count, int head, byte[] runHeld, byte[] tailRuns)
+    {
+        var inHead = Math.Clamp(head - candidate, 0, count);
+        var inTail = count - inHead;
+        return (inHead == 0 || runHeld[at] >= inHead) && (inTail == 0 || tailRuns[at + inHead] >= inTail);
     }
 
     private static NatOdds Same(double p) => new(p, p, p);

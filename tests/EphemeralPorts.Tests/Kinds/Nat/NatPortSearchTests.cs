@@ -414,6 +414,45 @@ public class NatPortSearchTests(ITestOutputHelper output)
     }
 
     /// <summary>
+    /// Large ranges (a class default's 64,512 ports, say), where only the held runs are visited:
+    /// blocks at random places, at the range's two ends (its wrap) and where offsets cross 65535.
+    /// </summary>
+    [Fact]
+    public void Large_ranges_with_blocks_match_the_kernel_loop()
+    {
+        var layouts =
+            from size in Gen.Int[20000, 64512]
+            from blocks in Gen.Int[1, 6]
+            from softShare in Gen.Double[0, 0.3]
+            from seed in Gen.Int
+            select (size, blocks, softShare, seed);
+        layouts.Sample(c =>
+        {
+            var random = new Random(c.seed);
+            var low = random.Next(1, 65536 - c.size + 1);
+            var s = new NatPortSearch(new NatPortRange(low, low + c.size - 1));
+            void Block(int from, int count)
+            {
+                for (var k = from; k < from + count && k < c.size; k++)
+                {
+                    s.Hold(low + k, soft: random.NextDouble() < c.softShare);
+                }
+            }
+
+            Block(0, random.Next(0, 300));
+            Block(c.size - random.Next(1, 300), 300);
+            Block(65536 % c.size, random.Next(0, 200));
+            Block(Math.Max(0, (65536 - 128) % c.size - 50), random.Next(0, 300));
+            for (var b = 0; b < c.blocks; b++)
+            {
+                Block(random.Next(0, c.size), random.Next(64, 400));
+            }
+
+            MatchesKernel(s);
+        }, seed: "0N0XIzNsQ0O2", iter: 8, threads: 1);
+    }
+
+    /// <summary>
     /// The whole search run with random offsets, many times: the product over the windows is the
     /// failure rate (the windows' offsets are independent draws).
     /// </summary>
