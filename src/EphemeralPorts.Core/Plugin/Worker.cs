@@ -78,8 +78,15 @@ public sealed class Worker<T>
     /// <summary>Runs <paramref name="work"/> on a thread of its own and waits for it.</summary>
     public static T Run(string name, Func<T> work) => Start(name, work).Result;
 
-    /// <summary>Whether the work ended within <paramref name="timeout"/>.</summary>
-    public bool Wait(TimeSpan timeout) => RanInline || _thread.Join(timeout < TimeSpan.Zero ? TimeSpan.Zero : timeout);
+    /// <summary>Whether the work ended within <paramref name="timeout"/> (<see cref="Timeout.InfiniteTimeSpan"/>: it is joined, however long it takes).</summary>
+    public bool Wait(TimeSpan timeout) =>
+        RanInline || (timeout == Timeout.InfiniteTimeSpan ? JoinForGood() : _thread.Join(timeout < TimeSpan.Zero ? TimeSpan.Zero : timeout));
+
+    private bool JoinForGood()
+    {
+        _thread.Join();
+        return true;
+    }
 
     /// <summary>The result, once the work ended; what it threw is rethrown here.</summary>
     public T Result

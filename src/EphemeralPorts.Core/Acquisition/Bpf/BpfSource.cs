@@ -1,4 +1,3 @@
-using System.Collections.Concurrent;
 using EphemeralPorts.Acquisition.SockDiag;
 using EphemeralPorts.Model;
 using EphemeralPorts.Native;
@@ -94,69 +93,39 @@ public sealed class BpfSource(OpenOnce<BpfReader> reader) : ISocketSource
             return WalkHere(fd, protocol, sink);
         }
 
-        var parser = Environment.CurrentManagedThreadId;
-        using var stop = new CancellationTokenSource();
-        using var chunks = new BlockingCollection<(byte[] Buffer, int Length)>();
-        using var room = new SemaphoreSlim(PendingChunks);
-        var reader = Worker<bool>.Start($"bpf iter/{protocol}", () =>
-        {
-            try
-            {
-                // Where no thread could be started the reading runs here first, to its end:
-                // unbounded then, or it would wait for a parser that comes after it.
-                var inline = Environment.CurrentManagedThreadId == parser;
-                while (ReadChunk(fd, protocol) is { } chunk)
-                {
-                    if (!inline && !WaitForRoom(room, stop.Token))
-                    {
-                        ReadBuffers.Return(chunk.Buffer);
-                        return false;
-                    }
-
-                    chunks.Add(chunk);
-                }
-
-                return true;
-            }
-            finally
-            {
-                chunks.CompleteAdding();
-                _ = BpfNative.Close(fd);
-            }
-        });
-
         var records = 0;
+        var handedOver = false;
         try
         {
-            foreach (var (buffer, length) in chunks.GetConsumingEnumerable())
-            {
-                try
+            if (!ReadAhead.Run(
+                $"bpf iter/{protocol}",
+                PendingChunks,
+                () => ReadChunk(fd, protocol),
+                chunk =>
                 {
                     lock (sink)
                     {
-                        records += BpfRecords.Parse(buffer.AsSpan(0, length), sink);
+                        records += BpfRecords.Parse(chunk.Buffer.AsSpan(0, chunk.Length), sink);
                     }
-                }
-                finally
-                {
-                    ReadBuffers.Return(buffer);
-                    room.Release();
-                }
+
+                    return false;
+                },
+                chunk => ReadBuffers.Return(chunk.Buffer)))
+            {
+                // No thread could be started: read and parse here, one after the other.
+                handedOver = true;
+                return WalkHere(fd, protocol, sink);
             }
+
+            return records;
         }
         finally
         {
-            // A failed parse stops the reader (it may wait for room); what it read goes back.
-            stop.Cancel();
-            _ = reader.Wait(TimeSpan.FromMilliseconds(int.MaxValue)); // joined: the fd is closed, no chunk comes later
-            while (chunks.TryTake(out var left))
+            if (!handedOver)
             {
-                ReadBuffers.Return(left.Buffer);
+                _ = BpfNative.Close(fd); // the reader is joined: nothing reads it any more
             }
         }
-
-        _ = reader.Result; // a failed read() is rethrown here
-        return records;
     }
 
     private static int WalkHere(int fd, string protocol, ISocketSink sink)
@@ -194,18 +163,6 @@ public sealed class BpfSource(OpenOnce<BpfReader> reader) : ISocketSource
     // chunk, which nothing overlaps, is short.
     private const int ChunkBytes = 64 * 1024;
 
-    private static bool WaitForRoom(SemaphoreSlim room, CancellationToken stop)
-    {
-        try
-        {
-            room.Wait(stop);
-            return true;
-        }
-        catch (OperationCanceledException)
-        {
-            return false;
-        }
-    }
 
     // One chunk of whole records (cep_bpf_read retries until it is full or the iterator ends), or
     // null at the end.

@@ -339,95 +339,56 @@ public static class ConntrackDump
     /// </summary>
     private static DumpState.Finished? RunOverlapped(ICtNetlinkTransport socket, DumpState state)
     {
-        var parser = Environment.CurrentManagedThreadId;
-        using var stop = new CancellationTokenSource();
-        using var received = new BlockingCollection<(nint Chunk, int Length)>();
-        using var room = new SemaphoreSlim(PendingChunks);
         using var chunks = new Chunks();
-        var receiver = Worker<bool>.Start("ctnetlink dump", () =>
+        var ended = false;
+        System.Runtime.ExceptionServices.ExceptionDispatchInfo? failed = null;
+        DumpState.Finished? finished = null;
+
+        (nint Chunk, int Length)? ReceiveChunk()
         {
-            if (Environment.CurrentManagedThreadId == parser)
+            failed?.Throw();
+            if (ended)
             {
-                return false; // ran inline: nothing received, the caller receives itself
+                return null; // never a recv() past the end: it would wait for a dump that ended
             }
 
+            var chunk = chunks.Take();
+            var length = 0;
             try
             {
-                var ended = false;
-                while (!ended)
+                // Datagrams one after the other (each 4-aligned, as the parser steps), while the
+                // rest of the chunk holds any datagram a kernel sends (netlink_dump() caps its skbs
+                // at 32 KiB; 64 KiB pages once gave more), and until the dump ends.
+                do
                 {
-                    if (!WaitForRoom(room, stop.Token))
-                    {
-                        return true;
-                    }
-
-                    var chunk = chunks.Take();
-                    var length = 0;
-                    try
-                    {
-                        // Datagrams one after the other (each 4-aligned, as the parser steps), while
-                        // the rest of the chunk holds any datagram a kernel sends (netlink_dump() caps
-                        // its skbs at 32 KiB; 64 KiB pages once gave more), and until the dump ends.
-                        do
-                        {
-                            var n = Receive(socket, Chunks.Span(chunk, length, Chunks.Bytes - length));
-                            ended = EndsDump(Chunks.Span(chunk, length, n));
-                            length = (length + n + 3) & ~3;
-                        }
-                        while (!ended && Chunks.Bytes - length >= ChunkRoom);
-                    }
-                    catch
-                    {
-                        // What came before the failure is parsed first, as without overlap.
-                        received.Add((chunk, length));
-                        throw;
-                    }
-
-                    received.Add((chunk, length));
+                    var n = Receive(socket, Chunks.Span(chunk, length, Chunks.Bytes - length));
+                    ended = EndsDump(Chunks.Span(chunk, length, n));
+                    length = (length + n + 3) & ~3;
                 }
-
-                return true;
+                while (!ended && Chunks.Bytes - length >= ChunkRoom);
             }
-            finally
+            catch (Exception e)
             {
-                received.CompleteAdding();
+                // What came before the failure is parsed first, as without overlap; then it is rethrown.
+                failed = System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(e);
             }
-        });
 
-        if (receiver.RanInline)
-        {
-            return null;
+            return (chunk, length);
         }
 
-        try
+        // Done, refused or failed, the receiver is joined before the caller closes the socket under
+        // it and the chunks are freed.
+        if (!ReadAhead.Run(
+            "ctnetlink dump",
+            PendingChunks,
+            ReceiveChunk,
+            c => (finished = state.Take(Chunks.Span(c.Chunk, 0, c.Length))) is not null,
+            c => chunks.Give(c.Chunk)))
         {
-            foreach (var (chunk, length) in received.GetConsumingEnumerable())
-            {
-                try
-                {
-                    if (state.Take(Chunks.Span(chunk, 0, length)) is { } result)
-                    {
-                        return result;
-                    }
-                }
-                finally
-                {
-                    chunks.Give(chunk);
-                    room.Release();
-                }
-            }
-        }
-        finally
-        {
-            // Done, refused or failed: the receiver stops at its next chunk (during a dump recv()
-            // never waits: each call queues the next datagram) and is joined before the caller
-            // closes the socket under it and the chunks are freed.
-            stop.Cancel();
-            _ = receiver.Wait(Timeout.InfiniteTimeSpan);
+            return null; // no thread: nothing received, the caller receives itself
         }
 
-        _ = receiver.Result; // a failed recv() is rethrown here, after what came before it was parsed
-        throw new CheckException("ctnetlink: the kernel closed the dump early");
+        return finished ?? throw new CheckException("ctnetlink: the kernel closed the dump early");
     }
 
     /// <summary>
@@ -479,19 +440,6 @@ public static class ConntrackDump
 
     /// <summary>Another datagram goes into a chunk only while this much of it is free: four times the largest a kernel sends.</summary>
     private const int ChunkRoom = 128 * 1024;
-
-    private static bool WaitForRoom(SemaphoreSlim room, CancellationToken stop)
-    {
-        try
-        {
-            room.Wait(stop);
-            return true;
-        }
-        catch (OperationCanceledException)
-        {
-            return false;
-        }
-    }
 
     /// <summary>
     /// Whether a datagram ends the dump, for the receiver that does not parse: an NLMSG_DONE or an
