@@ -1,3 +1,4 @@
+using System.Globalization;
 using System.Text.Json.Nodes;
 using EphemeralPorts.Metrics;
 using EphemeralPorts.Plugin;
@@ -41,7 +42,12 @@ public sealed class ConntrackTableKind : IExhaustionKind
             return null;
         }
 
-        var full = table.Full ? ", new connections are dropped now" : string.Empty;
+        // Full: early_drop() evicts an entry not yet ASSURED from the buckets beside the new flow's,
+        // else the packet is dropped. With every entry assured (the dump says so) that is now.
+        var full = !table.Full ? string.Empty
+            : table.Unassured == 0 ? ", new connections are dropped now"
+            : table.Unassured is { } unassured ? string.Create(CultureInfo.InvariantCulture, $", new connections are dropped unless early_drop finds one of its {unassured} unassured entries beside them")
+            : ", new connections are dropped unless early_drop finds an unassured entry beside them";
         return new KindVerdict(this, state, table.Percent, $"conntrack table holds {table.Count} of {table.Max} entries ({Numbers.Format(table.Percent)}%){full}",
         [
             $"raise net.netfilter.nf_conntrack_max (now {table.Max}, set in the host's namespace, each namespace's entries held against it) or shorten the timeouts of idle entries (nf_conntrack_tcp_timeout_*)",

@@ -72,6 +72,9 @@ public sealed record ConntrackTable(long Count, long Max, ConntrackStatistics? S
     /// tests/oracle/conntrack_fill.py, docs/nat-model.md).
     /// </summary>
     public bool Full => Max > 0 && Count >= Max;
+
+    /// <summary>Entries not yet ASSURED, which early_drop() may evict for a new flow; null where the dump was not read.</summary>
+    public long? Unassured { get; init; }
 }
 
 /// <summary>

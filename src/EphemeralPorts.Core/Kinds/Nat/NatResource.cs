@@ -105,7 +105,7 @@ public sealed class NatResource : IResource
         }
 
         var keys = sink.Keys(evictable ? SoftPorts.Evictable : SoftPorts.Used, given, rules);
-        return new NatReading(table, keys, null, evictable) { UnknownRanges = keys.Count(k => !k.RangeKnown) };
+        return new NatReading(table with { Unassured = sink.Unassured }, keys, null, evictable) { UnknownRanges = keys.Count(k => !k.RangeKnown) };
     }
 
     /// <summary>
@@ -201,8 +201,16 @@ public sealed class NatResource : IResource
         /// <summary>Whether any entry was source-NATed: only then is there a key to analyse.</summary>
         public bool AnySourceNat { get; private set; }
 
+        /// <summary>Entries of every protocol without ASSURED: what early_drop() may evict when the table is full.</summary>
+        public long Unassured { get; private set; }
+
         public void Add(in ConntrackEntry entry)
         {
+            if (!entry.IsAssured)
+            {
+                Unassured++;
+            }
+
             // nf_nat picks ports for port-carrying protocols; ICMP ids are another story.
             if (entry.Protocol is not (6 or 17 or 33 or 132 or 136))
             {

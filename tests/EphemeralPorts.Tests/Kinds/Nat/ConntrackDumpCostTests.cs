@@ -12,6 +12,9 @@ namespace EphemeralPorts.Tests.Kinds.Nat;
 /// <c>CEP_BENCH_CONNTRACK=100000 dotnet test ... --filter ConntrackDumpCostTests</c>). Entries are
 /// made by tests/fixtures/conntrack/fill.py through ctnetlink in a throwaway namespace.
 /// </summary>
+// Its namespaces hold conntrack entries and rules: serialized with the other tests that count
+// every namespace of the host (ConntrackTableOracleTests' --all-namespaces sum).
+[Collection(Oracle.NamespaceCollection.Name)]
 public class ConntrackDumpCostTests(ITestOutputHelper output)
 {
     private sealed class CountingSink : IConntrackSink

@@ -100,6 +100,9 @@ internal sealed class NatLab : IDisposable
 /// the router's namespace, with and without the kernel-side filters; the counters both ways; and
 /// the refusal without CAP_NET_ADMIN.
 /// </summary>
+// Its namespaces hold conntrack entries and rules: serialized with the other tests that count
+// every namespace of the host (ConntrackTableOracleTests' --all-namespaces sum).
+[Collection(Oracle.NamespaceCollection.Name)]
 public class ConntrackDumpTests
 {
     private const int Low = 40000;

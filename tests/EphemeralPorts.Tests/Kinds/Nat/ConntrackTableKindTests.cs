@@ -14,8 +14,8 @@ public class ConntrackTableKindTests
 {
     private static readonly Thresholds Defaults = new(NagiosRange.Parse("70"), NagiosRange.Parse("85"));
 
-    private static KindVerdict? Evaluate(long count, long max) =>
-        ConntrackTableKind.Instance.Evaluate(Readings(new ConntrackTable(count, max, null, "a test")), Defaults);
+    private static KindVerdict? Evaluate(long count, long max, long? unassured = 0) =>
+        ConntrackTableKind.Instance.Evaluate(Readings(new ConntrackTable(count, max, null, "a test") { Unassured = unassured }), Defaults);
 
     private static Readings Readings(ConntrackTable table) =>
         new(Reports.Of("idle-default-range").Shown.Usage, new Dictionary<IResource, object> { [NatResource.Instance] = new NatReading(table, null, null, false) });
@@ -49,6 +49,10 @@ public class ConntrackTableKindTests
         var full = Evaluate(262_144, 262_144).ShouldNotBeNull();
         full.State.ShouldBe(ServiceState.Critical);
         full.Sentence.ShouldBe("conntrack table holds 262144 of 262144 entries (100%), new connections are dropped now");
+
+        // Entries not yet assured may be evicted for a new flow (early_drop): dropped only "unless".
+        Evaluate(262_144, 262_144, 17).ShouldNotBeNull().Sentence.ShouldBe("conntrack table holds 262144 of 262144 entries (100%), new connections are dropped unless early_drop finds one of its 17 unassured entries beside them");
+        Evaluate(262_144, 262_144, null).ShouldNotBeNull().Sentence.ShouldBe("conntrack table holds 262144 of 262144 entries (100%), new connections are dropped unless early_drop finds an unassured entry beside them", "the dump was not read");
 
         Evaluate(100, 262_144).ShouldBeNull("quiet while OK");
         Evaluate(100, 0).ShouldBeNull("no limit, nothing to fill");

@@ -278,6 +278,8 @@ public class ConntrackTableOracleTests(ConntrackLab lab, ITestOutputHelper outpu
             output.WriteLine(run.FirstLine);
             run.ExitCode.ShouldBe(2, run.Stdout);
             Perf(run, "conntrack_early_drop").ShouldBe(lab.Ask("stat c").GetProperty("counters").GetProperty("early_drop").GetInt64());
+            run.FirstLine.ShouldContain("unassured entries beside them", Case.Sensitive, "full of unassured entries, a new flow is not simply dropped");
+            run.FirstLine.ShouldNotContain("dropped now", Case.Sensitive);
         }
         finally
         {

@@ -13,6 +13,9 @@ namespace EphemeralPorts.Tests.Kinds.Nat;
 /// hand-written expectations the captured dumps are also held to. As an unprivileged user the
 /// reader is refused and says so.
 /// </summary>
+// Its namespaces hold conntrack entries and rules: serialized with the other tests that count
+// every namespace of the host (ConntrackTableOracleTests' --all-namespaces sum).
+[Collection(Oracle.NamespaceCollection.Name)]
 public class NatRulesLiveTests
 {
     private static string Fixture(string name) => Path.Combine(Repo.Fixtures, "natrules", name);
