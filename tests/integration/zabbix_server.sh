@@ -79,7 +79,9 @@ class Api:
             else:
                 body["auth"] = self.token
         req = urllib.request.Request(self.url, json.dumps(body).encode(), headers)
-        reply = json.load(urllib.request.urlopen(req, timeout=60))
+        # 180 s: once (a fresh-clone CI run, 6.0) linking a host to the template, which now carries
+        # a discovery rule, took the frontend over 60 s while the server worked; a call is not retried.
+        reply = json.load(urllib.request.urlopen(req, timeout=180))
         if "error" in reply:
             raise RuntimeError("%s: %s" % (method, reply["error"]))
         return reply["result"]
